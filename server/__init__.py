@@ -1,0 +1,40 @@
+"""Postdesk: a helpdesk inside Gmail. ``create_app`` builds the Flask backend."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then ``POSTDESK_*`` environment variables, then ``config``."""
+    instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("POSTDESK_INSTANCE_PATH") or None
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    from server.config import Defaults
+
+    app.config.from_object(Defaults)
+    app.config.from_prefixed_env("POSTDESK")
+    if config:
+        app.config.update(config)
+
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'postdesk.sqlite3'}"
+    if not app.config["SECRET_KEY"]:
+        from server.crypto import instance_secret
+
+        with app.app_context():
+            app.config["SECRET_KEY"] = instance_secret("secret.key", lambda: secrets.token_urlsafe(48))
+
+    from server import cli, db, errors, health
+
+    db.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,44 @@
+"""Postdesk settings: documented defaults here, then ``POSTDESK_*`` environment variables.
+
+``create_app`` loads :class:`Defaults`, then every ``POSTDESK_<NAME>`` variable (values that parse as
+JSON become numbers/booleans/lists, as Flask's ``from_prefixed_env`` does), then the mapping passed to
+``create_app`` (tests). docs/configuration.md lists every setting.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class Defaults:
+    #: SQLAlchemy URL. Empty means ``sqlite:///<instance folder>/postdesk.sqlite3``.
+    DATABASE_URL = ""
+    #: Flask's session signing key. Empty means: generated once and kept in the instance folder.
+    SECRET_KEY = ""
+    #: Fernet key (urlsafe base64, 32 bytes) that encrypts mailbox credentials at rest. Empty means:
+    #: generated once and kept (mode 0600) in the instance folder.
+    ENCRYPTION_KEY = ""
+    #: Demo mode turns on the card previewer and the seeded sandbox helpers; never in production.
+    DEMO = False
+
+    # --- Gmail client -----------------------------------------------------------------------------
+    #: Seconds before one HTTP call to Gmail gives up (then it is retried like a 5xx).
+    GMAIL_HTTP_TIMEOUT = 30
+    #: Attempts per Gmail call (first try included) for 429, 5xx and timeouts.
+    GMAIL_MAX_ATTEMPTS = 6
+    #: First backoff in seconds; doubles each attempt, with full jitter, capped below.
+    GMAIL_BACKOFF_BASE = 0.5
+    GMAIL_BACKOFF_CAP = 32.0
+    #: Messages fetched per batch request (Gmail allows 100, recommends at most 50).
+    GMAIL_BATCH_SIZE = 50
+
+    # --- Sync -------------------------------------------------------------------------------------
+    #: Seconds between polls of each mailbox (`postdesk sync` without --once, and the worker).
+    POLL_SECONDS = 60
+    #: Days of mail a first connect (or an expired history checkpoint) reads back.
+    FULL_SYNC_DAYS = 30
+
+
+def env_flag(name: str) -> bool:
+    """True when an environment variable is set to a true-ish value (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

@@ -1,0 +1,96 @@
+"""The database: one engine per app, one session per app context, and ``postdesk init-db``.
+
+SQLite runs in WAL mode with foreign keys on and a busy timeout, so the web process, the worker and a
+CLI command can share one file. The schema is owned by Alembic (server/migrations); ``init_db``
+upgrades to head.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+_EXTENSION = "postdesk.db"
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with Postdesk's connection settings (SQLite pragmas, pool pre-ping)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _enable_sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def get_engine(app: Flask | None = None) -> Engine:
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return app.extensions[_EXTENSION]["engine"]
+
+
+def get_session() -> Session:
+    """The session of the current app context, opened on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions[_EXTENSION]["sessionmaker"]()
+    session: Session = g.db_session
+    return session
+
+
+def _close_session(_exc: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def database_is_reachable() -> bool:
+    try:
+        with get_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:  # any driver error means "not healthy"; /healthz reports it, never raises
+        return False
+    return True
+
+
+def init_db(app: Flask | None = None) -> None:
+    """Create or upgrade the schema to the newest migration."""
+    from server.migrations import upgrade_to_head
+
+    upgrade_to_head(get_engine(app))
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create the database or upgrade it to the newest schema."""
+    init_db()
+    click.echo(f"database ready: {get_engine().url.render_as_string(hide_password=True)}")
+
+
+def init_app(app: Flask) -> None:
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions[_EXTENSION] = {
+        "engine": engine,
+        "sessionmaker": sessionmaker(bind=engine, expire_on_commit=False),
+    }
+    app.teardown_appcontext(_close_session)
+    app.cli.add_command(init_db_command)

@@ -1,0 +1,410 @@
+"""The Gmail API client Postdesk uses: credentials, retries with backoff, batching and a quota meter.
+
+One :class:`GmailClient` per mailbox and per thread (httplib2 connections are not thread-safe).
+Every call goes through :meth:`GmailClient.call`, which retries 429, 5xx, rate-limit 403s and
+timeouts with exponential backoff and full jitter, honours ``Retry-After``, and meters quota units.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import socket
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import google_auth_httplib2
+import httplib2
+from google.auth.credentials import AnonymousCredentials, Credentials
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+from googleapiclient.http import BatchHttpRequest, HttpRequest
+
+from server.gmail.errors import GmailApiError, GmailCredentialsError, GmailUnavailable, HistoryExpired
+from server.gmail.quota import units_for
+
+log = logging.getLogger(__name__)
+
+#: Read, label and send: everything Postdesk does in a shared mailbox, and no more.
+SCOPES = ("https://www.googleapis.com/auth/gmail.modify",)
+GOOGLE_BATCH_URI = "https://gmail.googleapis.com/batch/gmail/v1"
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+#: The longest Retry-After we honour; a larger one is treated as this many seconds.
+MAX_RETRY_AFTER = 300.0
+_TRANSPORT_ERRORS = (
+    TimeoutError,
+    socket.timeout,
+    ConnectionError,
+    ssl.SSLError,
+    httplib2.HttpLib2Error,
+    OSError,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base: float = 0.5
+    cap: float = 32.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: Callable[[], float]) -> float:
+        """Full-jitter exponential backoff for ``attempt`` (1-based), never shorter than Retry-After."""
+        jittered = rng() * min(self.cap, self.base * 2 ** (attempt - 1))
+        return max(jittered, min(retry_after or 0.0, MAX_RETRY_AFTER))
+
+
+@dataclass
+class QuotaMeter:
+    """Quota units this client spent, by Gmail method (as Gmail's usage-limits table prices them)."""
+
+    by_method: Counter[str] = field(default_factory=Counter)
+    calls: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+
+    def spend(self, method: str, count: int = 1) -> None:
+        self.by_method[method] += units_for(method) * count
+        self.calls[method] += count
+
+    @property
+    def units_total(self) -> int:
+        return sum(self.by_method.values())
+
+
+@dataclass
+class BatchResult:
+    messages: dict[str, dict[str, Any]]
+    #: Ids Gmail answered 404 for (deleted since they were listed).
+    missing: list[str]
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, seconds) if seconds == seconds else None  # NaN guard
+
+
+def _error_reason(error: HttpError) -> tuple[str, str]:
+    try:
+        body = json.loads(error.content.decode("utf-8", "replace"))
+        details = body["error"]
+        reasons = details.get("errors") or [{}]
+        return str(reasons[0].get("reason", "")), str(details.get("message", ""))
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return "", str(error.reason or "")
+
+
+def is_retryable(status: int, reason: str) -> bool:
+    return status in RETRYABLE_STATUSES or (status == 403 and reason in RATE_LIMIT_REASONS)
+
+
+def credentials_for(auth_kind: str, secret: dict[str, Any] | None, address: str) -> Credentials:
+    """Google credentials for a mailbox: anonymous (sandbox), delegated service account, or OAuth."""
+    if auth_kind == "sandbox":
+        return AnonymousCredentials()
+    if not secret:
+        raise GmailCredentialsError(f"mailbox {address} has no stored credentials")
+    try:
+        if auth_kind == "service_account":
+            from google.oauth2 import service_account
+
+            creds = service_account.Credentials.from_service_account_info(secret, scopes=SCOPES)
+            return creds.with_subject(address)
+        if auth_kind == "oauth":
+            from google.oauth2.credentials import Credentials as UserCredentials
+
+            return UserCredentials(
+                None,
+                refresh_token=secret["refresh_token"],
+                token_uri=secret.get("token_uri", "https://oauth2.googleapis.com/token"),
+                client_id=secret["client_id"],
+                client_secret=secret["client_secret"],
+                scopes=list(SCOPES),
+            )
+    except (KeyError, ValueError) as exc:
+        raise GmailCredentialsError(
+            f"mailbox {address}: stored {auth_kind} credentials are incomplete"
+        ) from exc
+    raise GmailCredentialsError(f"mailbox {address}: unknown auth kind {auth_kind!r}")
+
+
+class GmailClient:
+    """Gmail API calls for one mailbox, with retries, batching and quota metering."""
+
+    def __init__(
+        self,
+        address: str,
+        credentials: Credentials,
+        api_endpoint: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        batch_size: int = 50,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.address = address
+        self.retry = retry or RetryPolicy()
+        self.batch_size = max(1, min(batch_size, 100))
+        self.sleep = sleep
+        self.rng = rng
+        self.meter = QuotaMeter()
+        http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
+        options = {"api_endpoint": api_endpoint} if api_endpoint else None
+        self.service = build(
+            "gmail", "v1", http=http, client_options=options, static_discovery=True, cache_discovery=False
+        )
+        # new_batch_http_request() would post to Google whatever the endpoint: build the URI ourselves.
+        self.batch_uri = f"{api_endpoint.rstrip('/')}/batch/gmail/v1" if api_endpoint else GOOGLE_BATCH_URI
+
+    def close(self) -> None:
+        """Close the HTTP connections (one client per job; close it when the job ends)."""
+        self.service.close()
+
+    def __enter__(self) -> GmailClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def users(self) -> Any:
+        return self.service.users()
+
+    # --- the one way to call Gmail -----------------------------------------------------------------
+    def call(self, method: str, request: HttpRequest) -> Any:
+        """Execute ``request`` (Gmail method ``method``), retrying what is worth retrying."""
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                result = request.execute(num_retries=0)
+            except HttpError as error:
+                status = int(error.resp.status)
+                reason, message = _error_reason(error)
+                if not is_retryable(status, reason):
+                    self.meter.spend(method)
+                    raise GmailApiError(method, status, reason, message) from error
+                retry_after = parse_retry_after(error.resp.get("retry-after"))
+                problem = f"HTTP {status} {reason}"
+            except _TRANSPORT_ERRORS as error:
+                retry_after = None
+                problem = type(error).__name__
+            else:
+                self.meter.spend(method)
+                return result
+            if attempt == self.retry.max_attempts:
+                raise GmailUnavailable(f"{method}: gave up after {attempt} attempts ({problem})")
+            delay = self.retry.delay(attempt, retry_after, self.rng)
+            self.meter.retries += 1
+            log.info(
+                "gmail_retry method=%s attempt=%d problem=%r delay=%.2f", method, attempt, problem, delay
+            )
+            self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    # --- Gmail methods -----------------------------------------------------------------------------
+    def profile(self) -> dict[str, Any]:
+        return self.call("getProfile", self.users.getProfile(userId=self.address))
+
+    def labels(self) -> list[dict[str, Any]]:
+        return self.call("labels.list", self.users.labels().list(userId=self.address)).get("labels", [])
+
+    def create_label(self, name: str) -> dict[str, Any]:
+        request = self.users.labels().create(userId=self.address, body={"name": name})
+        return self.call("labels.create", request)
+
+    def list_messages(
+        self,
+        query: str = "",
+        *,
+        label_ids: Sequence[str] = (),
+        page_token: str | None = None,
+        max_results: int = 500,
+    ) -> dict[str, Any]:
+        request = self.users.messages().list(
+            userId=self.address,
+            q=query or None,
+            labelIds=list(label_ids) or None,
+            pageToken=page_token,
+            maxResults=max_results,
+        )
+        return self.call("messages.list", request)
+
+    def iter_message_ids(self, query: str = "", *, label_ids: Sequence[str] = ()) -> Iterable[str]:
+        """Every message id matching ``query``, page by page (newest first, as Gmail lists them)."""
+        token: str | None = None
+        while True:
+            page = self.list_messages(query, label_ids=label_ids, page_token=token)
+            for item in page.get("messages", []):
+                yield item["id"]
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def history(
+        self, start_history_id: int, *, page_token: str | None = None, history_types: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """One page of ``history.list``; a 404 (checkpoint too old) raises :class:`HistoryExpired`."""
+        request = self.users.history().list(
+            userId=self.address,
+            startHistoryId=str(start_history_id),
+            pageToken=page_token,
+            historyTypes=list(history_types) or None,
+            maxResults=500,
+        )
+        try:
+            return self.call("history.list", request)
+        except GmailApiError as error:
+            if error.status == 404:
+                raise HistoryExpired(
+                    f"{self.address}: history from {start_history_id} is no longer available"
+                ) from error
+            raise
+
+    def get_message(self, message_id: str, fmt: str = "full") -> dict[str, Any]:
+        return self.call(
+            "messages.get", self.users.messages().get(userId=self.address, id=message_id, format=fmt)
+        )
+
+    def get_thread(self, thread_id: str, fmt: str = "full") -> dict[str, Any]:
+        return self.call(
+            "threads.get", self.users.threads().get(userId=self.address, id=thread_id, format=fmt)
+        )
+
+    def get_messages(self, message_ids: Iterable[str], fmt: str = "full") -> BatchResult:
+        """Fetch many messages with batch requests of at most ``batch_size``; retry the failed ones."""
+        pending = list(dict.fromkeys(message_ids))
+        found: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for attempt in range(1, self.retry.max_attempts + 1):
+            retry: list[str] = []
+            retry_after: float | None = None
+            for start in range(0, len(pending), self.batch_size):
+                chunk = pending[start : start + self.batch_size]
+                failed, wait = self._batch_get(chunk, fmt, found, missing)
+                retry.extend(failed)
+                if wait is not None:
+                    retry_after = max(retry_after or 0.0, wait)
+            if not retry:
+                return BatchResult(found, missing)
+            if attempt == self.retry.max_attempts:
+                raise GmailUnavailable(
+                    f"messages.get: {len(retry)} messages still failing after {attempt} attempts"
+                )
+            self.meter.retries += 1
+            self.sleep(self.retry.delay(attempt, retry_after, self.rng))
+            pending = retry
+        raise AssertionError("unreachable")
+
+    def _batch_get(
+        self, ids: list[str], fmt: str, found: dict[str, dict[str, Any]], missing: list[str]
+    ) -> tuple[list[str], float | None]:
+        failed: list[str] = []
+        waits: list[float] = []
+
+        def collect(request_id: str, response: Any, error: HttpError | None) -> None:
+            if error is None:
+                self.meter.spend("messages.get")
+                found[request_id] = response
+                return
+            status = int(error.resp.status)
+            reason, message = _error_reason(error)
+            if status == 404:
+                self.meter.spend("messages.get")
+                missing.append(request_id)
+            elif is_retryable(status, reason):
+                failed.append(request_id)
+                wait = parse_retry_after(error.resp.get("retry-after"))
+                if wait is not None:
+                    waits.append(wait)
+            else:
+                raise GmailApiError("messages.get", status, reason, message) from error
+
+        batch = BatchHttpRequest(callback=collect, batch_uri=self.batch_uri)
+        for message_id in ids:
+            batch.add(
+                self.users.messages().get(userId=self.address, id=message_id, format=fmt),
+                request_id=message_id,
+            )
+        try:
+            batch.execute()
+        except HttpError as error:  # the batch request itself failed: retry all of it if that helps
+            status = int(error.resp.status)
+            reason, message = _error_reason(error)
+            if not is_retryable(status, reason):
+                raise GmailApiError("batch", status, reason, message) from error
+            wait = parse_retry_after(error.resp.get("retry-after"))
+            return [i for i in ids if i not in found and i not in missing], wait
+        except _TRANSPORT_ERRORS:
+            return [i for i in ids if i not in found and i not in missing], None
+        return failed, max(waits) if waits else None
+
+    def send(self, raw: bytes, thread_id: str | None = None) -> dict[str, Any]:
+        import base64
+
+        body: dict[str, Any] = {"raw": base64.urlsafe_b64encode(raw).decode("ascii")}
+        if thread_id:
+            body["threadId"] = thread_id
+        return self.call("messages.send", self.users.messages().send(userId=self.address, body=body))
+
+    def modify(self, message_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> dict[str, Any]:
+        body = {"addLabelIds": list(add), "removeLabelIds": list(remove)}
+        return self.call(
+            "messages.modify", self.users.messages().modify(userId=self.address, id=message_id, body=body)
+        )
+
+    def attachment(self, message_id: str, attachment_id: str) -> dict[str, Any]:
+        request = (
+            self.users.messages()
+            .attachments()
+            .get(userId=self.address, messageId=message_id, id=attachment_id)
+        )
+        return self.call("messages.attachments.get", request)
+
+    def find_by_rfc822_id(self, rfc822_id: str) -> list[str]:
+        """Gmail ids of messages with this Message-ID (how a send of unknown outcome is confirmed)."""
+        page = self.list_messages(f"rfc822msgid:{rfc822_id.strip('<>')}", max_results=10)
+        return [m["id"] for m in page.get("messages", [])]
+
+
+def client_for_mailbox(mailbox: Any, config: dict[str, Any] | None = None, **overrides: Any) -> GmailClient:
+    """A client for a stored :class:`~server.models.Mailbox`, with the app's retry settings."""
+    from flask import current_app
+
+    from server.crypto import SecretError, decrypt_json
+
+    settings = config if config is not None else current_app.config
+    secret = None
+    if mailbox.credentials_encrypted:
+        try:
+            secret = decrypt_json(mailbox.credentials_encrypted)
+        except SecretError as exc:
+            raise GmailCredentialsError(f"mailbox {mailbox.address}: {exc}") from exc
+    options: dict[str, Any] = {
+        "retry": RetryPolicy(
+            settings["GMAIL_MAX_ATTEMPTS"], settings["GMAIL_BACKOFF_BASE"], settings["GMAIL_BACKOFF_CAP"]
+        ),
+        "timeout": settings["GMAIL_HTTP_TIMEOUT"],
+        "batch_size": settings["GMAIL_BATCH_SIZE"],
+    }
+    options.update(overrides)
+    credentials = credentials_for(mailbox.auth_kind, secret, mailbox.address)
+    return GmailClient(mailbox.address, credentials, mailbox.api_endpoint, **options)

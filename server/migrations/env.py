@@ -1,0 +1,39 @@
+"""Alembic environment: uses the connection handed over by ``upgrade_to_head`` (or the URL)."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from server.models import Base, UTCDateTime
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def render_item(type_: str, obj: object, _context: object) -> str | bool:
+    # Migrations spell plain SQLAlchemy types, so they never import the models' own.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def run_migrations(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_item=render_item,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    run_migrations(connection)
+else:
+    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.begin() as conn:
+        run_migrations(conn)

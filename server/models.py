@@ -1,0 +1,476 @@
+"""The data model of DESIGN.md as typed SQLAlchemy 2 models.
+
+Every value list (statuses, priorities, roles …) lives here once, as a ``StrEnum``; columns store the
+plain strings (VARCHAR + CHECK), so PostgreSQL and SQLite behave alike and a new value is a migration
+of one constraint, not of a native enum type. All instants are aware UTC datetimes (:class:`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
+
+# Stable constraint names, so Alembic can alter them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+EMAIL_LENGTH = 320  # RFC 5321: 64 local part + @ + 255 domain
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
+        value = value.astimezone(UTC)
+        # SQLite stores the text as written: drop the offset so values sort and compare as text.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+def _one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
+    allowed = ", ".join(f"'{v.value}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
+
+
+class AuthKind(StrEnum):
+    SANDBOX = "sandbox"
+    SERVICE_ACCOUNT = "service_account"
+    OAUTH = "oauth"
+
+
+class SyncState(StrEnum):
+    NEW = "new"  # never synced: the first sync is a bounded full sync
+    FULL_SYNC = "full_sync"
+    INCREMENTAL = "incremental"
+    ERROR = "error"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+class Locale(StrEnum):
+    EN = "en"
+    RU = "ru"
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    ON_HOLD = "on_hold"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class ActorKind(StrEnum):
+    AGENT = "agent"
+    RULE = "rule"
+    SYSTEM = "system"
+
+
+class Trigger(StrEnum):
+    TICKET_CREATED = "ticket_created"
+    CUSTOMER_REPLIED = "customer_replied"
+    AGENT_REPLIED = "agent_replied"
+    TIME = "time"
+
+
+class OutboxKind(StrEnum):
+    AUTO_REPLY = "auto_reply"
+    REPLY = "reply"
+    NOTIFICATION = "notification"
+    REMINDER = "reminder"
+    SURVEY = "survey"
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"  # decided, not yet handed to Gmail
+    SENDING = "sending"  # handed over; outcome unknown until confirmed (search rfc822msgid: first)
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the last attempt; the reason is in last_error
+    CANCELLED = "cancelled"
+
+
+mailbox_members = Table(
+    "mailbox_members",
+    Base.metadata,
+    Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("agent_id", ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Mailbox(Base):
+    __tablename__ = "mailboxes"
+    __table_args__ = (_one_of("auth_kind", AuthKind), _one_of("sync_state", SyncState))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(EMAIL_LENGTH), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    auth_kind: Mapped[str] = mapped_column(String(32))
+    #: Gmail API base URL; empty for Google itself, the sandbox URL otherwise.
+    api_endpoint: Mapped[str | None] = mapped_column(String(500))
+    #: Fernet-encrypted JSON (service-account key or OAuth refresh token); see server.crypto.
+    credentials_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    history_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_sync_at: Mapped[datetime | None]
+    sync_state: Mapped[str] = mapped_column(String(32), default=SyncState.NEW)
+    sync_error: Mapped[str | None] = mapped_column(Text)
+    next_ticket_number: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    members: Mapped[list[Agent]] = relationship(secondary=mailbox_members, back_populates="mailboxes")
+
+    def __repr__(self) -> str:
+        return f"<Mailbox {self.address}>"
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    __table_args__ = (_one_of("role", Role), _one_of("locale", Locale))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16), default=Role.AGENT)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    locale: Mapped[str] = mapped_column(String(8), default=Locale.EN)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Away agents keep their tickets but get no new ones from automatic assignment.
+    away: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    mailboxes: Mapped[list[Mailbox]] = relationship(secondary=mailbox_members, back_populates="members")
+
+    def __repr__(self) -> str:
+        return f"<Agent {self.email}>"
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("mailbox_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(EMAIL_LENGTH))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tickets: WriteOnlyMapped[Ticket] = relationship(back_populates="customer")
+
+
+class SlaPolicy(Base):
+    __tablename__ = "sla_policies"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    #: ``{"urgent": {"first_response_minutes": 60, "resolution_minutes": 480}, …}`` per priority.
+    targets: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The business calendar: ``timezone``, ``hours`` per weekday, ``holidays``, ``closed``, ``open``.
+    calendar: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pausing_statuses: Mapped[list[Any]] = mapped_column(
+        default=lambda: [TicketStatus.PENDING.value, TicketStatus.ON_HOLD.value]
+    )
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "number"),
+        UniqueConstraint("mailbox_id", "gmail_thread_id"),
+        _one_of("status", TicketStatus),
+        _one_of("priority", Priority),
+        # The reminder scans read only what is due: one index per deadline column.
+        Index("ix_tickets_due_at", "due_at"),
+        Index("ix_tickets_first_response_due_at", "first_response_due_at"),
+        Index("ix_tickets_resolution_due_at", "resolution_due_at"),
+        Index("ix_tickets_snoozed_until", "snoozed_until"),
+        Index("ix_tickets_mailbox_status", "mailbox_id", "status"),
+        Index("ix_tickets_assignee_status", "assignee_id", "status"),
+        Index("ix_tickets_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    gmail_thread_id: Mapped[str | None] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default=TicketStatus.OPEN)
+    priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    sla_policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id", ondelete="SET NULL"))
+    #: The next deadline of any kind: min(first_response_due_at, resolution_due_at) while they apply.
+    due_at: Mapped[datetime | None]
+    first_response_due_at: Mapped[datetime | None]
+    resolution_due_at: Mapped[datetime | None]
+    first_responded_at: Mapped[datetime | None]
+    solved_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    mailbox: Mapped[Mailbox] = relationship()
+    customer: Mapped[Customer | None] = relationship(back_populates="tickets")
+    assignee: Mapped[Agent | None] = relationship()
+    sla_policy: Mapped[SlaPolicy | None] = relationship()
+    tags: Mapped[list[TicketTag]] = relationship(
+        back_populates="ticket", cascade="all, delete-orphan", order_by="TicketTag.name"
+    )
+    messages: WriteOnlyMapped[Message] = relationship(
+        back_populates="ticket", order_by="Message.sent_at", passive_deletes=True
+    )
+    notes: WriteOnlyMapped[Note] = relationship(back_populates="ticket", passive_deletes=True)
+    events: WriteOnlyMapped[Event] = relationship(
+        back_populates="ticket", order_by="Event.id", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<Ticket #{self.number} mailbox={self.mailbox_id}>"
+
+
+class TicketTag(Base):
+    """A tag on a ticket; a table of its own so reports can count per tag with an index."""
+
+    __tablename__ = "ticket_tags"
+    __table_args__ = (Index("ix_ticket_tags_name", "name"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="tags")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "gmail_id"),
+        Index("ix_messages_mailbox_rfc822", "mailbox_id", "rfc822_message_id"),
+        Index("ix_messages_ticket_sent_at", "ticket_id", "sent_at"),
+        _one_of("direction", Direction),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    gmail_id: Mapped[str] = mapped_column(String(64))
+    gmail_thread_id: Mapped[str] = mapped_column(String(64))
+    rfc822_message_id: Mapped[str | None] = mapped_column(String(998))
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    references: Mapped[str | None] = mapped_column(Text)
+    direction: Mapped[str] = mapped_column(String(16))
+    from_email: Mapped[str] = mapped_column(String(EMAIL_LENGTH), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    to: Mapped[str] = mapped_column(Text, default="")
+    cc: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime]
+    text: Mapped[str] = mapped_column(Text, default="")
+    #: Sanitized HTML (never the raw HTML of the email).
+    html: Mapped[str | None] = mapped_column(Text)
+    #: ``[{"filename", "mime_type", "size", "attachment_id"}]``
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
+    labels: Mapped[list[Any]] = mapped_column(default=list)
+    #: Automatic mail (auto-replies, bounces, lists): filed, never acted on.
+    is_auto: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: What could not be parsed or decoded (charset, boundary …); empty when the mail was clean.
+    parse_problems: Mapped[list[Any]] = mapped_column(default=list)
+    trashed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    __table_args__ = (Index("ix_notes_ticket", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    #: Agent ids mentioned with @.
+    mentions: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="notes")
+    author: Mapped[Agent | None] = relationship()
+
+
+class Event(Base):
+    """The audit log: who (an agent, a rule or the system) changed what, from what, to what."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_ticket", "ticket_id", "id"),
+        Index("ix_events_kind_created", "kind", "created_at"),
+        _one_of("actor_kind", ActorKind),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    actor_rule_id: Mapped[int | None] = mapped_column(ForeignKey("rules.id", ondelete="SET NULL"))
+    #: What happened, e.g. ``ticket_created``, ``status_changed``, ``auto_reply_suppressed``.
+    kind: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket | None] = relationship(back_populates="events")
+
+
+class Rule(Base):
+    __tablename__ = "rules"
+    __table_args__ = (
+        Index("ix_rules_mailbox_position", "mailbox_id", "position"),
+        _one_of("trigger", Trigger),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    trigger: Mapped[str] = mapped_column(String(32))
+    #: The condition tree and action list as the ``rules`` package loads and validates them.
+    conditions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actions: Mapped[list[Any]] = mapped_column(default=list)
+    position: Mapped[int] = mapped_column(default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    stop_processing: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Template(Base):
+    __tablename__ = "templates"
+    __table_args__ = (
+        Index("ix_templates_mailbox", "mailbox_id"),
+        _one_of("locale", Locale),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    #: Set for a personal template; shared templates have no owner.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    locale: Mapped[str] = mapped_column(String(8), default=Locale.EN)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Outbox(Base):
+    """Every email Postdesk sends, recorded in the transaction that decided to send it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_state_next_attempt", "state", "next_attempt_at"),
+        _one_of("kind", OutboxKind),
+        _one_of("state", OutboxState),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    #: Unique per decision (e.g. ``ack:<ticket>``, ``reminder:<ticket>:<kind>:<deadline>``): sent once.
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    #: Our own RFC 822 Message-ID; searched with ``rfc822msgid:`` before any retry.
+    message_id: Mapped[str] = mapped_column(String(300), unique=True)
+    to: Mapped[str] = mapped_column(Text)
+    cc: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default=OutboxState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    gmail_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class Survey(Base):
+    """A CSAT request for a solved ticket, and the customer's 1–5 answer."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (CheckConstraint("rating IS NULL OR (rating BETWEEN 1 AND 5)", name="rating_range"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), unique=True)
+    #: The unguessable token in the survey link.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    sent_at: Mapped[datetime | None]
+    rating: Mapped[int | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,96 @@
+"""Starting the processes: the web app (gunicorn or Werkzeug), the Gmail sandbox, and the demo."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from werkzeug.serving import make_server
+
+from server.gmail.sandbox import Sandbox, SandboxServer
+from server.gmail.sandbox.seed import DEMO_MAILBOX, DEMO_MAILBOX_NAME, DEMO_TEAM, seed_demo_mailbox
+
+log = logging.getLogger(__name__)
+
+
+def serve_web(host: str, port: int, workers: int) -> None:
+    """Serve ``create_app()`` with gunicorn (each worker builds its own app), else with Werkzeug."""
+    from server import create_app
+
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError:  # Windows, or a minimal install
+        click.echo(f"Postdesk web on http://{host}:{port}/ (Werkzeug; install gunicorn for production)")
+        make_server(host, port, create_app(), threaded=True).serve_forever()
+        return
+
+    class PostdeskGunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Flask:
+            return create_app()
+
+    PostdeskGunicorn().run()
+
+
+def start_sandbox(
+    host: str,
+    port: int,
+    *,
+    seed: str = "empty",
+    state_file: str | None = None,
+    enforce_rate_limit: bool = True,
+) -> SandboxServer:
+    """A sandbox server (not yet serving); ``seed="demo"`` fills an empty one with the demo mailbox."""
+    sandbox = Sandbox(state_file)
+    if seed == "demo" and not sandbox.users:
+        seed_demo_mailbox(sandbox)
+    return SandboxServer(host, port, sandbox, enforce_rate_limit=enforce_rate_limit)
+
+
+def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> None:
+    """One process for trying Postdesk: seeded sandbox, a fresh demo database, the web app."""
+    from server import create_app
+    from server.accounts import MailboxSpec, add_mailbox, ensure_agent
+    from server.db import get_session, init_db
+    from server.models import AuthKind, Role
+
+    sandbox = start_sandbox(host, sandbox_port, seed="demo").start()
+    database = Path(instance_path) / "demo.sqlite3"
+    for suffix in ("", "-wal", "-shm"):  # the sandbox is new each run, so is the demo data
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    app = create_app({"DATABASE_URL": f"sqlite:///{database}", "DEMO": True})
+    with app.app_context():
+        init_db()
+        session = get_session()
+        mailbox = add_mailbox(
+            session, MailboxSpec(DEMO_MAILBOX, AuthKind.SANDBOX, sandbox.url, None, DEMO_MAILBOX_NAME)
+        )
+        for index, (email, name, locale) in enumerate(DEMO_TEAM):
+            role = Role.ADMIN if index == 0 else Role.AGENT
+            ensure_agent(session, email, name, role=role, locale=locale, mailbox=mailbox)
+    web = make_server(host, port, app, threaded=True)
+    urls: dict[str, Any] = {
+        "web": f"http://{host}:{web.server_address[1]}/",
+        "health": f"http://{host}:{web.server_address[1]}/healthz",
+        "gmail sandbox": sandbox.url,
+        "mailbox": f"{DEMO_MAILBOX} ({len(sandbox.sandbox.user(DEMO_MAILBOX).messages)} messages)",
+        "database": str(database),
+    }
+    click.echo("Postdesk demo is running:")
+    for name, value in urls.items():
+        click.echo(f"  {name:<14} {value}")
+    click.echo("Press Ctrl+C to stop.")
+    try:
+        web.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        web.server_close()
+        sandbox.stop()

@@ -1,0 +1,124 @@
+"""Fixtures every test builds on: ``app``, ``client``, ``runner``, ``session``, ``gmail`` (a running
+sandbox) and the helpers ``deliver`` and ``gmail_client``.
+
+The database is SQLite in a temporary folder, or a fresh PostgreSQL database per test when
+``POSTDESK_TEST_DATABASE_URL`` names a PostgreSQL server (tests/matrix.py runs the suite both ways).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from helpers import MAILBOX
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from server import create_app
+from server.db import get_engine, get_session, init_db
+from server.gmail.client import GmailClient, RetryPolicy
+from server.gmail.sandbox import SandboxServer
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    url = os.environ.get("POSTDESK_TEST_DATABASE_URL")
+    backend = make_url(url).get_backend_name() if url else "sqlite"
+    return f"postdesk test database: {backend}"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    base = os.environ.get("POSTDESK_TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{tmp_path / 'postdesk.sqlite3'}"
+        return
+    server_url = make_url(base)
+    name = f"postdesk_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "GMAIL_BACKOFF_BASE": 0.01,
+            "GMAIL_BACKOFF_CAP": 0.05,
+        }
+    )
+    with app.app_context():
+        init_db()
+    yield app
+    get_engine(app).dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    with app.app_context():
+        yield get_session()
+
+
+@pytest.fixture
+def gmail() -> Iterator[SandboxServer]:
+    """A running Gmail sandbox on a free loopback port (rate limit off unless a test turns it on)."""
+    with SandboxServer(enforce_rate_limit=False, seed=1234) as server:
+        yield server
+
+
+@pytest.fixture
+def deliver(gmail: SandboxServer) -> Callable[..., dict[str, Any]]:
+    """Deliver a raw RFC 822 message into a sandbox mailbox through the control API."""
+    import json
+
+    def _deliver(raw: bytes, to: str = MAILBOX) -> dict[str, Any]:
+        request = urllib.request.Request(f"{gmail.url}sandbox/users/{to}/messages", data=raw, method="POST")
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())
+
+    return _deliver
+
+
+@pytest.fixture
+def gmail_client(gmail: SandboxServer) -> Iterator[Callable[..., GmailClient]]:
+    """A real Postdesk Gmail client (real google-api-python-client) pointed at the sandbox."""
+    from google.auth.credentials import AnonymousCredentials
+
+    made: list[GmailClient] = []
+
+    def _client(address: str = MAILBOX, **options: Any) -> GmailClient:
+        options.setdefault("retry", RetryPolicy(max_attempts=8, base=0.001, cap=0.01))
+        options.setdefault("sleep", lambda _seconds: None)
+        made.append(GmailClient(address, AnonymousCredentials(), gmail.url, **options))
+        return made[-1]
+
+    yield _client
+    for client in made:
+        client.close()
