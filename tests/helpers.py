@@ -62,3 +62,82 @@ def http(
         return status, (json.loads(content) if content else None), response_headers
     except ValueError:
         return status, content, response_headers
+
+
+def postdesk_command() -> str:
+    """The installed ``postdesk`` console script of this interpreter's environment."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "postdesk"
+    return str(beside) if beside.exists() else (shutil.which("postdesk") or "postdesk")
+
+
+class Process:
+    """A real ``postdesk`` subprocess whose output is read line by line until a pattern shows up."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+        import os
+        import queue
+        import subprocess
+        import threading
+
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            [postdesk_command(), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=full_env,
+            cwd=cwd,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float = 60.0):
+        import queue
+        import re
+        import time
+
+        for line in self.lines:  # a line read while waiting for an earlier pattern
+            match = re.search(pattern, line)
+            if match:
+                return match
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+        raise AssertionError(f"{pattern!r} never appeared; output so far:\n{''.join(self.lines)}")
+
+    def stop(self) -> int:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        return self.proc.returncode

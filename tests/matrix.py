@@ -1,0 +1,160 @@
+"""Run the whole pytest suite twice: on SQLite, then on a throw-away PostgreSQL on loopback.
+
+PostgreSQL is started from the machine's own binaries (Debian's /usr/lib/postgresql/*/bin, or
+``initdb``/``pg_ctl`` on PATH) in a temporary folder, as a non-root user, and removed afterwards.
+``POSTDESK_TEST_DATABASE_URL`` set beforehand means "use this server instead".
+Without PostgreSQL the second run is skipped with a loud notice; with ``REQUIRE_POSTGRES=1`` it fails.
+Arguments are passed to pytest.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def banner(text: str) -> None:
+    line = "=" * 100
+    print(f"\n{line}\n{text}\n{line}", flush=True)
+
+
+def run_pytest(label: str, extra_env: dict[str, str], args: list[str]) -> int:
+    banner(f"pytest on {label}")
+    env = {**os.environ, **extra_env}
+    return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
+
+
+def postgres_binaries() -> Path | None:
+    def version(path: str) -> float:
+        try:
+            return float(Path(path).parent.name)
+        except ValueError:
+            return 0.0
+
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
+        if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
+            return Path(folder)
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb and pg_ctl:
+        return Path(initdb).resolve().parent
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def throwaway_postgres(binaries: Path) -> Iterator[str]:
+    """Start PostgreSQL in a temporary folder; yield its URL; stop and delete it afterwards."""
+    run_as: dict[str, object] = {}
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        name = "postgres" if _user_exists("postgres") else "nobody"
+        entry = pwd.getpwnam(name)
+        run_as = {"user": entry.pw_uid, "group": entry.pw_gid}
+    base = Path(tempfile.mkdtemp(prefix="postdesk-pg-"))
+    data = base / "data"
+    if run_as:
+        os.chown(base, int(run_as["user"]), int(run_as["group"]))  # type: ignore[call-overload]
+    port = free_port()
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+
+    def pg(*command: str) -> None:
+        subprocess.run(command, check=True, env=env, cwd=base, stdout=subprocess.DEVNULL, **run_as)  # type: ignore[call-overload]
+
+    try:
+        pg(
+            str(binaries / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        options = (
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        pg(
+            str(binaries / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
+        print(f"PostgreSQL ({binaries}) running on 127.0.0.1:{port}", flush=True)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                [str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                **run_as,  # type: ignore[arg-type]
+            )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def main(args: list[str]) -> int:
+    required = os.environ.get("REQUIRE_POSTGRES") == "1"
+    results = {"SQLite": run_pytest("SQLite", {"POSTDESK_TEST_DATABASE_URL": ""}, args)}
+
+    given = os.environ.get("POSTDESK_TEST_DATABASE_URL")
+    binaries = postgres_binaries()
+    if given:
+        results["PostgreSQL"] = run_pytest(f"PostgreSQL ({given})", {}, args)
+    elif binaries is None:
+        message = "PostgreSQL not found (no initdb/pg_ctl): the PostgreSQL run of the suite did NOT run."
+        if required:
+            banner(
+                f"FAILED: {message} REQUIRE_POSTGRES=1 asks for it (.ci/run installs Debian's postgresql)."
+            )
+            return 1
+        banner(f"!!! SKIPPED: {message} Install PostgreSQL (Debian: apt-get install postgresql) to run it.")
+    else:
+        try:
+            with throwaway_postgres(binaries) as url:
+                results["PostgreSQL"] = run_pytest("PostgreSQL", {"POSTDESK_TEST_DATABASE_URL": url}, args)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            banner(f"FAILED to start a throw-away PostgreSQL: {exc}")
+            return 1
+
+    banner(
+        "summary: "
+        + ", ".join(
+            f"{name}: {'passed' if code == 0 else f'FAILED (exit {code})'}" for name, code in results.items()
+        )
+    )
+    return 0 if all(code == 0 for code in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

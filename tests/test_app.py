@@ -1,0 +1,54 @@
+"""The app factory, configuration sources and the health check."""
+
+from __future__ import annotations
+
+from server import create_app
+
+
+def test_environment_variables_configure_the_app(monkeypatch, tmp_path):
+    monkeypatch.setenv("POSTDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite3'}")
+    monkeypatch.setenv("POSTDESK_POLL_SECONDS", "15")
+    monkeypatch.setenv("POSTDESK_INSTANCE_PATH", str(tmp_path / "inst"))
+
+    app = create_app()
+
+    assert app.config["DATABASE_URL"].endswith("env.sqlite3")
+    assert app.config["POLL_SECONDS"] == 15  # JSON-parsed, so a number
+    assert app.instance_path == str(tmp_path / "inst")
+
+
+def test_defaults_put_sqlite_and_secrets_in_the_instance_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("POSTDESK_DATABASE_URL", raising=False)
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "inst")})
+    again = create_app({"INSTANCE_PATH": str(tmp_path / "inst")})
+
+    assert app.config["DATABASE_URL"] == f"sqlite:///{tmp_path / 'inst' / 'postdesk.sqlite3'}"
+    assert app.config["POLL_SECONDS"] == 60 and app.config["FULL_SYNC_DAYS"] == 30
+    assert app.config["SECRET_KEY"] and app.config["SECRET_KEY"] == again.config["SECRET_KEY"]
+    assert (tmp_path / "inst" / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_explicit_config_wins_over_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("POSTDESK_POLL_SECONDS", "15")
+    app = create_app({"POLL_SECONDS": 5, "INSTANCE_PATH": str(tmp_path)})
+    assert app.config["POLL_SECONDS"] == 5
+
+
+def test_healthz_reports_a_working_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+
+
+def test_healthz_is_503_when_the_database_is_gone(tmp_path):
+    app = create_app(
+        {"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none", "INSTANCE_PATH": str(tmp_path)}
+    )
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "database_unavailable"
+
+
+def test_unknown_pages_answer_one_json_error_shape(client):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    assert set(response.json["error"]) == {"code", "message"}

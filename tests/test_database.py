@@ -1,0 +1,93 @@
+"""The schema: migrations build exactly the models, SQLite runs in WAL with foreign keys on,
+times come back as aware UTC, and the value lists are enforced by the database itself."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from server.db import get_engine, init_db, make_engine
+from server.models import Base, Mailbox, Ticket
+
+
+def test_migrations_produce_exactly_the_models_schema(app):
+    with app.app_context(), get_engine().connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+        tables = set(inspect(connection).get_table_names())
+
+    assert differences == []
+    assert set(Base.metadata.tables) <= tables and "alembic_version" in tables
+
+
+def test_init_db_twice_is_harmless(app, runner):
+    result = runner.invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
+    assert "database ready" in result.output
+    with app.app_context():
+        init_db()
+        with get_engine().connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'nested' / 'postdesk.sqlite3'}")
+    with engine.connect() as connection:
+        journal = connection.execute(text("PRAGMA journal_mode")).scalar()
+        foreign_keys = connection.execute(text("PRAGMA foreign_keys")).scalar()
+    engine.dispose()
+    assert (journal, foreign_keys) == ("wal", 1)
+
+
+def _mailbox(session) -> Mailbox:
+    mailbox = Mailbox(address="support@example.com", auth_kind="sandbox", api_endpoint="http://127.0.0.1:1/")
+    session.add(mailbox)
+    session.commit()
+    return mailbox
+
+
+def test_times_come_back_as_aware_utc(session):
+    mailbox = _mailbox(session)
+    moscow = timezone(timedelta(hours=3))
+    ticket = Ticket(mailbox_id=mailbox.id, number=1, due_at=datetime(2026, 11, 23, 12, 0, tzinfo=moscow))
+    session.add(ticket)
+    session.commit()
+    session.expire_all()
+
+    stored = session.scalar(select(Ticket))
+
+    assert stored.due_at == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    assert stored.due_at.tzinfo is not None and stored.created_at.tzinfo is not None
+
+
+def test_naive_datetimes_are_refused(session):
+    mailbox = _mailbox(session)
+    session.add(Ticket(mailbox_id=mailbox.id, number=1, due_at=datetime(2026, 11, 23, 12, 0)))
+    with pytest.raises(StatementError, match="naive datetime"):
+        session.commit()
+    session.rollback()
+
+
+def test_the_database_refuses_unknown_statuses_and_duplicate_numbers(session):
+    mailbox = _mailbox(session)
+    session.add(Ticket(mailbox_id=mailbox.id, number=1, status="reopened"))
+    with pytest.raises(IntegrityError):
+        session.commit()
+    session.rollback()
+
+    session.add_all([Ticket(mailbox_id=mailbox.id, number=7), Ticket(mailbox_id=mailbox.id, number=7)])
+    with pytest.raises(IntegrityError):
+        session.commit()
+    session.rollback()
+
+
+def test_foreign_keys_are_enforced(session):
+    session.add(Ticket(mailbox_id=999, number=1))
+    with pytest.raises(IntegrityError):
+        session.commit()
+    session.rollback()

@@ -1,0 +1,184 @@
+"""Postdesk's Gmail client: retries with backoff and Retry-After, batching, quota metering."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from helpers import MAILBOX, http, make_email
+
+from server.gmail.client import RetryPolicy, credentials_for, parse_retry_after
+from server.gmail.errors import GmailApiError, GmailCredentialsError, GmailUnavailable, HistoryExpired
+
+
+def faults(gmail, **plan):
+    status, body, _ = http("POST", f"{gmail.url}sandbox/faults", plan)
+    assert status == 200, body
+
+
+def sandbox_quota(gmail):
+    return http("GET", f"{gmail.url}sandbox/quota")[1]
+
+
+def test_a_429_with_retry_after_is_waited_out_then_the_call_succeeds(gmail, gmail_client, deliver):
+    deliver(make_email())
+    waits: list[float] = []
+    client = gmail_client(sleep=waits.append, retry=RetryPolicy(max_attempts=5, base=0.5, cap=4))
+    faults(gmail, status=429, rate=1.0, methods=["messages.list"], retry_after=3, count=2)
+
+    listed = client.list_messages()
+
+    assert listed["resultSizeEstimate"] == 1
+    assert len(waits) == 2 and all(w >= 3 for w in waits)
+    assert client.meter.retries == 2
+
+
+def test_backoff_grows_exponentially_with_full_jitter_and_a_cap():
+    policy = RetryPolicy(max_attempts=10, base=0.5, cap=8)
+    assert [policy.delay(n, None, lambda: 1.0) for n in range(1, 7)] == [0.5, 1, 2, 4, 8, 8]
+    assert policy.delay(3, None, lambda: 0.25) == 0.5
+    assert policy.delay(1, 12.0, lambda: 1.0) == 12.0
+    assert policy.delay(1, 10_000.0, lambda: 1.0) == 300.0  # a silly Retry-After is capped
+
+
+def test_retry_after_parses_seconds_and_http_dates():
+    now = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("Mon, 23 Nov 2026 12:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Mon, 23 Nov 2026 11:00:00 GMT", now) == 0.0
+    assert (
+        parse_retry_after("soon") is None
+        and parse_retry_after(None) is None
+        and parse_retry_after("nan") is None
+    )
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_retried_until_they_pass(gmail, gmail_client, status):
+    client = gmail_client()
+    faults(gmail, status=status, rate=1.0, count=3)
+    assert client.profile()["emailAddress"] == MAILBOX
+    assert client.meter.retries == 3
+
+
+def test_giving_up_after_the_last_attempt_is_a_clear_error(gmail, gmail_client):
+    client = gmail_client(retry=RetryPolicy(max_attempts=3, base=0.0, cap=0.0))
+    faults(gmail, status=503, rate=1.0)
+    with pytest.raises(GmailUnavailable, match="getProfile: gave up after 3 attempts"):
+        client.profile()
+
+
+def test_a_timeout_is_retried_like_a_5xx(gmail, gmail_client):
+    client = gmail_client(timeout=0.2, retry=RetryPolicy(max_attempts=2, base=0.0, cap=0.0))
+    faults(gmail, latency_ms=600)
+    with pytest.raises(GmailUnavailable, match="TimeoutError|timeout"):
+        client.profile()
+    assert client.meter.retries == 1
+
+
+def test_client_errors_are_not_retried(gmail_client):
+    client = gmail_client()
+    with pytest.raises(GmailApiError) as caught:
+        client.get_message("0123456789abcdef")
+    assert caught.value.status == 404 and caught.value.reason == "notFound"
+    assert client.meter.retries == 0
+
+
+def test_an_expired_checkpoint_is_history_expired(gmail, gmail_client, deliver):
+    client = gmail_client()
+    deliver(make_email())
+    old = int(client.profile()["historyId"]) - 1
+    http("POST", f"{gmail.url}sandbox/users/{MAILBOX}/expire-history")
+    with pytest.raises(HistoryExpired):
+        client.history(old)
+
+
+def test_get_messages_batches_at_most_50_and_reports_missing_ids(gmail, gmail_client, deliver):
+    ids = [deliver(make_email(f"m{i}"))["id"] for i in range(120)]
+    client = gmail_client()
+
+    result = client.get_messages(ids + ["0123456789abcdef"], fmt="minimal")
+
+    assert set(result.messages) == set(ids)
+    assert result.missing == ["0123456789abcdef"]
+    assert sandbox_quota(gmail)["batch_sizes"] == [50, 50, 21]
+
+
+def test_get_messages_survives_20_percent_failures(gmail, gmail_client, deliver):
+    ids = [deliver(make_email(f"m{i}"))["id"] for i in range(150)]
+    client = gmail_client(retry=RetryPolicy(max_attempts=30, base=0.0, cap=0.0))
+    faults(gmail, status=503, rate=0.2)
+
+    result = client.get_messages(ids)
+
+    assert sorted(result.messages) == sorted(ids)
+    assert all(m["payload"]["mimeType"] == "text/plain" for m in result.messages.values())
+    assert client.meter.retries >= 1
+
+
+def test_the_client_meter_agrees_with_gmails_unit_prices(gmail, gmail_client, deliver):
+    ids = [deliver(make_email(f"m{i}"))["id"] for i in range(10)]
+    http("DELETE", f"{gmail.url}sandbox/quota")
+    client = gmail_client()
+
+    client.profile()
+    list(client.iter_message_ids())
+    client.get_messages(ids)
+    client.send(make_email("out", sender=MAILBOX, to="bob@example.org"))
+
+    assert client.meter.units_total == sandbox_quota(gmail)["units_total"] == 1 + 5 + 10 * 5 + 100
+
+
+def test_the_real_per_user_rate_limit_is_respected_by_backing_off(gmail, gmail_client, deliver):
+    ids = [deliver(make_email(f"m{i}"))["id"] for i in range(120)]
+    http("POST", f"{gmail.url}sandbox/quota", {"enforce": True, "reset": True})
+    client = gmail_client(
+        sleep=__import__("time").sleep, retry=RetryPolicy(max_attempts=10, base=0.2, cap=1.0)
+    )
+
+    result = client.get_messages(ids, fmt="minimal")  # 600 units: more than two seconds' worth
+
+    assert len(result.messages) == 120
+    assert client.meter.retries >= 1
+
+
+def test_send_with_thread_and_find_by_rfc822_id(gmail_client, deliver):
+    original = deliver(make_email("Question", message_id="<q1@example.org>"))
+    client = gmail_client()
+    reply = make_email(
+        "Re: Question",
+        "Answer",
+        sender=MAILBOX,
+        to="alice@example.org",
+        message_id="<ours-1@postdesk>",
+        in_reply_to="<q1@example.org>",
+    )
+
+    sent = client.send(reply, thread_id=original["threadId"])
+
+    assert sent["threadId"] == original["threadId"]
+    assert client.find_by_rfc822_id("<ours-1@postdesk>") == [sent["id"]]
+    assert client.find_by_rfc822_id("<never-sent@postdesk>") == []
+
+
+def test_credentials_for_each_kind():
+    from google.auth.credentials import AnonymousCredentials
+    from google.oauth2 import credentials as user_credentials
+
+    anonymous = credentials_for("sandbox", None, MAILBOX)
+    oauth = credentials_for("oauth", {"client_id": "id", "client_secret": "s", "refresh_token": "r"}, MAILBOX)
+
+    assert isinstance(anonymous, AnonymousCredentials)
+    assert isinstance(oauth, user_credentials.Credentials) and oauth.refresh_token == "r"
+    with pytest.raises(GmailCredentialsError):
+        credentials_for("oauth", {"client_id": "id"}, MAILBOX)
+    with pytest.raises(GmailCredentialsError):
+        credentials_for("service_account", None, MAILBOX)
+    with pytest.raises(GmailCredentialsError):
+        credentials_for("service_account", {"type": "service_account", "private_key": "nope"}, MAILBOX)
+
+
+def test_a_service_account_is_delegated_to_the_mailbox(service_account_info):
+    credentials = credentials_for("service_account", service_account_info, MAILBOX)
+    assert credentials._subject == MAILBOX
+    assert credentials.service_account_email == service_account_info["client_email"]
