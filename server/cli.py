@@ -23,6 +23,7 @@ from server.accounts import (
     list_mailboxes,
     load_oauth_client,
     load_service_account,
+    normalize_address,
 )
 from server.db import get_session
 from server.models import AuthKind
@@ -99,8 +100,6 @@ def _mailbox_spec(
     refresh_token_stdin: bool,
     name: str,
 ) -> MailboxSpec:
-    from server.accounts import normalize_address
-
     address = normalize_address(address)
     if sandbox_url is not None:
         return MailboxSpec(address, AuthKind.SANDBOX, check_api_url(sandbox_url), None, name)

@@ -221,6 +221,20 @@ def test_postdesk_sandbox_keeps_its_state_file_across_restarts(tmp_path):
     assert status == 200 and message["historyId"] == delivered["historyId"]
 
 
+def test_postdesk_sandbox_refuses_a_state_file_that_is_not_its_own(tmp_path):
+    state = tmp_path / "state.json"
+    state.write_text('{"users": 42}')
+    result = subprocess.run(
+        [postdesk_command(), "sandbox", "--port", "0", "--state", str(state)],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "POSTDESK_INSTANCE_PATH": str(tmp_path)},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "is not a sandbox state file" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_postdesk_web_serves_healthz(tmp_path, database_url, app):
     port = free_port()
     process = Process(["web", "--port", str(port), "--workers", "1"], env=_env(tmp_path, database_url))

@@ -129,17 +129,23 @@ def test_the_client_meter_agrees_with_gmails_unit_prices(gmail, gmail_client, de
     assert client.meter.units_total == sandbox_quota(gmail)["units_total"] == 1 + 5 + 10 * 5 + 100
 
 
-def test_the_real_per_user_rate_limit_is_respected_by_backing_off(gmail, gmail_client, deliver):
+def test_the_per_user_rate_limit_is_respected_by_backing_off(gmail, gmail_client, deliver):
+    import time_machine
+
     ids = [deliver(make_email(f"m{i}"))["id"] for i in range(120)]
     http("POST", f"{gmail.url}sandbox/quota", {"enforce": True, "reset": True})
-    client = gmail_client(
-        sleep=__import__("time").sleep, retry=RetryPolicy(max_attempts=10, base=0.2, cap=1.0)
-    )
+    with time_machine.travel(1_800_000_000, tick=False) as clock:
+        waits: list[float] = []
 
-    result = client.get_messages(ids, fmt="minimal")  # 600 units: more than two seconds' worth
+        def sleep(seconds: float) -> None:  # backing off lets the (frozen) clock move on
+            waits.append(seconds)
+            clock.shift(seconds)
+
+        client = gmail_client(sleep=sleep, retry=RetryPolicy(max_attempts=10, base=0.5, cap=2.0))
+        result = client.get_messages(ids, fmt="minimal")  # 600 units: more than two seconds' worth
 
     assert len(result.messages) == 120
-    assert client.meter.retries >= 1
+    assert len(waits) >= 2 and sum(waits) >= 1.0  # Retry-After: 1 on each 429
 
 
 def test_send_with_thread_and_find_by_rfc822_id(gmail_client, deliver):
@@ -182,3 +188,17 @@ def test_a_service_account_is_delegated_to_the_mailbox(service_account_info):
     credentials = credentials_for("service_account", service_account_info, MAILBOX)
     assert credentials._subject == MAILBOX
     assert credentials.service_account_email == service_account_info["client_email"]
+
+
+def test_a_stored_mailbox_gets_a_working_client_with_the_apps_settings(app, session, gmail):
+    from server.accounts import MailboxSpec, add_mailbox
+    from server.gmail.client import client_for_mailbox
+    from server.models import AuthKind
+
+    mailbox = add_mailbox(session, MailboxSpec(MAILBOX, AuthKind.SANDBOX, gmail.url))
+    with client_for_mailbox(mailbox) as client:
+        profile = client.profile()
+
+    assert profile["emailAddress"] == MAILBOX
+    assert client.retry.max_attempts == app.config["GMAIL_MAX_ATTEMPTS"]
+    assert client.batch_size == app.config["GMAIL_BATCH_SIZE"]

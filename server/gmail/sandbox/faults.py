@@ -92,6 +92,8 @@ class Gate:
 
     def __init__(self, seed: int | None = None) -> None:
         self.lock = threading.Lock()
+        # Wall-clock time (not monotonic) so tests can freeze and shift it with time-machine.
+        self.clock = time.time
         self.plan = FaultPlan()
         self.meter = QuotaMeter()
         self.rng = random.Random(seed)
@@ -122,7 +124,7 @@ class Gate:
         with self.lock:
             meter = self.meter
             if meter.enforce:
-                now = time.monotonic()
+                now = self.clock()
                 window = meter.window[user]
                 while window and window[0][0] <= now - 1.0:
                     window.popleft()

@@ -233,11 +233,23 @@ class Sandbox:
         return None
 
     def _store(
-        self, user: UserMailbox, raw: bytes, labels: list[str], internal_date: int, thread: str | None
+        self,
+        user: UserMailbox,
+        raw: bytes,
+        labels: list[str],
+        internal_date: int,
+        thread: str | None,
+        *,
+        new_thread: bool = False,
     ) -> StoredMessage:
         message_id = self._new_id()
         message = StoredMessage(message_id, "", raw, [], internal_date, user.history_id)
-        message.thread_id = thread or self._thread_of(user, message.references, message.subject) or message_id
+        if new_thread:
+            message.thread_id = message_id
+        else:
+            message.thread_id = (
+                thread or self._thread_of(user, message.references, message.subject) or message_id
+            )
         message.label_ids = list(dict.fromkeys(labels))
         user.messages[message_id] = message
         if message.rfc822_id:
@@ -284,6 +296,7 @@ class Sandbox:
                 extra += f"From: {user.email}\r\n".encode()
             raw = extra + raw
             thread: str | None = None
+            new_thread = False
             if thread_id:
                 members = [m for m in user.messages.values() if m.thread_id == thread_id]
                 if not members:
@@ -292,16 +305,12 @@ class Sandbox:
                 # Gmail's rule: the thread is kept only if References/In-Reply-To name a message of it
                 # and the subject matches; otherwise the message starts a thread of its own.
                 member_ids = {m.rfc822_id for m in members}
-                if any(r in member_ids for r in probe.references) and subject_key(probe.subject) in {
-                    subject_key(m.subject) for m in members
-                }:
+                subjects = {subject_key(m.subject) for m in members}
+                if any(r in member_ids for r in probe.references) and subject_key(probe.subject) in subjects:
                     thread = thread_id
                 else:
-                    thread = ""  # a new thread, without the subject/references fallback
-            message = self._store(user, raw, ["SENT"], _now_ms(), thread or None)
-            if thread == "":
-                message.thread_id = message.id
-            return message
+                    new_thread = True
+            return self._store(user, raw, ["SENT"], _now_ms(), thread, new_thread=new_thread)
 
     # --- reading ------------------------------------------------------------------------------------
     def message_json(
@@ -567,7 +576,14 @@ class Sandbox:
         os.replace(tmp, self.state_file)
 
     def _load(self, path: Path) -> None:
-        state = json.loads(path.read_text())
+        try:
+            self._restore(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SandboxStateError(
+                f"{path} is not a sandbox state file ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def _restore(self, state: dict[str, Any]) -> None:
         self.next_message_id = state["next_message_id"]
         self.default_user = state["default_user"]
         for address, data in state["users"].items():
@@ -594,6 +610,10 @@ class Sandbox:
     def save(self) -> None:
         with self.lock:
             self._save()
+
+
+class SandboxStateError(ValueError):
+    """The ``--state`` file cannot be read back."""
 
 
 def _now_ms() -> int:
