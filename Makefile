@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: deps demo test lint bench clean
+.PHONY: deps demo test lint clean
 
 deps: $(STAMP)
 

@@ -1,8 +1,8 @@
-"""``/healthz``: 200 when the database answers, 503 when it does not (for load balancers)."""
+"""``/``: what is running; ``/healthz``: 200 when the database answers, 503 when not (for load balancers)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, render_template, request
 
 from server.db import database_is_reachable
 from server.errors import error_response
@@ -15,3 +15,25 @@ def healthz() -> Response | tuple[Response, int]:
     if not database_is_reachable():
         return error_response(503, "database_unavailable", "the database does not answer")
     return jsonify({"status": "ok"})
+
+
+_TEXT = {
+    "en": {
+        "tagline": "A helpdesk that lives inside Gmail.",
+        "running": "The Postdesk backend is running.",
+        "health": "database check",
+        "next": "The settings page, reports and the add-on card previewer are on their way.",
+    },
+    "ru": {
+        "tagline": "Служба поддержки внутри Gmail.",
+        "running": "Сервер Postdesk работает.",
+        "health": "проверка базы данных",
+        "next": "Страница настроек, отчёты и просмотр карточек дополнения скоро появятся.",
+    },
+}
+
+
+@bp.get("/")
+def index() -> str:
+    lang = request.accept_languages.best_match(list(_TEXT), default="en") or "en"
+    return render_template("index.html", lang=lang, text=_TEXT[lang])

@@ -52,3 +52,10 @@ def test_unknown_pages_answer_one_json_error_shape(client):
     response = client.get("/no-such-page")
     assert response.status_code == 404
     assert set(response.json["error"]) == {"code", "message"}
+
+
+def test_the_front_page_speaks_the_browsers_language(client):
+    english = client.get("/", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    russian = client.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"})
+    assert english.status_code == 200 and "A helpdesk that lives inside Gmail." in english.text
+    assert 'lang="ru"' in russian.text and "Служба поддержки внутри Gmail." in russian.text
