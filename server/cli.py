@@ -26,7 +26,7 @@ from server.accounts import (
     normalize_address,
 )
 from server.db import get_session
-from server.models import AuthKind
+from server.models import AuthKind, TicketStatus
 
 
 class CliError(click.ClickException):
@@ -194,6 +194,81 @@ def mailbox_list(as_json: bool) -> None:
         )
 
 
+@click.command("sync")
+@click.option("--mailbox", "address", metavar="ADDRESS", help="Only this mailbox (default: all).")
+@click.option("--once", is_flag=True, help="Sync once and exit (default: poll every POSTDESK_POLL_SECONDS).")
+@with_appcontext
+def sync_command(address: str | None, once: bool) -> None:
+    """Fetch new mail from Gmail and file it under tickets."""
+    from server.sync_runner import SyncRunner
+
+    runner = SyncRunner(current_app._get_current_object(), echo=click.echo)  # type: ignore[attr-defined]
+    try:
+        mailbox_ids = runner.mailbox_ids(address)
+    except LookupError as exc:
+        raise CliError(str(exc)) from exc
+    if once:
+        if not runner.run_once(mailbox_ids):
+            sys.exit(1)
+        return
+    runner.poll_forever(mailbox_ids, current_app.config["POLL_SECONDS"])
+
+
+@click.group("tickets")
+def tickets_group() -> None:
+    """List and show tickets."""
+
+
+@tickets_group.command("list")
+@click.option("--mailbox", metavar="ADDRESS")
+@click.option("--status", type=click.Choice([s.value for s in TicketStatus]))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@with_appcontext
+def tickets_list(mailbox: str | None, status: str | None, as_json: bool) -> None:
+    """List tickets, newest first."""
+    from server.tickets.queries import list_tickets
+
+    rows = list_tickets(get_session(), mailbox=mailbox, status=status)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        click.echo(
+            f"#{row['number']:<6} {row['status']:<8} {row['priority']:<7} {row['message_count']:>3} msg  "
+            f"{(row['customer'] or '-'):<32} {row['subject'][:60]}"
+        )
+
+
+@tickets_group.command("show")
+@click.argument("number", type=int)
+@click.option("--mailbox", metavar="ADDRESS", help="Needed when there is more than one mailbox.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_appcontext
+def tickets_show(number: int, mailbox: str | None, as_json: bool) -> None:
+    """Show one ticket with its messages."""
+    from server.tickets.queries import TicketNotFound, ticket_detail
+
+    session = get_session()
+    if mailbox is None:
+        addresses = [m.address for m in list_mailboxes(session)]
+        if len(addresses) != 1:
+            raise CliError("give --mailbox ADDRESS (there is not exactly one mailbox)")
+        mailbox = addresses[0]
+    try:
+        detail = ticket_detail(session, number, mailbox)
+    except TicketNotFound as exc:
+        raise CliError(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(detail, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"#{detail['number']} {detail['subject']}  [{detail['status']}, {detail['priority']}]")
+    click.echo(f"customer: {detail['customer'] or '-'}   assignee: {detail['assignee'] or '-'}")
+    for message in detail["messages"]:
+        arrow = "→" if message["direction"] == "outbound" else "←"
+        click.echo(f"\n{arrow} {message['from']}  {message['sent_at']}")
+        click.echo(message["new_text"])
+
+
 @click.command("web")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -251,6 +326,8 @@ def demo_command(host: str, port: int, sandbox_port: int) -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(mailbox_group)
+    app.cli.add_command(sync_command)
+    app.cli.add_command(tickets_group)
     app.cli.add_command(web_command)
     app.cli.add_command(sandbox_command)
     app.cli.add_command(demo_command)

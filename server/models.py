@@ -310,12 +310,14 @@ class Message(Base):
         UniqueConstraint("mailbox_id", "gmail_id"),
         Index("ix_messages_mailbox_rfc822", "mailbox_id", "rfc822_message_id"),
         Index("ix_messages_ticket_sent_at", "ticket_id", "sent_at"),
+        Index("ix_messages_mailbox_thread", "mailbox_id", "gmail_thread_id"),
         _one_of("direction", Direction),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    #: Empty for an agent's own thread that no customer has answered yet ("not a ticket yet").
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     gmail_id: Mapped[str] = mapped_column(String(64))
     gmail_thread_id: Mapped[str] = mapped_column(String(64))
     rfc822_message_id: Mapped[str | None] = mapped_column(String(998))
@@ -339,9 +341,11 @@ class Message(Base):
     #: What could not be parsed or decoded (charset, boundary …); empty when the mail was clean.
     parse_problems: Mapped[list[Any]] = mapped_column(default=list)
     trashed: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Deleted for good in Gmail; the ticket keeps the message.
+    gmail_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    ticket: Mapped[Ticket | None] = relationship(back_populates="messages")
 
 
 class Note(Base):

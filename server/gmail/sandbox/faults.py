@@ -23,7 +23,7 @@ FAULT_STATUSES = {
 
 @dataclass
 class FaultPlan:
-    status: int | None = None
+    statuses: tuple[int, ...] = ()
     rate: float = 0.0
     methods: frozenset[str] = frozenset()
     retry_after: float | None = None
@@ -35,9 +35,10 @@ class FaultPlan:
         if not isinstance(body, dict):
             raise invalid("fault plan must be a JSON object")
         status = body.get("status")
-        if status is not None and status not in FAULT_STATUSES:
-            raise invalid(f"status must be one of {sorted(FAULT_STATUSES)}")
-        rate = body.get("rate", 1.0 if status else 0.0)
+        statuses = status if isinstance(status, list) else [] if status is None else [status]
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s in FAULT_STATUSES for s in statuses):
+            raise invalid(f"status must be one of {sorted(FAULT_STATUSES)} or a list of them")
+        rate = body.get("rate", 1.0 if statuses else 0.0)
         if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0.0 <= rate <= 1.0:
             raise invalid("rate must be a number from 0.0 to 1.0")
         methods = body.get("methods", [])
@@ -52,11 +53,11 @@ class FaultPlan:
         remaining = body.get("count")
         if remaining is not None and (not isinstance(remaining, int) or remaining < 0):
             raise invalid("count must be a non-negative integer")
-        return cls(status, float(rate), frozenset(methods), retry_after, latency, remaining)
+        return cls(tuple(statuses), float(rate), frozenset(methods), retry_after, latency, remaining)
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "status": self.status,
+            "status": list(self.statuses) if len(self.statuses) != 1 else self.statuses[0],
             "rate": self.rate,
             "methods": sorted(self.methods),
             "retry_after": self.retry_after,
@@ -107,19 +108,19 @@ class Gate:
         with self.lock:
             plan = self.plan
             failing = (
-                plan.status is not None
+                bool(plan.statuses)
                 and (not plan.methods or method in plan.methods)
                 and (plan.remaining is None or plan.remaining > 0)
                 and self.rng.random() < plan.rate
             )
             if failing and plan.remaining is not None:
                 plan.remaining -= 1
+            status = self.rng.choice(plan.statuses) if failing else 0
         if plan.latency_ms and (not plan.methods or method in plan.methods):
             time.sleep(plan.latency_ms / 1000)
         if failing:
-            assert plan.status is not None
-            reason, message = FAULT_STATUSES[plan.status]
-            raise InjectedFault(GmailError(plan.status, reason, message), plan.retry_after)
+            reason, message = FAULT_STATUSES[status]
+            raise InjectedFault(GmailError(status, reason, message), plan.retry_after)
         units = units_for(method)
         with self.lock:
             meter = self.meter

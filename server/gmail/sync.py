@@ -1,0 +1,406 @@
+"""Mailbox sync: Gmail history → messages filed under tickets, exactly once.
+
+Each unit of work — one page of ``history.list``, or one chunk of a full sync — is committed in one
+transaction together with the checkpoint that says it is done, so a crash anywhere and a re-run give
+the same database. Unique keys (mailbox, gmail id) and (mailbox, thread) make every step idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from server import tickets
+from server.gmail.client import GmailClient
+from server.gmail.errors import HistoryExpired
+from server.gmail.mime import ParsedMessage, parse_gmail_message
+from server.models import Agent, Customer, Direction, Mailbox, Message, SyncState, Ticket
+
+log = logging.getLogger(__name__)
+
+#: Messages fetched and committed together during a full sync.
+FULL_SYNC_CHUNK = 100
+HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
+#: Gmail labels whose messages are not mail of a conversation.
+SKIPPED_LABELS = frozenset({"DRAFT", "SPAM", "CHAT"})
+_TICKET_TOKEN = re.compile(r"\[#(\d{1,9})\]")
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class SyncResult:
+    address: str
+    mode: str = "incremental"  # or "full"
+    messages_filed: int = 0
+    tickets_opened: int = 0
+    labels_changed: int = 0
+    deleted: int = 0
+    units: int = 0
+    history_id: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.address}: {self.mode} sync, {self.messages_filed} messages filed, "
+            f"{self.tickets_opened} tickets opened, {self.labels_changed} label changes, "
+            f"{self.deleted} deleted, {self.units} quota units"
+        )
+
+
+def sync_mailbox(
+    session: Session,
+    mailbox_id: int,
+    client: GmailClient,
+    *,
+    full_sync_days: int = 30,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> SyncResult:
+    """Bring one mailbox up to date: incremental from its checkpoint, or a bounded full sync."""
+    mailbox = session.get(Mailbox, mailbox_id)
+    if mailbox is None:
+        raise LookupError(f"no mailbox with id {mailbox_id}")
+    result = SyncResult(mailbox.address)
+    units_before = client.meter.units_total
+    try:
+        if mailbox.history_id is None:
+            _full_sync(session, mailbox, client, result, full_sync_days, progress, now or datetime.now(UTC))
+        else:
+            try:
+                _incremental_sync(session, mailbox, client, result)
+            except HistoryExpired:
+                log.info("sync_history_expired mailbox=%s checkpoint=%s", mailbox.address, mailbox.history_id)
+                _full_sync(
+                    session, mailbox, client, result, full_sync_days, progress, now or datetime.now(UTC)
+                )
+    except Exception as exc:
+        session.rollback()
+        _record_failure(session, mailbox_id, exc)
+        raise
+    result.units = client.meter.units_total - units_before
+    result.history_id = mailbox.history_id
+    return result
+
+
+def _record_failure(session: Session, mailbox_id: int, exc: Exception) -> None:
+    session.execute(
+        update(Mailbox)
+        .where(Mailbox.id == mailbox_id)
+        .values(sync_state=SyncState.ERROR.value, sync_error=f"{type(exc).__name__}: {exc}"[:2000])
+    )
+    session.commit()
+
+
+# --- full sync ----------------------------------------------------------------------------------------
+def _full_sync(
+    session: Session,
+    mailbox: Mailbox,
+    client: GmailClient,
+    result: SyncResult,
+    days: int,
+    progress: Progress | None,
+    now: datetime,
+) -> None:
+    result.mode = "full"
+    # The profile's historyId is taken first: whatever arrives while we list is caught by the next poll.
+    start_history = int(client.profile()["historyId"])
+    mailbox.sync_state = SyncState.FULL_SYNC.value
+    session.commit()
+    since = int((now - timedelta(days=days)).timestamp())
+    listed = list(client.iter_message_ids(f"after:{since}"))
+    listed.reverse()  # Gmail lists newest first; file oldest first so numbers follow time
+    known = set(session.scalars(select(Message.gmail_id).where(Message.mailbox_id == mailbox.id)))
+    todo = [message_id for message_id in dict.fromkeys(listed) if message_id not in known]
+    done = 0
+    for start in range(0, len(todo), FULL_SYNC_CHUNK):
+        chunk = todo[start : start + FULL_SYNC_CHUNK]
+        fetched = client.get_messages(chunk)
+        parsed = [parse_gmail_message(fetched.messages[i]) for i in chunk if i in fetched.messages]
+        _commit_page(session, mailbox, parsed, {}, [], result)
+        done += len(chunk)
+        if progress:
+            progress(mailbox.address, done, len(todo))
+    mailbox.history_id = start_history
+    mailbox.sync_state = SyncState.INCREMENTAL.value
+    mailbox.sync_error = None
+    mailbox.last_sync_at = datetime.now(UTC)
+    session.commit()
+
+
+# --- incremental sync ---------------------------------------------------------------------------------
+def _incremental_sync(session: Session, mailbox: Mailbox, client: GmailClient, result: SyncResult) -> None:
+    assert mailbox.history_id is not None
+    start = mailbox.history_id
+    token: str | None = None
+    while True:
+        page = client.history(start, page_token=token, history_types=HISTORY_TYPES)
+        records = page.get("history", [])
+        added: list[str] = []
+        labels: dict[str, list[str]] = {}
+        deleted: list[str] = []
+        for record in records:
+            for item in record.get("messagesAdded", []):
+                added.append(item["message"]["id"])
+            for key in ("labelsAdded", "labelsRemoved"):
+                for item in record.get(key, []):
+                    labels[item["message"]["id"]] = list(item["message"].get("labelIds", []))
+            for item in record.get("messagesDeleted", []):
+                deleted.append(item["message"]["id"])
+        known = _known_ids(session, mailbox.id, added)
+        wanted = [i for i in dict.fromkeys(added) if i not in known and i not in deleted]
+        parsed: list[ParsedMessage] = []
+        if wanted:
+            fetched = client.get_messages(wanted)
+            parsed = [parse_gmail_message(fetched.messages[i]) for i in wanted if i in fetched.messages]
+        token = page.get("nextPageToken")
+        # Mid-way the checkpoint is the last record done; at the end, the mailbox's own historyId.
+        checkpoint = int(records[-1]["id"]) if token and records else int(page.get("historyId", start))
+        _commit_page(session, mailbox, parsed, labels, deleted, result, checkpoint=max(checkpoint, start))
+        if not token:
+            mailbox.sync_state = SyncState.INCREMENTAL.value
+            mailbox.sync_error = None
+            mailbox.last_sync_at = datetime.now(UTC)
+            session.commit()
+            return
+
+
+def _known_ids(session: Session, mailbox_id: int, gmail_ids: Sequence[str]) -> set[str]:
+    if not gmail_ids:
+        return set()
+    found: set[str] = set()
+    unique = list(dict.fromkeys(gmail_ids))
+    for start in range(0, len(unique), 500):
+        query = select(Message.gmail_id).where(
+            Message.mailbox_id == mailbox_id, Message.gmail_id.in_(unique[start : start + 500])
+        )
+        found.update(session.scalars(query))
+    return found
+
+
+# --- filing -------------------------------------------------------------------------------------------
+def _commit_page(
+    session: Session,
+    mailbox: Mailbox,
+    parsed: list[ParsedMessage],
+    labels: dict[str, list[str]],
+    deleted: list[str],
+    result: SyncResult,
+    *,
+    checkpoint: int | None = None,
+) -> None:
+    """File a page of messages, apply label changes and deletions, move the checkpoint: one commit."""
+    for attempt in (1, 2):
+        try:
+            filer = Filer(session, mailbox)
+            counts = filer.file_all(sorted(parsed, key=lambda p: (p.internal_date, p.gmail_id)))
+            changed = filer.apply_labels(labels)
+            removed = filer.mark_deleted(deleted)
+            if checkpoint is not None:
+                mailbox.history_id = checkpoint
+            session.commit()
+        except IntegrityError:
+            # Another sync of the same mailbox filed some of these first: start the page again.
+            session.rollback()
+            if attempt == 2:
+                raise
+            continue
+        result.messages_filed += counts[0]
+        result.tickets_opened += counts[1]
+        result.labels_changed += changed
+        result.deleted += removed
+        return
+
+
+class Filer:
+    """Files parsed messages of one mailbox under their tickets, inside the caller's transaction."""
+
+    def __init__(self, session: Session, mailbox: Mailbox) -> None:
+        self.session = session
+        self.mailbox = mailbox
+        team = set(session.scalars(select(Agent.email)))
+        self.team = {address.lower() for address in team} | {mailbox.address.lower()}
+        self.thread_tickets: dict[str, int | None] = {}
+
+    def file_all(self, messages: Iterable[ParsedMessage]) -> tuple[int, int]:
+        batch = list(messages)
+        known = _known_ids(self.session, self.mailbox.id, [p.gmail_id for p in batch])
+        filed = opened = 0
+        for parsed in batch:
+            if parsed.gmail_id in known or SKIPPED_LABELS & set(parsed.label_ids):
+                continue
+            known.add(parsed.gmail_id)
+            opened += self.file(parsed)
+            filed += 1
+        return filed, opened
+
+    def direction(self, parsed: ParsedMessage) -> Direction:
+        sender = parsed.sender.email if parsed.sender else ""
+        if sender in self.team or "SENT" in parsed.label_ids:
+            return Direction.OUTBOUND
+        return Direction.INBOUND
+
+    def file(self, parsed: ParsedMessage) -> int:
+        """File one message; returns 1 when it opened a new ticket."""
+        direction = self.direction(parsed)
+        ticket = self._ticket_for(parsed)
+        opened = 0
+        if ticket is None and direction is Direction.INBOUND:
+            customer = self._customer(parsed)
+            ticket = tickets.open_ticket(
+                self.session,
+                self.mailbox.id,
+                subject=parsed.subject or "(no subject)",
+                customer=customer,
+                gmail_thread_id=parsed.thread_id or None,
+                created_at=parsed.sent_at,
+            )
+            opened = 1
+            self._adopt_thread(ticket, parsed.thread_id)
+        if ticket is not None:
+            self.thread_tickets[parsed.thread_id] = ticket.id
+        self.session.add(self._message_row(parsed, direction, ticket))
+        if ticket is not None:
+            self._effects(ticket, parsed, direction, opened=bool(opened))
+        return opened
+
+    def _ticket_for(self, parsed: ParsedMessage) -> Ticket | None:
+        """The thread's ticket; else the ticket of a message it answers; else a ``[#N]`` in the subject."""
+        ticket_id = self.thread_tickets.get(parsed.thread_id)
+        if ticket_id is None and parsed.thread_id not in self.thread_tickets:
+            ticket_id = self.session.scalar(
+                select(Message.ticket_id)
+                .where(
+                    Message.mailbox_id == self.mailbox.id,
+                    Message.gmail_thread_id == parsed.thread_id,
+                    Message.ticket_id.is_not(None),
+                )
+                .limit(1)
+            ) or self.session.scalar(
+                select(Ticket.id).where(
+                    Ticket.mailbox_id == self.mailbox.id, Ticket.gmail_thread_id == parsed.thread_id
+                )
+            )
+            self.thread_tickets[parsed.thread_id] = ticket_id
+        if ticket_id is None and parsed.referenced_ids:
+            rows = self.session.execute(
+                select(Message.rfc822_message_id, Message.ticket_id).where(
+                    Message.mailbox_id == self.mailbox.id,
+                    Message.rfc822_message_id.in_(parsed.referenced_ids),
+                    Message.ticket_id.is_not(None),
+                )
+            ).all()
+            by_id = {rfc822: found for rfc822, found in rows}
+            ticket_id = next((by_id[r] for r in parsed.referenced_ids if r in by_id), None)
+        if ticket_id is None:
+            for token in _TICKET_TOKEN.findall(parsed.subject):
+                ticket_id = self.session.scalar(
+                    select(Ticket.id).where(Ticket.mailbox_id == self.mailbox.id, Ticket.number == int(token))
+                )
+                if ticket_id is not None:
+                    break
+        return self.session.get(Ticket, ticket_id) if ticket_id is not None else None
+
+    def _customer(self, parsed: ParsedMessage) -> Customer | None:
+        if parsed.sender is None:
+            return None
+        customer = self.session.scalar(
+            select(Customer).where(
+                Customer.mailbox_id == self.mailbox.id, Customer.email == parsed.sender.email
+            )
+        )
+        if customer is None:
+            customer = Customer(
+                mailbox_id=self.mailbox.id, email=parsed.sender.email, name=parsed.sender.name
+            )
+            self.session.add(customer)
+            self.session.flush()
+        elif not customer.name and parsed.sender.name:
+            customer.name = parsed.sender.name
+        return customer
+
+    def _adopt_thread(self, ticket: Ticket, thread_id: str) -> None:
+        """An agent's own thread became a ticket: its earlier messages join it."""
+        self.session.execute(
+            update(Message)
+            .where(
+                Message.mailbox_id == self.mailbox.id,
+                Message.gmail_thread_id == thread_id,
+                Message.ticket_id.is_(None),
+            )
+            .values(ticket_id=ticket.id)
+        )
+
+    def _message_row(self, parsed: ParsedMessage, direction: Direction, ticket: Ticket | None) -> Message:
+        return Message(
+            mailbox_id=self.mailbox.id,
+            ticket_id=ticket.id if ticket else None,
+            gmail_id=parsed.gmail_id,
+            gmail_thread_id=parsed.thread_id,
+            rfc822_message_id=parsed.message_id,
+            in_reply_to=" ".join(parsed.in_reply_to) or None,
+            references=" ".join(parsed.references) or None,
+            direction=direction.value,
+            from_email=parsed.sender.email if parsed.sender else "",
+            from_name=parsed.sender.name if parsed.sender else "",
+            to=", ".join(a.as_text() for a in parsed.to),
+            cc=", ".join(a.as_text() for a in parsed.cc),
+            subject=parsed.subject,
+            sent_at=parsed.sent_at,
+            text=parsed.text,
+            html=parsed.html,
+            attachments=[a.as_json() for a in parsed.attachments],
+            labels=list(parsed.label_ids),
+            is_auto=parsed.automatic is not None,
+            parse_problems=parsed.problems,
+            trashed="TRASH" in parsed.label_ids,
+        )
+
+    def _effects(self, ticket: Ticket, parsed: ParsedMessage, direction: Direction, *, opened: bool) -> None:
+        at = parsed.sent_at
+        if any(p["kind"] in {"unparsable", "no_payload"} for p in parsed.problems):
+            tickets.record_event(
+                self.session,
+                ticket,
+                "message_unparsed",
+                after={"gmail_id": parsed.gmail_id, "problems": parsed.problems},
+            )
+        if direction is Direction.OUTBOUND:
+            if at >= ticket.created_at:
+                tickets.record_first_response(self.session, ticket, at=at)
+            tickets.touch(ticket, at)
+            return
+        if parsed.automatic is None and not opened and (ticket.solved_at is None or at > ticket.solved_at):
+            tickets.reopen(self.session, ticket, reason="customer replied", at=at)
+        tickets.touch(ticket, at)
+
+    def apply_labels(self, labels: dict[str, list[str]]) -> int:
+        changed = 0
+        for gmail_id, label_ids in labels.items():
+            message = self._stored(gmail_id)
+            if message is not None and message.labels != label_ids:
+                message.labels = label_ids
+                message.trashed = "TRASH" in label_ids
+                changed += 1
+        return changed
+
+    def mark_deleted(self, gmail_ids: list[str]) -> int:
+        removed = 0
+        for gmail_id in dict.fromkeys(gmail_ids):
+            message = self._stored(gmail_id)
+            if message is not None and not message.gmail_deleted:
+                message.gmail_deleted = True
+                removed += 1
+        return removed
+
+    def _stored(self, gmail_id: str) -> Message | None:
+        return self.session.scalar(
+            select(Message).where(Message.mailbox_id == self.mailbox.id, Message.gmail_id == gmail_id)
+        )

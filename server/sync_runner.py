@@ -1,0 +1,84 @@
+"""Running sync for the CLI (and later the worker): which mailboxes, how often, what to print."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from server.db import get_session
+from server.gmail.client import client_for_mailbox
+from server.gmail.errors import GmailError
+from server.gmail.sync import sync_mailbox
+from server.models import Mailbox
+
+log = logging.getLogger(__name__)
+#: A full sync prints a progress line every this many messages.
+PROGRESS_EVERY = 500
+
+
+class SyncRunner:
+    def __init__(self, app: Flask, echo: Callable[..., Any]) -> None:
+        self.app = app
+        self.echo = echo
+        self.stopping = threading.Event()
+        self._last_progress: dict[str, int] = {}
+
+    def mailbox_ids(self, address: str | None) -> list[int]:
+        with self.app.app_context():
+            query = select(Mailbox.id).order_by(Mailbox.address)
+            if address:
+                query = query.where(Mailbox.address == address.strip().lower())
+            ids = list(get_session().scalars(query))
+        if address and not ids:
+            raise LookupError(f"no mailbox {address}: see postdesk mailbox list")
+        return ids
+
+    def _progress(self, address: str, done: int, total: int) -> None:
+        last = self._last_progress.get(address, 0)
+        if done - last >= PROGRESS_EVERY or (done == total and total >= PROGRESS_EVERY):
+            self._last_progress[address] = done
+            self.echo(f"  full sync {address}: {done}/{total} messages")
+
+    def run_once(self, mailbox_ids: list[int]) -> bool:
+        """Sync each mailbox once; a failing mailbox is reported and the others still run."""
+        ok = True
+        for mailbox_id in mailbox_ids:
+            if self.stopping.is_set():
+                break
+            with self.app.app_context():
+                session = get_session()
+                mailbox = session.get(Mailbox, mailbox_id)
+                if mailbox is None:
+                    continue
+                try:
+                    with client_for_mailbox(mailbox) as client:
+                        result = sync_mailbox(
+                            session,
+                            mailbox_id,
+                            client,
+                            full_sync_days=self.app.config["FULL_SYNC_DAYS"],
+                            progress=self._progress,
+                        )
+                except GmailError as exc:
+                    ok = False
+                    self.echo(f"{mailbox.address}: sync failed: {exc}", err=True)
+                    continue
+            self.echo(result.summary())
+        return ok
+
+    def poll_forever(self, mailbox_ids: list[int], every: float) -> None:
+        """Sync every ``every`` seconds until SIGINT/SIGTERM; the current sync finishes first."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: self.stopping.set())
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            self.run_once(mailbox_ids)
+            self.stopping.wait(max(0.0, every - (time.monotonic() - started)))
+        self.echo("sync stopped")

@@ -1,0 +1,27 @@
+"""Ticket actions: the only code that changes a ticket. Each change writes its audit ``Event``.
+
+Actions work inside the caller's transaction and never commit: a view or job decides what is one unit
+of work (sync commits a page of Gmail history with its ticket changes and checkpoint at once).
+"""
+
+from server.tickets.actions import (
+    SYSTEM,
+    Actor,
+    open_ticket,
+    record_event,
+    record_first_response,
+    reopen,
+    set_status,
+    touch,
+)
+
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "open_ticket",
+    "record_event",
+    "record_first_response",
+    "reopen",
+    "set_status",
+    "touch",
+]

@@ -1,0 +1,155 @@
+"""What can happen to a ticket, each with its audit event (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from server.models import ActorKind, Customer, Event, Mailbox, Ticket, TicketStatus
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change: an agent, a rule, or the system (sync, scheduler)."""
+
+    kind: ActorKind
+    agent_id: int | None = None
+    rule_id: int | None = None
+
+
+SYSTEM = Actor(ActorKind.SYSTEM)
+CLOSED_STATUSES = frozenset({TicketStatus.SOLVED.value, TicketStatus.CLOSED.value})
+
+
+def record_event(
+    session: Session,
+    ticket: Ticket | None,
+    kind: str,
+    *,
+    actor: Actor = SYSTEM,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    mailbox_id: int | None = None,
+    at: datetime | None = None,
+) -> Event:
+    event = Event(
+        mailbox_id=mailbox_id if mailbox_id is not None else (ticket.mailbox_id if ticket else None),
+        ticket_id=ticket.id if ticket else None,
+        actor_kind=actor.kind.value,
+        actor_agent_id=actor.agent_id,
+        actor_rule_id=actor.rule_id,
+        kind=kind,
+        before=before,
+        after=after,
+    )
+    if at is not None:
+        event.created_at = at
+    session.add(event)
+    return event
+
+
+def _next_number(session: Session, mailbox_id: int) -> int:
+    """Take the mailbox's next ticket number atomically (safe across processes)."""
+    statement = (
+        update(Mailbox)
+        .where(Mailbox.id == mailbox_id)
+        .values(next_ticket_number=Mailbox.next_ticket_number + 1)
+        .returning(Mailbox.next_ticket_number)
+    )
+    return int(session.execute(statement).scalar_one()) - 1
+
+
+def open_ticket(
+    session: Session,
+    mailbox_id: int,
+    *,
+    subject: str,
+    customer: Customer | None,
+    gmail_thread_id: str | None,
+    created_at: datetime,
+    actor: Actor = SYSTEM,
+) -> Ticket:
+    """A new open ticket with the mailbox's next number."""
+    ticket = Ticket(
+        mailbox_id=mailbox_id,
+        number=_next_number(session, mailbox_id),
+        subject=subject,
+        customer=customer,
+        gmail_thread_id=gmail_thread_id,
+        status=TicketStatus.OPEN.value,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+    session.add(ticket)
+    session.flush()
+    record_event(
+        session,
+        ticket,
+        "ticket_created",
+        actor=actor,
+        after={"number": ticket.number, "subject": subject, "customer": customer.email if customer else None},
+        at=created_at,
+    )
+    return ticket
+
+
+def reopen(session: Session, ticket: Ticket, *, reason: str, at: datetime, actor: Actor = SYSTEM) -> None:
+    """Back to ``open`` from solved/closed (a customer wrote again)."""
+    if ticket.status not in CLOSED_STATUSES:
+        return
+    before = ticket.status
+    ticket.status = TicketStatus.OPEN.value
+    ticket.solved_at = None
+    touch(ticket, at)
+    record_event(
+        session,
+        ticket,
+        "status_changed",
+        actor=actor,
+        before={"status": before},
+        after={"status": "open", "reason": reason},
+        at=at,
+    )
+
+
+def set_status(
+    session: Session, ticket: Ticket, status: TicketStatus, *, at: datetime, actor: Actor = SYSTEM
+) -> None:
+    """Change the status; solving stamps ``solved_at``, leaving solved/closed clears it."""
+    if ticket.status == status.value:
+        return
+    before = ticket.status
+    ticket.status = status.value
+    if status.value in CLOSED_STATUSES:
+        ticket.solved_at = ticket.solved_at if before in CLOSED_STATUSES else at
+    else:
+        ticket.solved_at = None
+    touch(ticket, at)
+    record_event(
+        session,
+        ticket,
+        "status_changed",
+        actor=actor,
+        before={"status": before},
+        after={"status": status.value},
+        at=at,
+    )
+
+
+def record_first_response(session: Session, ticket: Ticket, *, at: datetime, actor: Actor = SYSTEM) -> None:
+    """The first agent reply: sets ``first_responded_at`` once."""
+    if ticket.first_responded_at is not None:
+        return
+    ticket.first_responded_at = at
+    touch(ticket, at)
+    record_event(session, ticket, "first_response", actor=actor, after={"at": at.isoformat()}, at=at)
+
+
+def touch(ticket: Ticket, at: datetime) -> None:
+    """Move ``updated_at`` forward (never back: mail can be synced out of order)."""
+    if ticket.updated_at is None or at > ticket.updated_at:
+        ticket.updated_at = at
