@@ -143,3 +143,28 @@ def service_account_info() -> dict[str, str]:
         "client_id": "1234567890",
         "token_uri": "https://oauth2.googleapis.com/token",
     }
+
+
+@pytest.fixture
+def mailbox(session: Session, gmail: SandboxServer) -> Any:
+    """The shared mailbox support@example.com connected to the sandbox, with one agent (Anna)."""
+    from server.accounts import MailboxSpec, add_mailbox, ensure_agent
+    from server.models import AuthKind
+
+    box = add_mailbox(session, MailboxSpec(MAILBOX, AuthKind.SANDBOX, gmail.url, None, "Support"))
+    ensure_agent(session, "anna@example.com", "Anna", mailbox=box)
+    return box
+
+
+@pytest.fixture
+def sync(session: Session, mailbox: Any, gmail_client: Callable[..., GmailClient]) -> Callable[..., Any]:
+    """Run one sync of the test mailbox with a real client against the sandbox."""
+    from server.gmail.sync import sync_mailbox
+
+    client = gmail_client()
+
+    def _sync(**options: Any) -> Any:
+        return sync_mailbox(session, mailbox.id, client, **options)
+
+    _sync.client = client  # type: ignore[attr-defined]
+    return _sync

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import uuid
 
 MAILBOX = "support@example.com"
@@ -16,6 +17,7 @@ def make_email(
     message_id: str | None = None,
     in_reply_to: str | None = None,
     extra: str = "",
+    date: str | None = None,
 ) -> bytes:
     """A small, valid RFC 822 message for tests."""
     message_id = message_id or f"<{uuid.uuid4().hex}@example.org>"
@@ -24,7 +26,7 @@ def make_email(
         f"To: {to}",
         f"Subject: {subject}",
         f"Message-ID: {message_id}",
-        "Date: Mon, 23 Nov 2026 07:00:00 +0000",
+        f"Date: {date or email.utils.formatdate()}",
         "MIME-Version: 1.0",
         "Content-Type: text/plain; charset=utf-8",
     ]

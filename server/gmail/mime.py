@@ -406,6 +406,15 @@ def parse_gmail_message(message: Mapping[str, Any]) -> ParsedMessage:
     return parsed
 
 
+def text_from_raw(raw: bytes, parsed: ParsedMessage) -> None:
+    """Recover a body from the raw RFC 822 bytes when the MIME structure gave nothing readable."""
+    head, sep, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    text, _ = decode_bytes(body if sep else head, None)
+    parsed.text = text.strip()[:MAX_TEXT_CHARS]
+    parsed.problems = [p for p in parsed.problems if p["kind"] != "empty_body"]
+    parsed.problem("raw_body", "broken MIME structure: the text is the raw message body, boundaries included")
+
+
 def _internal_date(value: Any) -> datetime:
     try:
         return datetime.fromtimestamp(int(value) / 1000, UTC)
@@ -445,8 +454,11 @@ def _fill(parsed: ParsedMessage, payload: Mapping[str, Any]) -> None:
             parsed.problem("too_many_parts", f"only the first {MAX_PARTS} MIME parts were read")
             break
         _read_part(parsed, part, plain, html_parts)
+    plain = [p.replace("\r\n", "\n").replace("\r", "\n") for p in plain]
     html = "\n".join(html_parts)
     text = "\n\n".join(p.strip("\n") for p in plain) if plain else html_to_text(html) if html else ""
+    if not text and not html and not parsed.attachments and parsed.content_type.startswith("multipart/"):
+        parsed.problem("empty_body", "no readable part (broken MIME boundaries?); the raw message is needed")
     if len(text) > MAX_TEXT_CHARS:
         parsed.problem("text_truncated", f"text cut at {MAX_TEXT_CHARS} characters")
         text = text[:MAX_TEXT_CHARS]

@@ -7,6 +7,7 @@ the same database. Unique keys (mailbox, gmail id) and (mailbox, thread) make ev
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from server import tickets
 from server.gmail.client import GmailClient
 from server.gmail.errors import HistoryExpired
-from server.gmail.mime import ParsedMessage, parse_gmail_message
+from server.gmail.mime import ParsedMessage, parse_gmail_message, text_from_raw
 from server.models import Agent, Customer, Direction, Mailbox, Message, SyncState, Ticket
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,7 @@ def _full_sync(
     done = 0
     for start in range(0, len(todo), FULL_SYNC_CHUNK):
         chunk = todo[start : start + FULL_SYNC_CHUNK]
-        fetched = client.get_messages(chunk)
-        parsed = [parse_gmail_message(fetched.messages[i]) for i in chunk if i in fetched.messages]
+        parsed = _fetch(client, chunk)
         _commit_page(session, mailbox, parsed, {}, [], result)
         done += len(chunk)
         if progress:
@@ -158,8 +158,7 @@ def _incremental_sync(session: Session, mailbox: Mailbox, client: GmailClient, r
         wanted = [i for i in dict.fromkeys(added) if i not in known and i not in deleted]
         parsed: list[ParsedMessage] = []
         if wanted:
-            fetched = client.get_messages(wanted)
-            parsed = [parse_gmail_message(fetched.messages[i]) for i in wanted if i in fetched.messages]
+            parsed = _fetch(client, wanted)
         token = page.get("nextPageToken")
         # Mid-way the checkpoint is the last record done; at the end, the mailbox's own historyId.
         checkpoint = int(records[-1]["id"]) if token and records else int(page.get("historyId", start))
@@ -170,6 +169,17 @@ def _incremental_sync(session: Session, mailbox: Mailbox, client: GmailClient, r
             mailbox.last_sync_at = datetime.now(UTC)
             session.commit()
             return
+
+
+def _fetch(client: GmailClient, gmail_ids: list[str]) -> list[ParsedMessage]:
+    """Fetch and parse messages (batched); a message whose MIME gave no body is read again raw."""
+    fetched = client.get_messages(gmail_ids)
+    parsed = [parse_gmail_message(fetched.messages[i]) for i in gmail_ids if i in fetched.messages]
+    for message in parsed:
+        if any(p["kind"] == "empty_body" for p in message.problems):
+            raw = client.get_message(message.gmail_id, "raw").get("raw", "")
+            text_from_raw(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), message)
+    return parsed
 
 
 def _known_ids(session: Session, mailbox_id: int, gmail_ids: Sequence[str]) -> set[str]:
@@ -377,7 +387,9 @@ class Filer:
                 tickets.record_first_response(self.session, ticket, at=at)
             tickets.touch(ticket, at)
             return
-        if parsed.automatic is None and not opened and (ticket.solved_at is None or at > ticket.solved_at):
+        # Gmail's receive time decides "after it was solved": a customer's clock may be off.
+        arrived = parsed.internal_date
+        if parsed.automatic is None and not opened and (ticket.solved_at is None or arrived > ticket.solved_at):
             tickets.reopen(self.session, ticket, reason="customer replied", at=at)
         tickets.touch(ticket, at)
 
