@@ -389,7 +389,11 @@ class Filer:
             return
         # Gmail's receive time decides "after it was solved": a customer's clock may be off.
         arrived = parsed.internal_date
-        if parsed.automatic is None and not opened and (ticket.solved_at is None or arrived > ticket.solved_at):
+        if (
+            parsed.automatic is None
+            and not opened
+            and (ticket.solved_at is None or arrived > ticket.solved_at)
+        ):
             tickets.reopen(self.session, ticket, reason="customer replied", at=at)
         tickets.touch(ticket, at)
 
