@@ -92,7 +92,7 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions[_EXTENSION] = {
         "engine": engine,
-        "sessionmaker": sessionmaker(bind=engine, expire_on_commit=False),
+        "sessionmaker": sessionmaker(bind=engine),
     }
     app.teardown_appcontext(_close_session)
     app.cli.add_command(init_db_command)

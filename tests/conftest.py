@@ -11,6 +11,7 @@ import os
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +35,37 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"postdesk test database: {backend}"
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def fresh_database(tmp_path: Path, name: str = "postdesk") -> Iterator[str]:
+    """An empty database: a SQLite file, or a new database on the PostgreSQL server under test."""
     base = os.environ.get("POSTDESK_TEST_DATABASE_URL")
     if not base:
-        yield f"sqlite:///{tmp_path / 'postdesk.sqlite3'}"
+        yield f"sqlite:///{tmp_path / f'{name}.sqlite3'}"
         return
     server_url = make_url(base)
-    name = f"postdesk_test_{uuid.uuid4().hex[:12]}"
+    database = f"postdesk_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
     try:
-        yield server_url.set(database=name).render_as_string(hide_password=False)
+        yield server_url.set(database=database).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def second_database_url(tmp_path: Path) -> Iterator[str]:
+    """Another empty database, for comparing two runs side by side."""
+    with fresh_database(tmp_path, "second") as url:
+        yield url
 
 
 @pytest.fixture
