@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: deps demo test lint clean
+.PHONY: deps demo test lint bench clean
 
 deps: $(STAMP)
 
@@ -27,6 +27,10 @@ lint: deps
 # The whole suite on SQLite, then on a throw-away PostgreSQL (tests/matrix.py says what it does).
 test: lint
 	$(BIN)/python tests/matrix.py
+
+# Speed and quota figures, measured side by side in one run (not part of `make test`).
+bench: deps
+	$(BIN)/python tests/bench/bench_sync.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

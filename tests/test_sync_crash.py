@@ -137,7 +137,9 @@ def test_kill_9_at_random_moments_then_a_clean_run_equals_one_uninterrupted_run(
 
     assert clean.returncode == 0, clean.stderr
     assert uninterrupted.returncode == 0, uninterrupted.stderr
-    assert killed_mid_run >= 3, f"seed {seed}: only {killed_mid_run} kills landed while sync ran (span {span:.2f}s)"
+    assert killed_mid_run >= 3, (
+        f"seed {seed}: only {killed_mid_run} kills landed while sync ran (span {span:.2f}s)"
+    )
     after_crashes, expected = snapshot(database_url), snapshot(second_database_url)
     assert len(expected["messages"]) == 160 + 40 + 40
     assert after_crashes == expected, f"seed {seed}"

@@ -173,6 +173,8 @@ class GmailClient:
         self.service = build(
             "gmail", "v1", http=http, client_options=options, static_discovery=True, cache_discovery=False
         )
+        self._users: Any = None
+        self._messages: Any = None
         # new_batch_http_request() would post to Google whatever the endpoint: build the URI ourselves.
         self.batch_uri = f"{api_endpoint.rstrip('/')}/batch/gmail/v1" if api_endpoint else GOOGLE_BATCH_URI
 
@@ -188,7 +190,16 @@ class GmailClient:
 
     @property
     def users(self) -> Any:
-        return self.service.users()
+        # Building a discovery Resource is costly (it creates every method); build each one once.
+        if self._users is None:
+            self._users = self.service.users()
+        return self._users
+
+    @property
+    def messages(self) -> Any:
+        if self._messages is None:
+            self._messages = self.users.messages()
+        return self._messages
 
     # --- the one way to call Gmail -----------------------------------------------------------------
     def call(self, method: str, request: HttpRequest) -> Any:
@@ -239,7 +250,7 @@ class GmailClient:
         page_token: str | None = None,
         max_results: int = 500,
     ) -> dict[str, Any]:
-        request = self.users.messages().list(
+        request = self.messages.list(
             userId=self.address,
             q=query or None,
             labelIds=list(label_ids) or None,
@@ -280,9 +291,7 @@ class GmailClient:
             raise
 
     def get_message(self, message_id: str, fmt: str = "full") -> dict[str, Any]:
-        return self.call(
-            "messages.get", self.users.messages().get(userId=self.address, id=message_id, format=fmt)
-        )
+        return self.call("messages.get", self.messages.get(userId=self.address, id=message_id, format=fmt))
 
     def get_thread(self, thread_id: str, fmt: str = "full") -> dict[str, Any]:
         return self.call(
@@ -341,7 +350,7 @@ class GmailClient:
         batch = BatchHttpRequest(callback=collect, batch_uri=self.batch_uri)
         for message_id in ids:
             batch.add(
-                self.users.messages().get(userId=self.address, id=message_id, format=fmt),
+                self.messages.get(userId=self.address, id=message_id, format=fmt),
                 request_id=message_id,
             )
         try:
@@ -363,20 +372,16 @@ class GmailClient:
         body: dict[str, Any] = {"raw": base64.urlsafe_b64encode(raw).decode("ascii")}
         if thread_id:
             body["threadId"] = thread_id
-        return self.call("messages.send", self.users.messages().send(userId=self.address, body=body))
+        return self.call("messages.send", self.messages.send(userId=self.address, body=body))
 
     def modify(self, message_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> dict[str, Any]:
         body = {"addLabelIds": list(add), "removeLabelIds": list(remove)}
         return self.call(
-            "messages.modify", self.users.messages().modify(userId=self.address, id=message_id, body=body)
+            "messages.modify", self.messages.modify(userId=self.address, id=message_id, body=body)
         )
 
     def attachment(self, message_id: str, attachment_id: str) -> dict[str, Any]:
-        request = (
-            self.users.messages()
-            .attachments()
-            .get(userId=self.address, messageId=message_id, id=attachment_id)
-        )
+        request = self.messages.attachments().get(userId=self.address, messageId=message_id, id=attachment_id)
         return self.call("messages.attachments.get", request)
 
     def find_by_rfc822_id(self, rfc822_id: str) -> list[str]:

@@ -230,25 +230,81 @@ def _commit_page(
 
 
 class Filer:
-    """Files parsed messages of one mailbox under their tickets, inside the caller's transaction."""
+    """Files parsed messages of one mailbox under their tickets, inside the caller's transaction.
+
+    A page's lookups (threads, references, customers, threads waiting for a ticket) are read in a few
+    queries up front and kept up to date in memory while the page is filed.
+    """
 
     def __init__(self, session: Session, mailbox: Mailbox) -> None:
         self.session = session
-        self.mailbox = mailbox
+        self.mailbox_id = mailbox.id
         team = set(session.scalars(select(Agent.email)))
         self.team = {address.lower() for address in team} | {mailbox.address.lower()}
-        self.thread_tickets: dict[str, int | None] = {}
+        self.thread_tickets: dict[str, int] = {}
+        self.rfc822_tickets: dict[str, int] = {}
+        self.customers: dict[str, Customer] = {}
+        self.unfiled_threads: set[str] = set()
+
+    def _in_chunks(self, values: Iterable[str]) -> Iterable[list[str]]:
+        unique = list(dict.fromkeys(v for v in values if v))
+        for start in range(0, len(unique), 500):
+            yield unique[start : start + 500]
+
+    def prepare(self, batch: list[ParsedMessage]) -> None:
+        """Read what filing ``batch`` needs to know, in a handful of queries."""
+        mailbox = self.mailbox_id
+        for threads in self._in_chunks(p.thread_id for p in batch):
+            self.thread_tickets.update(
+                self.session.execute(
+                    select(Ticket.gmail_thread_id, Ticket.id).where(
+                        Ticket.mailbox_id == mailbox, Ticket.gmail_thread_id.in_(threads)
+                    )
+                ).all()
+            )
+            for thread, ticket_id in self.session.execute(
+                select(Message.gmail_thread_id, Message.ticket_id).where(
+                    Message.mailbox_id == mailbox, Message.gmail_thread_id.in_(threads)
+                )
+            ):
+                if ticket_id is None:
+                    self.unfiled_threads.add(thread)
+                else:
+                    self.thread_tickets.setdefault(thread, ticket_id)
+        for refs in self._in_chunks(r for p in batch for r in p.referenced_ids):
+            self.rfc822_tickets.update(
+                (rfc822, ticket_id)
+                for rfc822, ticket_id in self.session.execute(
+                    select(Message.rfc822_message_id, Message.ticket_id).where(
+                        Message.mailbox_id == mailbox,
+                        Message.rfc822_message_id.in_(refs),
+                        Message.ticket_id.is_not(None),
+                    )
+                )
+                if rfc822 is not None and ticket_id is not None
+            )
+        for emails in self._in_chunks(p.sender.email for p in batch if p.sender):
+            for customer in self.session.scalars(
+                select(Customer).where(Customer.mailbox_id == mailbox, Customer.email.in_(emails))
+            ):
+                self.customers[customer.email] = customer
+        ticket_ids = set(self.thread_tickets.values()) | set(self.rfc822_tickets.values())
+        for ids in self._in_chunks(str(i) for i in ticket_ids):
+            list(self.session.scalars(select(Ticket).where(Ticket.id.in_([int(i) for i in ids]))))
 
     def file_all(self, messages: Iterable[ParsedMessage]) -> tuple[int, int]:
-        batch = list(messages)
-        known = _known_ids(self.session, self.mailbox.id, [p.gmail_id for p in batch])
+        batch = [p for p in messages if not SKIPPED_LABELS & set(p.label_ids)]
+        known = _known_ids(self.session, self.mailbox_id, [p.gmail_id for p in batch])
+        batch = [p for p in batch if p.gmail_id not in known]
         filed = opened = 0
-        for parsed in batch:
-            if parsed.gmail_id in known or SKIPPED_LABELS & set(parsed.label_ids):
-                continue
-            known.add(parsed.gmail_id)
-            opened += self.file(parsed)
-            filed += 1
+        with self.session.no_autoflush:
+            self.prepare(batch)
+            for parsed in batch:
+                if parsed.gmail_id in known:
+                    continue
+                known.add(parsed.gmail_id)
+                opened += self.file(parsed)
+                filed += 1
         return filed, opened
 
     def direction(self, parsed: ParsedMessage) -> Direction:
@@ -263,19 +319,23 @@ class Filer:
         ticket = self._ticket_for(parsed)
         opened = 0
         if ticket is None and direction is Direction.INBOUND:
-            customer = self._customer(parsed)
             ticket = tickets.open_ticket(
                 self.session,
-                self.mailbox.id,
+                self.mailbox_id,
                 subject=parsed.subject or "(no subject)",
-                customer=customer,
+                customer=self._customer(parsed),
                 gmail_thread_id=parsed.thread_id or None,
                 created_at=parsed.sent_at,
             )
             opened = 1
-            self._adopt_thread(ticket, parsed.thread_id)
+            if parsed.thread_id in self.unfiled_threads:
+                self._adopt_thread(ticket, parsed.thread_id)
         if ticket is not None:
             self.thread_tickets[parsed.thread_id] = ticket.id
+            if parsed.message_id:
+                self.rfc822_tickets[parsed.message_id] = ticket.id
+        else:
+            self.unfiled_threads.add(parsed.thread_id)
         self.session.add(self._message_row(parsed, direction, ticket))
         if ticket is not None:
             self._effects(ticket, parsed, direction, opened=bool(opened))
@@ -284,35 +344,14 @@ class Filer:
     def _ticket_for(self, parsed: ParsedMessage) -> Ticket | None:
         """The thread's ticket; else the ticket of a message it answers; else a ``[#N]`` in the subject."""
         ticket_id = self.thread_tickets.get(parsed.thread_id)
-        if ticket_id is None and parsed.thread_id not in self.thread_tickets:
-            ticket_id = self.session.scalar(
-                select(Message.ticket_id)
-                .where(
-                    Message.mailbox_id == self.mailbox.id,
-                    Message.gmail_thread_id == parsed.thread_id,
-                    Message.ticket_id.is_not(None),
-                )
-                .limit(1)
-            ) or self.session.scalar(
-                select(Ticket.id).where(
-                    Ticket.mailbox_id == self.mailbox.id, Ticket.gmail_thread_id == parsed.thread_id
-                )
+        if ticket_id is None:
+            ticket_id = next(
+                (self.rfc822_tickets[r] for r in parsed.referenced_ids if r in self.rfc822_tickets), None
             )
-            self.thread_tickets[parsed.thread_id] = ticket_id
-        if ticket_id is None and parsed.referenced_ids:
-            rows = self.session.execute(
-                select(Message.rfc822_message_id, Message.ticket_id).where(
-                    Message.mailbox_id == self.mailbox.id,
-                    Message.rfc822_message_id.in_(parsed.referenced_ids),
-                    Message.ticket_id.is_not(None),
-                )
-            ).all()
-            by_id = {rfc822: found for rfc822, found in rows}
-            ticket_id = next((by_id[r] for r in parsed.referenced_ids if r in by_id), None)
         if ticket_id is None:
             for token in _TICKET_TOKEN.findall(parsed.subject):
                 ticket_id = self.session.scalar(
-                    select(Ticket.id).where(Ticket.mailbox_id == self.mailbox.id, Ticket.number == int(token))
+                    select(Ticket.id).where(Ticket.mailbox_id == self.mailbox_id, Ticket.number == int(token))
                 )
                 if ticket_id is not None:
                     break
@@ -321,36 +360,34 @@ class Filer:
     def _customer(self, parsed: ParsedMessage) -> Customer | None:
         if parsed.sender is None:
             return None
-        customer = self.session.scalar(
-            select(Customer).where(
-                Customer.mailbox_id == self.mailbox.id, Customer.email == parsed.sender.email
-            )
-        )
+        customer = self.customers.get(parsed.sender.email)
         if customer is None:
             customer = Customer(
-                mailbox_id=self.mailbox.id, email=parsed.sender.email, name=parsed.sender.name
+                mailbox_id=self.mailbox_id, email=parsed.sender.email, name=parsed.sender.name
             )
             self.session.add(customer)
-            self.session.flush()
+            self.customers[customer.email] = customer
         elif not customer.name and parsed.sender.name:
             customer.name = parsed.sender.name
         return customer
 
     def _adopt_thread(self, ticket: Ticket, thread_id: str) -> None:
         """An agent's own thread became a ticket: its earlier messages join it."""
+        self.session.flush()
         self.session.execute(
             update(Message)
             .where(
-                Message.mailbox_id == self.mailbox.id,
+                Message.mailbox_id == self.mailbox_id,
                 Message.gmail_thread_id == thread_id,
                 Message.ticket_id.is_(None),
             )
             .values(ticket_id=ticket.id)
         )
+        self.unfiled_threads.discard(thread_id)
 
     def _message_row(self, parsed: ParsedMessage, direction: Direction, ticket: Ticket | None) -> Message:
         return Message(
-            mailbox_id=self.mailbox.id,
+            mailbox_id=self.mailbox_id,
             ticket_id=ticket.id if ticket else None,
             gmail_id=parsed.gmail_id,
             gmail_thread_id=parsed.thread_id,
@@ -418,5 +455,5 @@ class Filer:
 
     def _stored(self, gmail_id: str) -> Message | None:
         return self.session.scalar(
-            select(Message).where(Message.mailbox_id == self.mailbox.id, Message.gmail_id == gmail_id)
+            select(Message).where(Message.mailbox_id == self.mailbox_id, Message.gmail_id == gmail_id)
         )
