@@ -59,6 +59,8 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     from server import create_app
     from server.accounts import MailboxSpec, add_mailbox, ensure_agent
     from server.db import get_session, init_db
+    from server.gmail.client import client_for_mailbox
+    from server.gmail.sync import sync_mailbox
     from server.models import AuthKind, Role
 
     sandbox = start_sandbox(host, sandbox_port, seed="demo").start()
@@ -75,17 +77,21 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         for index, (email, name, locale) in enumerate(DEMO_TEAM):
             role = Role.ADMIN if index == 0 else Role.AGENT
             ensure_agent(session, email, name, role=role, locale=locale, mailbox=mailbox)
+        with client_for_mailbox(mailbox) as client:
+            synced = sync_mailbox(session, mailbox.id, client)
     web = make_server(host, port, app, threaded=True)
     urls: dict[str, Any] = {
         "web": f"http://{host}:{web.server_address[1]}/",
         "health": f"http://{host}:{web.server_address[1]}/healthz",
         "gmail sandbox": sandbox.url,
         "mailbox": f"{DEMO_MAILBOX} ({len(sandbox.sandbox.user(DEMO_MAILBOX).messages)} messages)",
+        "tickets": f"{synced.tickets_opened} opened by the first sync",
         "database": str(database),
     }
     click.echo("Postdesk demo is running:")
     for name, value in urls.items():
         click.echo(f"  {name:<14} {value}")
+    click.echo(f"See the tickets: POSTDESK_DATABASE_URL=sqlite:///{database} .venv/bin/postdesk tickets list")
     click.echo("Press Ctrl+C to stop.")
     try:
         web.serve_forever()

@@ -263,6 +263,7 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
         health = process.wait_for(r"health\s+(http://\S+)")[1]
         sandbox = process.wait_for(r"gmail sandbox\s+(http://\S+)")[1]
         mailbox = process.wait_for(r"mailbox\s+(\S+) \((\d+) messages\)")
+        tickets = process.wait_for(r"tickets\s+(\d+) opened by the first sync")
         status, body, _ = http("GET", health)
         service = build(
             "gmail",
@@ -278,4 +279,5 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
     assert (status, body) == (200, {"status": "ok"})
     assert mailbox[1] == MAILBOX and int(mailbox[2]) >= 40
     assert listed["resultSizeEstimate"] == int(mailbox[2])
+    assert int(tickets[1]) == 33
     assert (tmp_path / "instance" / "demo.sqlite3").exists()
