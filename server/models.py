@@ -176,6 +176,10 @@ class Mailbox(Base):
     sync_state: Mapped[str] = mapped_column(String(32), default=SyncState.NEW)
     sync_error: Mapped[str | None] = mapped_column(Text)
     next_ticket_number: Mapped[int] = mapped_column(default=1)
+    #: The agent who got the last round-robin assignment (fair across processes and restarts).
+    round_robin_cursor: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    #: Per-mailbox settings (see server.mailbox_settings): locale, auto-reply limits, reminders …
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list[Agent]] = relationship(secondary=mailbox_members, back_populates="mailboxes")
@@ -413,7 +417,7 @@ class Rule(Base):
 class Template(Base):
     __tablename__ = "templates"
     __table_args__ = (
-        Index("ix_templates_mailbox", "mailbox_id"),
+        UniqueConstraint("mailbox_id", "name", "locale"),
         _one_of("locale", Locale),
     )
 

@@ -18,7 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from rules import Trigger
 from server import tickets
+from server.automation import Automation, TicketEvent
 from server.gmail.client import GmailClient
 from server.gmail.errors import HistoryExpired
 from server.gmail.mime import ParsedMessage, parse_gmail_message, text_from_raw
@@ -32,6 +34,8 @@ HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
 #: Gmail labels whose messages are not mail of a conversation.
 SKIPPED_LABELS = frozenset({"DRAFT", "SPAM", "CHAT"})
 _TICKET_TOKEN = re.compile(r"\[#(\d{1,9})\]")
+#: "Rules see every message" (an incremental sync).
+EVERYTHING = datetime.min.replace(tzinfo=UTC)
 
 Progress = Callable[[str, int, int], None]
 
@@ -64,24 +68,30 @@ def sync_mailbox(
     full_sync_days: int = 30,
     progress: Progress | None = None,
     now: datetime | None = None,
+    run_rules: bool = True,
 ) -> SyncResult:
-    """Bring one mailbox up to date: incremental from its checkpoint, or a bounded full sync."""
+    """Bring one mailbox up to date: incremental from its checkpoint, or a bounded full sync.
+
+    The mailbox's rules run on what arrives, except during the first full sync of a new mailbox:
+    a month of old mail must not be acknowledged (after an expired checkpoint, mail received since the
+    last good sync still counts).
+    """
     mailbox = session.get(Mailbox, mailbox_id)
     if mailbox is None:
         raise LookupError(f"no mailbox with id {mailbox_id}")
     result = SyncResult(mailbox.address)
     units_before = client.meter.units_total
+    since = mailbox.last_sync_at if run_rules else None
+    when = now or datetime.now(UTC)
     try:
         if mailbox.history_id is None:
-            _full_sync(session, mailbox, client, result, full_sync_days, progress, now or datetime.now(UTC))
+            _full_sync(session, mailbox, client, result, full_sync_days, progress, when, since)
         else:
             try:
-                _incremental_sync(session, mailbox, client, result)
+                _incremental_sync(session, mailbox, client, result, EVERYTHING if run_rules else None)
             except HistoryExpired:
                 log.info("sync_history_expired mailbox=%s checkpoint=%s", mailbox.address, mailbox.history_id)
-                _full_sync(
-                    session, mailbox, client, result, full_sync_days, progress, now or datetime.now(UTC)
-                )
+                _full_sync(session, mailbox, client, result, full_sync_days, progress, when, since)
     except Exception as exc:
         session.rollback()
         _record_failure(session, mailbox_id, exc)
@@ -109,6 +119,7 @@ def _full_sync(
     days: int,
     progress: Progress | None,
     now: datetime,
+    rules_since: datetime | None,
 ) -> None:
     result.mode = "full"
     # The profile's historyId is taken first: whatever arrives while we list is caught by the next poll.
@@ -124,7 +135,7 @@ def _full_sync(
     for start in range(0, len(todo), FULL_SYNC_CHUNK):
         chunk = todo[start : start + FULL_SYNC_CHUNK]
         parsed = _fetch(client, chunk)
-        _commit_page(session, mailbox, parsed, {}, [], result)
+        _commit_page(session, mailbox, parsed, {}, [], result, rules_since=rules_since)
         done += len(chunk)
         if progress:
             progress(mailbox.address, done, len(todo))
@@ -136,7 +147,9 @@ def _full_sync(
 
 
 # --- incremental sync ---------------------------------------------------------------------------------
-def _incremental_sync(session: Session, mailbox: Mailbox, client: GmailClient, result: SyncResult) -> None:
+def _incremental_sync(
+    session: Session, mailbox: Mailbox, client: GmailClient, result: SyncResult, rules_since: datetime | None
+) -> None:
     assert mailbox.history_id is not None
     start = mailbox.history_id
     token: str | None = None
@@ -162,7 +175,16 @@ def _incremental_sync(session: Session, mailbox: Mailbox, client: GmailClient, r
         token = page.get("nextPageToken")
         # Mid-way the checkpoint is the last record done; at the end, the mailbox's own historyId.
         checkpoint = int(records[-1]["id"]) if token and records else int(page.get("historyId", start))
-        _commit_page(session, mailbox, parsed, labels, deleted, result, checkpoint=max(checkpoint, start))
+        _commit_page(
+            session,
+            mailbox,
+            parsed,
+            labels,
+            deleted,
+            result,
+            checkpoint=max(checkpoint, start),
+            rules_since=rules_since,
+        )
         if not token:
             mailbox.sync_state = SyncState.INCREMENTAL.value
             mailbox.sync_error = None
@@ -205,12 +227,20 @@ def _commit_page(
     result: SyncResult,
     *,
     checkpoint: int | None = None,
+    rules_since: datetime | None = None,
+    run_rules: bool = True,
 ) -> None:
-    """File a page of messages, apply label changes and deletions, move the checkpoint: one commit."""
+    """File a page, run the rules on what it brought, apply labels and deletions, move the
+    checkpoint — all in one commit."""
     for attempt in (1, 2):
         try:
             filer = Filer(session, mailbox)
+            filer.events_since = rules_since if run_rules else None
             counts = filer.file_all(sorted(parsed, key=lambda p: (p.internal_date, p.gmail_id)))
+            if filer.events:
+                automation = Automation(session, mailbox, now=datetime.now(UTC))
+                for event in filer.events:
+                    automation.handle(event)
             changed = filer.apply_labels(labels)
             removed = filer.mark_deleted(deleted)
             if checkpoint is not None:
@@ -245,6 +275,9 @@ class Filer:
         self.rfc822_tickets: dict[str, int] = {}
         self.customers: dict[str, Customer] = {}
         self.unfiled_threads: set[str] = set()
+        #: Ticket events for the rules; only mail received after this instant counts (None: none).
+        self.events: list[TicketEvent] = []
+        self.events_since: datetime | None = None
 
     def _in_chunks(self, values: Iterable[str]) -> Iterable[list[str]]:
         unique = list(dict.fromkeys(v for v in values if v))
@@ -339,7 +372,19 @@ class Filer:
         self.session.add(self._message_row(parsed, direction, ticket))
         if ticket is not None:
             self._effects(ticket, parsed, direction, opened=bool(opened))
+            self._event(ticket, parsed, direction, opened=bool(opened))
         return opened
+
+    def _event(self, ticket: Ticket, parsed: ParsedMessage, direction: Direction, *, opened: bool) -> None:
+        if self.events_since is None or parsed.internal_date < self.events_since:
+            return
+        if direction is Direction.OUTBOUND:
+            if parsed.automatic is not None:  # our own acknowledgements and notifications
+                return
+            trigger = Trigger.AGENT_REPLIED
+        else:
+            trigger = Trigger.TICKET_CREATED if opened else Trigger.CUSTOMER_REPLIED
+        self.events.append(TicketEvent(trigger, ticket.id, parsed, parsed.internal_date))
 
     def _ticket_for(self, parsed: ParsedMessage) -> Ticket | None:
         """The thread's ticket; else the ticket of a message it answers; else a ``[#N]`` in the subject."""
@@ -420,7 +465,8 @@ class Filer:
                 after={"gmail_id": parsed.gmail_id, "problems": parsed.problems},
             )
         if direction is Direction.OUTBOUND:
-            if at >= ticket.created_at:
+            # An automatic acknowledgement is not an answer: it does not stop the first-response clock.
+            if at >= ticket.created_at and parsed.automatic is None:
                 tickets.record_first_response(self.session, ticket, at=at)
             tickets.touch(ticket, at)
             return

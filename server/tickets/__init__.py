@@ -1,16 +1,22 @@
 """Ticket actions: the only code that changes a ticket. Each change writes its audit ``Event``.
 
 Actions work inside the caller's transaction and never commit: a view or job decides what is one unit
-of work (sync commits a page of Gmail history with its ticket changes and checkpoint at once).
+of work (sync commits a page of Gmail history with its ticket changes, rule actions and Outbox rows).
 """
 
 from server.tickets.actions import (
     SYSTEM,
     Actor,
+    add_note,
+    add_tag,
+    assign,
     open_ticket,
     record_event,
     record_first_response,
+    remove_tag,
     reopen,
+    set_priority,
+    set_sla_policy,
     set_status,
     touch,
 )
@@ -18,10 +24,16 @@ from server.tickets.actions import (
 __all__ = [
     "SYSTEM",
     "Actor",
+    "add_note",
+    "add_tag",
+    "assign",
     "open_ticket",
     "record_event",
     "record_first_response",
+    "remove_tag",
     "reopen",
+    "set_priority",
+    "set_sla_policy",
     "set_status",
     "touch",
 ]

@@ -9,7 +9,18 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from server.models import ActorKind, Customer, Event, Mailbox, Ticket, TicketStatus
+from server.models import (
+    ActorKind,
+    Customer,
+    Event,
+    Mailbox,
+    Note,
+    Priority,
+    SlaPolicy,
+    Ticket,
+    TicketStatus,
+    TicketTag,
+)
 
 
 @dataclass(frozen=True)
@@ -153,3 +164,97 @@ def touch(ticket: Ticket, at: datetime) -> None:
     """Move ``updated_at`` forward (never back: mail can be synced out of order)."""
     if ticket.updated_at is None or at > ticket.updated_at:
         ticket.updated_at = at
+
+
+def assign(
+    session: Session, ticket: Ticket, agent_id: int | None, *, at: datetime, actor: Actor = SYSTEM
+) -> None:
+    """Give the ticket to an agent (``None``: unassign)."""
+    if ticket.assignee_id == agent_id:
+        return
+    before = ticket.assignee_id
+    ticket.assignee_id = agent_id
+    touch(ticket, at)
+    record_event(
+        session,
+        ticket,
+        "assigned",
+        actor=actor,
+        before={"agent_id": before},
+        after={"agent_id": agent_id},
+        at=at,
+    )
+
+
+def set_priority(
+    session: Session, ticket: Ticket, priority: Priority, *, at: datetime, actor: Actor = SYSTEM
+) -> None:
+    if ticket.priority == priority.value:
+        return
+    before = ticket.priority
+    ticket.priority = priority.value
+    touch(ticket, at)
+    record_event(
+        session,
+        ticket,
+        "priority_changed",
+        actor=actor,
+        before={"priority": before},
+        after={"priority": priority.value},
+        at=at,
+    )
+
+
+def add_tag(session: Session, ticket: Ticket, name: str, *, at: datetime, actor: Actor = SYSTEM) -> None:
+    name = name.strip()[:100]
+    if not name or name in {tag.name for tag in ticket.tags}:
+        return
+    ticket.tags.append(TicketTag(name=name))
+    touch(ticket, at)
+    record_event(session, ticket, "tag_added", actor=actor, after={"tag": name}, at=at)
+
+
+def remove_tag(session: Session, ticket: Ticket, name: str, *, at: datetime, actor: Actor = SYSTEM) -> None:
+    kept = [tag for tag in ticket.tags if tag.name != name.strip()]
+    if len(kept) == len(ticket.tags):
+        return
+    ticket.tags = kept
+    touch(ticket, at)
+    record_event(session, ticket, "tag_removed", actor=actor, before={"tag": name.strip()}, at=at)
+
+
+def set_sla_policy(
+    session: Session, ticket: Ticket, policy: SlaPolicy | None, *, at: datetime, actor: Actor = SYSTEM
+) -> None:
+    policy_id = policy.id if policy else None
+    if ticket.sla_policy_id == policy_id:
+        return
+    before = ticket.sla_policy_id
+    ticket.sla_policy_id = policy_id
+    touch(ticket, at)
+    record_event(
+        session,
+        ticket,
+        "sla_policy_changed",
+        actor=actor,
+        before={"policy_id": before},
+        after={"policy_id": policy_id},
+        at=at,
+    )
+
+
+def add_note(
+    session: Session,
+    ticket: Ticket,
+    body: str,
+    *,
+    at: datetime,
+    author_id: int | None = None,
+    actor: Actor = SYSTEM,
+) -> Note:
+    """An internal note (never sent to the customer)."""
+    note = Note(ticket_id=ticket.id, author_id=author_id, body=body, created_at=at)
+    session.add(note)
+    touch(ticket, at)
+    record_event(session, ticket, "note_added", actor=actor, after={"body": body[:200]}, at=at)
+    return note

@@ -310,7 +310,14 @@ class Sandbox:
                     thread = thread_id
                 else:
                     new_thread = True
-            return self._store(user, raw, ["SENT"], _now_ms(), thread, new_thread=new_thread)
+            sent = self._store(user, raw, ["SENT"], _now_ms(), thread, new_thread=new_thread)
+            # Mail between two sandbox mailboxes arrives, as it would between two Gmail users.
+            recipients = getaddresses([str(parsed.get(h, "")) for h in ("To", "Cc", "Bcc")])
+            for _name, address in recipients:
+                address = address.strip().lower()
+                if address in self.users and address != user.email:
+                    self.deliver(address, raw)
+            return sent
 
     # --- reading ------------------------------------------------------------------------------------
     def message_json(

@@ -1,0 +1,455 @@
+"""Running a mailbox's rules on ticket events, and applying their actions through ticket actions.
+
+Sync calls :class:`Automation` for each event it files (``ticket_created``, ``customer_replied``,
+``agent_replied``) inside the page's transaction, so ticket changes, Outbox rows and the Gmail
+checkpoint commit together. Every change is an Event naming the rule; every auto-reply that is not
+sent is an ``auto_reply_suppressed`` Event with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import rules as rule_engine
+from rules import ActionKind, Evaluation, Rule, RuleError
+from server import tickets
+from server.gmail.mime import ParsedMessage
+from server.gmail.send import enqueue, reply_subject, thread_headers
+from server.models import (
+    ActorKind,
+    Agent,
+    Customer,
+    Locale,
+    Mailbox,
+    OutboxKind,
+    Priority,
+    Role,
+    SlaPolicy,
+    Template,
+    Ticket,
+    TicketStatus,
+    mailbox_members,
+)
+from server.models import Outbox as OutboxRow
+from server.models import Rule as RuleRow
+from server.templating import RenderedMail, TemplateError, format_when, render_mail
+from server.tickets import Actor
+
+log = logging.getLogger(__name__)
+
+#: Defaults of the per-mailbox settings this module reads (``Mailbox.settings``).
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "auto_replies_per_sender_per_hour": 3,
+    "locale": "en",
+    "timezone": "UTC",
+}
+_CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
+
+
+def setting(mailbox: Mailbox, name: str) -> Any:
+    return (mailbox.settings or {}).get(name, DEFAULT_SETTINGS[name])
+
+
+@dataclass
+class TicketEvent:
+    """Something that happened to a ticket during sync, for the rules to look at."""
+
+    trigger: rule_engine.Trigger
+    ticket_id: int
+    message: ParsedMessage | None = None
+    at: datetime | None = None
+
+
+@dataclass
+class Outcome:
+    """What a rule run did (or, in a dry run, would do)."""
+
+    rule: str
+    matched: bool
+    explanation: list[str]
+    actions: list[str] = field(default_factory=list)
+
+
+def customer_locale(message: ParsedMessage | None, mailbox: Mailbox) -> str:
+    """Russian when the customer wrote in Cyrillic, else the mailbox's language."""
+    sample = f"{message.subject} {message.text[:2000]}" if message else ""
+    if _CYRILLIC.search(sample):
+        return Locale.RU.value
+    return str(setting(mailbox, "locale"))
+
+
+def facts_for(
+    ticket: Ticket, message: ParsedMessage | None, mailbox: Mailbox, now: datetime
+) -> dict[str, Any]:
+    """The plain facts a rule's conditions read (rules.model.FIELDS)."""
+    sender = (
+        message.sender.email
+        if message and message.sender
+        else (ticket.customer.email if ticket.customer else "")
+    )
+    zone = str(setting(mailbox, "timezone"))
+    try:
+        from zoneinfo import ZoneInfo
+
+        local = now.astimezone(ZoneInfo(zone))
+    except (KeyError, ValueError):
+        local = now
+    return {
+        "from": sender,
+        "from_domain": sender.rsplit("@", 1)[-1] if "@" in sender else "",
+        "to": [a.email for a in message.to] if message else [],
+        "cc": [a.email for a in message.cc] if message else [],
+        "subject": message.subject if message else ticket.subject,
+        "body": message.text if message else "",
+        "has_attachment": bool(message.attachments) if message else False,
+        "labels": list(message.label_ids) if message else [],
+        # Business hours arrive with SLA calendars; until then Mon–Fri 09:00–18:00 in the mailbox's zone.
+        "within_business_hours": local.weekday() < 5 and 9 <= local.hour < 18,
+        "weekday": ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()],
+        "priority": ticket.priority,
+        "status": ticket.status,
+        "tags": [tag.name for tag in ticket.tags],
+        "assignee": ticket.assignee.email if ticket.assignee else None,
+        "mailbox": mailbox.address,
+        "hours_since_created": (now - ticket.created_at).total_seconds() / 3600,
+        "hours_since_customer_reply": None,
+        "hours_since_agent_reply": None,
+    }
+
+
+def load_mailbox_rules(session: Session, mailbox_id: int) -> list[tuple[RuleRow, Rule]]:
+    """The mailbox's rules in order; a stored rule that no longer validates is skipped and logged."""
+    loaded = []
+    for row in session.scalars(
+        select(RuleRow).where(RuleRow.mailbox_id == mailbox_id).order_by(RuleRow.position, RuleRow.id)
+    ):
+        try:
+            rule = rule_engine.load_rule(stored_rule_data(row))
+        except RuleError as exc:
+            log.warning("rule_invalid rule_id=%s problems=%s", row.id, exc)
+            continue
+        loaded.append((row, rule))
+    return loaded
+
+
+def stored_rule_data(row: RuleRow) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": row.name, "trigger": row.trigger, "actions": row.actions}
+    if row.conditions:
+        data["conditions"] = row.conditions
+    data["stop_processing"] = row.stop_processing
+    data["enabled"] = row.enabled
+    return data
+
+
+class Automation:
+    """Runs the rules of one mailbox within the caller's transaction."""
+
+    def __init__(self, session: Session, mailbox: Mailbox, *, now: datetime, dry_run: bool = False) -> None:
+        self.session = session
+        self.mailbox = mailbox
+        self.now = now
+        self.dry_run = dry_run
+        self.rules = load_mailbox_rules(session, mailbox.id)
+
+    def handle(self, event: TicketEvent) -> list[Outcome]:
+        ticket = self.session.get(Ticket, event.ticket_id)
+        if ticket is None:
+            return []
+        outcomes = []
+        for row, rule in self.rules:
+            if not rule.enabled or rule.trigger is not event.trigger:
+                continue
+            evaluation: Evaluation = rule_engine.evaluate(
+                rule, facts_for(ticket, event.message, self.mailbox, self.now)
+            )
+            outcome = Outcome(rule.name, evaluation.matched, evaluation.explanation)
+            outcomes.append(outcome)
+            if not evaluation.matched:
+                continue
+            actor = Actor(ActorKind.RULE, rule_id=row.id)
+            for action in rule.actions:
+                outcome.actions.append(self._apply(action, ticket, event, actor, row))
+            if rule.stop_processing:
+                break
+        return outcomes
+
+    # --- actions --------------------------------------------------------------------------------------
+    def _apply(
+        self, action: rule_engine.Action, ticket: Ticket, event: TicketEvent, actor: Actor, row: RuleRow
+    ) -> str:
+        kind, value, at = action.kind, action.value, self.now
+        if kind is ActionKind.ASSIGN:
+            agent = self._pick_agent(str(value), ticket)
+            if agent is None:
+                return f"assign: no available agent for {value}"
+            if not self.dry_run:
+                tickets.assign(self.session, ticket, agent.id, at=at, actor=actor)
+            return f"assign to {agent.email}"
+        if kind is ActionKind.SET_PRIORITY:
+            if not self.dry_run:
+                tickets.set_priority(self.session, ticket, Priority(value), at=at, actor=actor)
+            return f"set priority {value}"
+        if kind is ActionKind.ADD_TAG:
+            if not self.dry_run:
+                tickets.add_tag(self.session, ticket, str(value), at=at, actor=actor)
+            return f"add tag {value}"
+        if kind is ActionKind.REMOVE_TAG:
+            if not self.dry_run:
+                tickets.remove_tag(self.session, ticket, str(value), at=at, actor=actor)
+            return f"remove tag {value}"
+        if kind is ActionKind.SET_STATUS:
+            if not self.dry_run:
+                tickets.set_status(self.session, ticket, TicketStatus(value), at=at, actor=actor)
+            return f"set status {value}"
+        if kind is ActionKind.SET_SLA_POLICY:
+            policy = self.session.scalar(
+                select(SlaPolicy).where(SlaPolicy.mailbox_id == self.mailbox.id, SlaPolicy.name == value)
+            )
+            if policy is None:
+                return f"set SLA policy: no policy named {value!r}"
+            if not self.dry_run:
+                tickets.set_sla_policy(self.session, ticket, policy, at=at, actor=actor)
+            return f"set SLA policy {value}"
+        if kind is ActionKind.ADD_NOTE:
+            if not self.dry_run:
+                tickets.add_note(self.session, ticket, str(value), at=at, actor=actor)
+            return "add a note"
+        if kind is ActionKind.AUTO_REPLY:
+            return self._auto_reply(str(value["template"]), ticket, event, actor, row)
+        if kind is ActionKind.NOTIFY:
+            return self._notify(value, ticket, event, actor, row)
+        if kind is ActionKind.GMAIL_LABEL:
+            if not self.dry_run:
+                tickets.record_event(
+                    self.session, ticket, "gmail_label_requested", actor=actor, after={"label": value}, at=at
+                )
+            return f"label {value} in Gmail"
+        return f"{kind.value}: not supported"
+
+    def _eligible_agents(self) -> list[Agent]:
+        return list(
+            self.session.scalars(
+                select(Agent)
+                .join(mailbox_members, mailbox_members.c.agent_id == Agent.id)
+                .where(
+                    mailbox_members.c.mailbox_id == self.mailbox.id,
+                    Agent.active.is_(True),
+                    Agent.away.is_(False),
+                )
+                .order_by(Agent.id)
+            )
+        )
+
+    def _pick_agent(self, value: str, ticket: Ticket) -> Agent | None:
+        agents = self._eligible_agents()
+        if not agents:
+            return None
+        if value == "round_robin":
+            cursor = self.mailbox.round_robin_cursor or 0
+            chosen = next((a for a in agents if a.id > cursor), agents[0])
+            if not self.dry_run:
+                self.mailbox.round_robin_cursor = chosen.id
+            return chosen
+        if value == "least_open":
+            open_counts = dict(
+                self.session.execute(
+                    select(Ticket.assignee_id, func.count())
+                    .where(
+                        Ticket.mailbox_id == self.mailbox.id,
+                        Ticket.status.in_(
+                            [TicketStatus.OPEN.value, TicketStatus.PENDING.value, TicketStatus.ON_HOLD.value]
+                        ),
+                        Ticket.assignee_id.is_not(None),
+                    )
+                    .group_by(Ticket.assignee_id)
+                ).all()
+            )
+            return min(agents, key=lambda a: (open_counts.get(a.id, 0), a.id))
+        return next((a for a in agents if a.email == value.lower()), None)
+
+    def _template(self, name: str, locale: str) -> Template | None:
+        candidates = {
+            t.locale: t
+            for t in self.session.scalars(
+                select(Template).where(
+                    Template.mailbox_id == self.mailbox.id, Template.name == name, Template.owner_id.is_(None)
+                )
+            )
+        }
+        return (
+            candidates.get(locale)
+            or candidates.get(str(setting(self.mailbox, "locale")))
+            or next(iter(candidates.values()), None)
+        )
+
+    def context(self, ticket: Ticket, locale: str, agent: Agent | None = None) -> dict[str, Any]:
+        zone = str(setting(self.mailbox, "timezone"))
+        customer: Customer | None = ticket.customer
+        return {
+            "customer": {
+                "name": customer.name if customer else "",
+                "email": customer.email if customer else "",
+            },
+            "ticket": {
+                "number": ticket.number,
+                "subject": ticket.subject,
+                "status": ticket.status,
+                "priority": ticket.priority,
+                "due_at": format_when(ticket.due_at, locale, zone),
+                "first_response_due_at": format_when(ticket.first_response_due_at, locale, zone),
+                "resolution_due_at": format_when(ticket.resolution_due_at, locale, zone),
+            },
+            "agent": {"name": agent.name if agent else "", "email": agent.email if agent else ""},
+            "mailbox": {
+                "address": self.mailbox.address,
+                "name": self.mailbox.display_name or self.mailbox.address,
+            },
+        }
+
+    def _render(self, name: str, ticket: Ticket, locale: str, actor: Actor) -> RenderedMail | str:
+        template = self._template(name, locale)
+        if template is None:
+            return f"no template named {name!r}"
+        try:
+            return render_mail(
+                template.subject,
+                template.body_text,
+                template.body_html,
+                self.context(ticket, template.locale),
+            )
+        except TemplateError as exc:
+            return f"template {name!r}: {exc}"
+
+    def auto_reply_blocked(self, ticket: Ticket, message: ParsedMessage | None) -> str | None:
+        """Why an automatic answer to this mail must not go out (DESIGN: loop-safe), or None."""
+        if message is None or message.sender is None:
+            return "no sender to answer"
+        if message.automatic:
+            return message.automatic
+        sender = message.sender.email
+        team = {self.mailbox.address.lower()} | {a.lower() for a in self.session.scalars(select(Agent.email))}
+        if sender in team:
+            return "the sender is this mailbox or a team member"
+        limit = int(setting(self.mailbox, "auto_replies_per_sender_per_hour"))
+        recent = self.session.scalar(
+            select(func.count())
+            .select_from(OutboxRow)
+            .where(
+                OutboxRow.mailbox_id == self.mailbox.id,
+                OutboxRow.kind == OutboxKind.AUTO_REPLY.value,
+                OutboxRow.to == sender,
+                OutboxRow.created_at >= self.now - timedelta(hours=1),
+            )
+        )
+        if recent is not None and recent >= limit:
+            return f"{recent} auto-replies to {sender} in the last hour (limit {limit})"
+        already = self.session.scalar(
+            select(OutboxRow.id)
+            .where(OutboxRow.ticket_id == ticket.id, OutboxRow.kind == OutboxKind.AUTO_REPLY.value)
+            .limit(1)
+        )
+        if already is not None:
+            return "this thread already got an automatic answer"
+        return None
+
+    def _auto_reply(self, name: str, ticket: Ticket, event: TicketEvent, actor: Actor, row: RuleRow) -> str:
+        reason = self.auto_reply_blocked(ticket, event.message)
+        if reason:
+            if not self.dry_run:
+                tickets.record_event(
+                    self.session,
+                    ticket,
+                    "auto_reply_suppressed",
+                    actor=actor,
+                    after={"reason": reason, "template": name},
+                    at=self.now,
+                )
+            return f"auto-reply suppressed: {reason}"
+        assert event.message is not None and event.message.sender is not None
+        rendered = self._render(name, ticket, customer_locale(event.message, self.mailbox), actor)
+        if isinstance(rendered, str):
+            if not self.dry_run:
+                tickets.record_event(
+                    self.session,
+                    ticket,
+                    "auto_reply_failed",
+                    actor=actor,
+                    after={"reason": rendered},
+                    at=self.now,
+                )
+            return f"auto-reply not sent: {rendered}"
+        if self.dry_run:
+            return f"auto-reply {name!r} to {event.message.sender.email}"
+        headers = thread_headers(self.session, ticket)
+        enqueue(
+            self.session,
+            mailbox=self.mailbox,
+            kind=OutboxKind.AUTO_REPLY,
+            key=f"auto_reply:{ticket.id}:{row.id}:{event.message.gmail_id}",
+            to=[event.message.sender.email],
+            subject=reply_subject(rendered.subject or ticket.subject),
+            text=rendered.text,
+            html=rendered.html,
+            ticket=ticket,
+            headers=headers,
+            now=self.now,
+        )
+        tickets.record_event(
+            self.session, ticket, "auto_reply_queued", actor=actor, after={"template": name}, at=self.now
+        )
+        return f"auto-reply {name!r} to {event.message.sender.email}"
+
+    def _notify(
+        self, value: Mapping[str, Any], ticket: Ticket, event: TicketEvent, actor: Actor, row: RuleRow
+    ) -> str:
+        recipients: list[str] = []
+        for target in value["to"]:
+            if target == "assignee" and ticket.assignee is not None:
+                recipients.append(ticket.assignee.email)
+            elif target in {"admins", "agents"}:
+                agents = self._eligible_agents()
+                recipients += [a.email for a in agents if target == "agents" or a.role == Role.ADMIN.value]
+            elif target == "customer" and ticket.customer is not None:
+                recipients.append(ticket.customer.email)
+            elif "@" in target:
+                recipients.append(target.lower())
+        recipients = list(dict.fromkeys(recipients))
+        if not recipients:
+            return "notify: nobody to tell"
+        rendered = self._render(str(value["template"]), ticket, str(setting(self.mailbox, "locale")), actor)
+        if isinstance(rendered, str):
+            if not self.dry_run:
+                tickets.record_event(
+                    self.session,
+                    ticket,
+                    "notify_failed",
+                    actor=actor,
+                    after={"reason": rendered},
+                    at=self.now,
+                )
+            return f"notify not sent: {rendered}"
+        if self.dry_run:
+            return f"notify {', '.join(recipients)}"
+        message_key = event.message.gmail_id if event.message else event.trigger.value
+        for recipient in recipients:
+            enqueue(
+                self.session,
+                mailbox=self.mailbox,
+                kind=OutboxKind.NOTIFICATION,
+                key=f"notify:{ticket.id}:{row.id}:{message_key}:{recipient}",
+                to=[recipient],
+                subject=rendered.subject or f"[#{ticket.number}] {ticket.subject}",
+                text=rendered.text,
+                html=rendered.html,
+                ticket=ticket,
+                now=self.now,
+            )
+        return f"notify {', '.join(recipients)}"
