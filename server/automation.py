@@ -152,12 +152,20 @@ def stored_rule_data(row: RuleRow) -> dict[str, Any]:
 class Automation:
     """Runs the rules of one mailbox within the caller's transaction."""
 
-    def __init__(self, session: Session, mailbox: Mailbox, *, now: datetime, dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        *,
+        now: datetime,
+        dry_run: bool = False,
+        rules: list[tuple[Any, Rule]] | None = None,
+    ) -> None:
         self.session = session
         self.mailbox = mailbox
         self.now = now
         self.dry_run = dry_run
-        self.rules = load_mailbox_rules(session, mailbox.id)
+        self.rules = rules if rules is not None else load_mailbox_rules(session, mailbox.id)
 
     def handle(self, event: TicketEvent) -> list[Outcome]:
         ticket = self.session.get(Ticket, event.ticket_id)
@@ -453,3 +461,26 @@ class Automation:
                 now=self.now,
             )
         return f"notify {', '.join(recipients)}"
+
+
+def parsed_from_row(message: Any) -> ParsedMessage:
+    """A stored message seen as the rules see new mail (for dry runs over past tickets)."""
+    from server.gmail.mime import Address, Attachment, parse_addresses
+
+    parsed = ParsedMessage(
+        gmail_id=message.gmail_id,
+        thread_id=message.gmail_thread_id,
+        label_ids=list(message.labels or []),
+        internal_date=message.sent_at,
+        subject=message.subject,
+        sender=Address(message.from_name, message.from_email) if message.from_email else None,
+        to=parse_addresses(message.to),
+        cc=parse_addresses(message.cc),
+        text=message.text,
+        attachments=[
+            Attachment(a.get("filename", ""), a.get("mime_type", ""), 0, None, "")
+            for a in message.attachments or []
+        ],
+        automatic="automatic mail (stored)" if message.is_auto else None,
+    )
+    return parsed

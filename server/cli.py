@@ -66,6 +66,7 @@ def mailbox_group() -> None:
 )
 @click.option("--name", default="", help="Display name, e.g. 'Example Support'.")
 @click.option("--no-verify", is_flag=True, help="Store without asking Gmail for the mailbox's profile.")
+@click.option("--no-default-rules", is_flag=True, help="Start without the default rules and templates.")
 @with_appcontext
 def mailbox_add(
     address: str,
@@ -75,8 +76,9 @@ def mailbox_add(
     refresh_token_stdin: bool,
     name: str,
     no_verify: bool,
+    no_default_rules: bool,
 ) -> None:
-    """Connect the shared mailbox ADDRESS."""
+    """Connect the shared mailbox ADDRESS (with the default rules and templates)."""
     chosen = [x for x in (sandbox_url, service_account, oauth_client) if x is not None]
     if len(chosen) != 1:
         raise click.UsageError(
@@ -86,10 +88,17 @@ def mailbox_add(
         spec = _mailbox_spec(address, sandbox_url, service_account, oauth_client, refresh_token_stdin, name)
         if not no_verify:
             _verify(spec)
-        mailbox = add_mailbox(get_session(), spec)
+        session = get_session()
+        mailbox = add_mailbox(session, spec)
     except AccountError as exc:
         raise CliError(str(exc)) from exc
-    click.echo(f"mailbox {mailbox.address} added ({mailbox.auth_kind})")
+    if not no_default_rules:
+        from server.defaults import install_defaults
+
+        install_defaults(session, mailbox)
+        session.commit()
+    rules_note = "no rules" if no_default_rules else "default rules and templates"
+    click.echo(f"mailbox {mailbox.address} added ({mailbox.auth_kind}, {rules_note})")
 
 
 def _mailbox_spec(
@@ -197,12 +206,13 @@ def mailbox_list(as_json: bool) -> None:
 @click.command("sync")
 @click.option("--mailbox", "address", metavar="ADDRESS", help="Only this mailbox (default: all).")
 @click.option("--once", is_flag=True, help="Sync once and exit (default: poll every POSTDESK_POLL_SECONDS).")
+@click.option("--no-send", is_flag=True, help="Run the rules but hold the Outbox mail (do not send).")
 @with_appcontext
-def sync_command(address: str | None, once: bool) -> None:
-    """Fetch new mail from Gmail and file it under tickets."""
+def sync_command(address: str | None, once: bool, no_send: bool) -> None:
+    """Fetch new mail, file it under tickets, run the rules and send the Outbox mail that is due."""
     from server.sync_runner import SyncRunner
 
-    runner = SyncRunner(current_app._get_current_object(), echo=click.echo)  # type: ignore[attr-defined]
+    runner = SyncRunner(current_app._get_current_object(), echo=click.echo, send=not no_send)  # type: ignore[attr-defined]
     try:
         mailbox_ids = runner.mailbox_ids(address)
     except LookupError as exc:
@@ -325,6 +335,11 @@ def demo_command(host: str, port: int, sandbox_port: int) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from server.cli_automation import outbox_group, rules_group, templates_group
+
+    app.cli.add_command(rules_group)
+    app.cli.add_command(templates_group)
+    app.cli.add_command(outbox_group)
     app.cli.add_command(mailbox_group)
     app.cli.add_command(sync_command)
     app.cli.add_command(tickets_group)

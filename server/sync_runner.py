@@ -15,6 +15,7 @@ from sqlalchemy import select
 from server.db import get_session
 from server.gmail.client import client_for_mailbox
 from server.gmail.errors import GmailError
+from server.gmail.send import deliver_due
 from server.gmail.sync import sync_mailbox
 from server.models import Mailbox
 
@@ -24,9 +25,10 @@ PROGRESS_EVERY = 500
 
 
 class SyncRunner:
-    def __init__(self, app: Flask, echo: Callable[..., Any]) -> None:
+    def __init__(self, app: Flask, echo: Callable[..., Any], *, send: bool = True) -> None:
         self.app = app
         self.echo = echo
+        self.send = send
         self.stopping = threading.Event()
         self._last_progress: dict[str, int] = {}
 
@@ -57,6 +59,7 @@ class SyncRunner:
                 mailbox = session.get(Mailbox, mailbox_id)
                 if mailbox is None:
                     continue
+                address = mailbox.address
                 try:
                     with client_for_mailbox(mailbox) as client:
                         result = sync_mailbox(
@@ -66,11 +69,17 @@ class SyncRunner:
                             full_sync_days=self.app.config["FULL_SYNC_DAYS"],
                             progress=self._progress,
                         )
+                        summary = result.summary()
+                        if self.send:
+                            report = deliver_due(session, mailbox_id, client)
+                            summary += f", {report.sent} emails sent"
+                            if report.failed or report.postponed:
+                                summary += f" ({report.failed} failed, {report.postponed} to retry)"
                 except GmailError as exc:
                     ok = False
-                    self.echo(f"{mailbox.address}: sync failed: {exc}", err=True)
+                    self.echo(f"{address}: sync failed: {exc}", err=True)
                     continue
-            self.echo(result.summary())
+            self.echo(summary)
         return ok
 
     def poll_forever(self, mailbox_ids: list[int], every: float) -> None:

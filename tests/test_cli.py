@@ -29,7 +29,7 @@ def test_connecting_a_sandbox_mailbox_and_listing_it(runner, gmail):
     listed = runner.invoke(args=["mailbox", "list", "--json"])
 
     assert added.exit_code == 0, added.output
-    assert f"mailbox {MAILBOX} added (sandbox)" in added.output
+    assert f"mailbox {MAILBOX} added (sandbox, default rules and templates)" in added.output
     rows = json.loads(listed.output)
     assert rows == [
         {

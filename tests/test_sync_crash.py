@@ -32,7 +32,7 @@ def environment(database_url: str, tmp_path) -> dict[str, str]:
 
 
 def prepare(env: dict[str, str], sandbox_url: str) -> None:
-    for args in (["init-db"], ["mailbox", "add", MAILBOX, "--sandbox", sandbox_url]):
+    for args in (["init-db"], ["mailbox", "add", MAILBOX, "--sandbox", sandbox_url, "--no-default-rules"]):
         result = run(args, env)
         assert result.returncode == 0, result.stderr
 

@@ -21,6 +21,7 @@ from server.models import (
     TicketStatus,
     TicketTag,
 )
+from server.sla import Calendar, CalendarError, due_times
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def open_ticket(
     )
     session.add(ticket)
     session.flush()
+    refresh_due_times(session, ticket)
     record_event(
         session,
         ticket,
@@ -156,6 +158,7 @@ def record_first_response(session: Session, ticket: Ticket, *, at: datetime, act
     if ticket.first_responded_at is not None:
         return
     ticket.first_responded_at = at
+    ticket.due_at = ticket.resolution_due_at  # the next deadline is the resolution
     touch(ticket, at)
     record_event(session, ticket, "first_response", actor=actor, after={"at": at.isoformat()}, at=at)
 
@@ -193,6 +196,7 @@ def set_priority(
         return
     before = ticket.priority
     ticket.priority = priority.value
+    refresh_due_times(session, ticket)
     touch(ticket, at)
     record_event(
         session,
@@ -258,3 +262,23 @@ def add_note(
     touch(ticket, at)
     record_event(session, ticket, "note_added", actor=actor, after={"body": body[:200]}, at=at)
     return note
+
+
+def refresh_due_times(session: Session, ticket: Ticket) -> None:
+    """First-response and resolution due times from the mailbox calendar and the ticket's priority."""
+    mailbox = session.get(Mailbox, ticket.mailbox_id)
+    try:
+        calendar = Calendar.from_settings(mailbox.settings if mailbox else None)
+        first_response, resolution = due_times(calendar, ticket.created_at, ticket.priority)
+    except CalendarError:
+        return
+    ticket.first_response_due_at = (
+        first_response if ticket.first_responded_at is None else ticket.first_response_due_at
+    )
+    ticket.resolution_due_at = resolution
+    pending = [
+        d
+        for d in (ticket.first_response_due_at if ticket.first_responded_at is None else None, resolution)
+        if d
+    ]
+    ticket.due_at = min(pending) if pending else None

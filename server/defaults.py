@@ -1,0 +1,162 @@
+"""What a new mailbox starts with: templates and rules that teach the habits of good support teams.
+
+Acknowledge every new ticket with its number and when to expect an answer; recognise urgent mail;
+spread work round-robin; answer a frequent question at once; tell the customer when a ticket is solved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import rules as rule_engine
+from server.models import Mailbox, Rule, Template
+from server.templating import check_template
+
+#: (name, locale, subject, text) — subjects of automatic answers get "Re: " in front when sent.
+DEFAULT_TEMPLATES: list[tuple[str, str, str, str]] = [
+    (
+        "Acknowledgement",
+        "en",
+        "[#{{ ticket.number }}] {{ ticket.subject }}",
+        "Hello{% if customer.name %} {{ customer.name }}{% endif %},\n\n"
+        "thank you for writing to {{ mailbox.name }}. Your request is ticket #{{ ticket.number }}.\n"
+        "{% if ticket.first_response_due_at %}We will answer by {{ ticket.first_response_due_at }}."
+        "{% else %}We will answer as soon as we can.{% endif %}\n\n"
+        "To add anything, just reply to this email.\n\n{{ mailbox.name }}\n",
+    ),
+    (
+        "Acknowledgement",
+        "ru",
+        "[#{{ ticket.number }}] {{ ticket.subject }}",
+        "Здравствуйте{% if customer.name %}, {{ customer.name }}{% endif %}!\n\n"
+        "Спасибо за обращение в {{ mailbox.name }}. Номер вашей заявки — #{{ ticket.number }}.\n"
+        "{% if ticket.first_response_due_at %}Мы ответим до {{ ticket.first_response_due_at }}."
+        "{% else %}Мы ответим как можно скорее.{% endif %}\n\n"
+        "Чтобы что-то добавить, просто ответьте на это письмо.\n\n{{ mailbox.name }}\n",
+    ),
+    (
+        "Password reset help",
+        "en",
+        "[#{{ ticket.number }}] {{ ticket.subject }}",
+        "Hello{% if customer.name %} {{ customer.name }}{% endif %},\n\n"
+        'to reset your password, open the sign-in page, choose "Forgot password?" and follow the link we '
+        "email you (check the spam folder too). The link works for one hour.\n\n"
+        "If that does not help, reply to this email and a person will take over ticket #{{ ticket.number }}.\n\n"
+        "{{ mailbox.name }}\n",
+    ),
+    (
+        "Password reset help",
+        "ru",
+        "[#{{ ticket.number }}] {{ ticket.subject }}",
+        "Здравствуйте{% if customer.name %}, {{ customer.name }}{% endif %}!\n\n"
+        "Чтобы сбросить пароль, откройте страницу входа, нажмите «Забыли пароль?» и перейдите по ссылке из "
+        "письма (проверьте и папку «Спам»). Ссылка действует один час.\n\n"
+        "Если это не помогло, ответьте на это письмо — заявкой #{{ ticket.number }} займётся сотрудник.\n\n"
+        "{{ mailbox.name }}\n",
+    ),
+    (
+        "Ticket solved",
+        "en",
+        "[#{{ ticket.number }}] Solved: {{ ticket.subject }}",
+        "Hello{% if customer.name %} {{ customer.name }}{% endif %},\n\n"
+        "we have marked ticket #{{ ticket.number }} as solved. If something is still not right, just reply "
+        "and the ticket opens again.\n\n{{ mailbox.name }}\n",
+    ),
+    (
+        "Ticket solved",
+        "ru",
+        "[#{{ ticket.number }}] Решено: {{ ticket.subject }}",
+        "Здравствуйте{% if customer.name %}, {{ customer.name }}{% endif %}!\n\n"
+        "Мы отметили заявку #{{ ticket.number }} как решённую. Если что-то ещё не так, просто ответьте "
+        "на это письмо — заявка откроется снова.\n\n{{ mailbox.name }}\n",
+    ),
+]
+
+URGENT_PATTERN = r"\b(urgent|asap|outage|emergency|is down)\b|срочн|не\s+работает|авари|упал"
+PASSWORD_PATTERN = (
+    r"(reset|forgot|forgotten|lost).{0,30}password|(сброс|сбросить|забыл|восстанов).{0,30}парол"
+)
+
+DEFAULT_RULES: list[dict[str, Any]] = [
+    {
+        "name": "Password reset: answer and solve",
+        "trigger": "ticket_created",
+        "conditions": {
+            "any": [
+                {"field": "subject", "op": "matches", "value": PASSWORD_PATTERN},
+                {"field": "body", "op": "matches", "value": PASSWORD_PATTERN},
+            ]
+        },
+        "actions": [{"auto_reply": {"template": "Password reset help"}}, {"set_status": "solved"}],
+        "stop_processing": True,
+    },
+    {
+        "name": "Urgent words make a ticket high priority",
+        "trigger": "ticket_created",
+        "conditions": {
+            "any": [
+                {"field": "subject", "op": "matches", "value": URGENT_PATTERN},
+                {"field": "body", "op": "matches", "value": URGENT_PATTERN},
+            ]
+        },
+        "actions": [{"set_priority": "high"}, {"add_tag": "urgent"}],
+    },
+    {
+        "name": "Spread new tickets round-robin",
+        "trigger": "ticket_created",
+        "actions": [{"assign": "round_robin"}],
+    },
+    {
+        "name": "Acknowledge every new ticket",
+        "trigger": "ticket_created",
+        "actions": [{"auto_reply": {"template": "Acknowledgement"}}],
+    },
+    {
+        "name": "Tell the customer when the ticket is solved",
+        "trigger": "time",
+        "conditions": {"field": "status", "op": "equals", "value": "solved"},
+        "actions": [{"notify": {"to": ["customer"], "template": "Ticket solved"}}],
+    },
+]
+
+
+def install_defaults(session: Session, mailbox: Mailbox) -> None:
+    """Add the default templates and rules to a mailbox (no commit); existing names are left alone."""
+    existing = {
+        (t.name, t.locale) for t in session.scalars(select(Template).where(Template.mailbox_id == mailbox.id))
+    }
+    for name, locale, subject, text in DEFAULT_TEMPLATES:
+        check_template(subject, text)
+        if (name, locale) not in existing:
+            session.add(
+                Template(mailbox_id=mailbox.id, name=name, locale=locale, subject=subject, body_text=text)
+            )
+    replace_rules(session, mailbox, rule_engine.load_rules(DEFAULT_RULES), keep_existing=True)
+
+
+def replace_rules(
+    session: Session, mailbox: Mailbox, loaded: list[rule_engine.Rule], *, keep_existing: bool = False
+) -> None:
+    """Store ``loaded`` as the mailbox's rules, in order (no commit)."""
+    current = list(session.scalars(select(Rule).where(Rule.mailbox_id == mailbox.id).order_by(Rule.position)))
+    if keep_existing and current:
+        return
+    for row in current:
+        session.delete(row)
+    for position, rule in enumerate(loaded):
+        data = rule_engine.dump_rule(rule)
+        session.add(
+            Rule(
+                mailbox_id=mailbox.id,
+                name=rule.name,
+                trigger=rule.trigger.value,
+                conditions=data.get("conditions") or {},
+                actions=data["actions"],
+                position=position,
+                enabled=rule.enabled,
+                stop_processing=rule.stop_processing,
+            )
+        )
