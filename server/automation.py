@@ -403,7 +403,8 @@ class Automation:
             kind=OutboxKind.AUTO_REPLY,
             key=f"auto_reply:{ticket.id}:{row.id}:{event.message.gmail_id}",
             to=[event.message.sender.email],
-            subject=reply_subject(rendered.subject or ticket.subject),
+            # Gmail keeps a reply in its thread only when the subject matches: "Re: " + the customer's subject.
+            subject=reply_subject(event.message.subject or ticket.subject),
             text=rendered.text,
             html=rendered.html,
             ticket=ticket,

@@ -15,12 +15,14 @@ import rules as rule_engine
 from server.models import Mailbox, Rule, Template
 from server.templating import check_template
 
-#: (name, locale, subject, text) — subjects of automatic answers get "Re: " in front when sent.
+#: (name, locale, subject, text). An automatic answer goes in the customer's thread, so its subject is
+#: always "Re: <their subject>" (Gmail threads only on a matching subject); the template's subject is
+#: used for mail that starts a thread of its own (notifications).
 DEFAULT_TEMPLATES: list[tuple[str, str, str, str]] = [
     (
         "Acknowledgement",
         "en",
-        "[#{{ ticket.number }}] {{ ticket.subject }}",
+        "{{ ticket.subject }} [#{{ ticket.number }}]",
         "Hello{% if customer.name %} {{ customer.name }}{% endif %},\n\n"
         "thank you for writing to {{ mailbox.name }}. Your request is ticket #{{ ticket.number }}.\n"
         "{% if ticket.first_response_due_at %}We will answer by {{ ticket.first_response_due_at }}."
@@ -30,7 +32,7 @@ DEFAULT_TEMPLATES: list[tuple[str, str, str, str]] = [
     (
         "Acknowledgement",
         "ru",
-        "[#{{ ticket.number }}] {{ ticket.subject }}",
+        "{{ ticket.subject }} [#{{ ticket.number }}]",
         "Здравствуйте{% if customer.name %}, {{ customer.name }}{% endif %}!\n\n"
         "Спасибо за обращение в {{ mailbox.name }}. Номер вашей заявки — #{{ ticket.number }}.\n"
         "{% if ticket.first_response_due_at %}Мы ответим до {{ ticket.first_response_due_at }}."
@@ -40,7 +42,7 @@ DEFAULT_TEMPLATES: list[tuple[str, str, str, str]] = [
     (
         "Password reset help",
         "en",
-        "[#{{ ticket.number }}] {{ ticket.subject }}",
+        "{{ ticket.subject }} [#{{ ticket.number }}]",
         "Hello{% if customer.name %} {{ customer.name }}{% endif %},\n\n"
         'to reset your password, open the sign-in page, choose "Forgot password?" and follow the link we '
         "email you (check the spam folder too). The link works for one hour.\n\n"
@@ -50,7 +52,7 @@ DEFAULT_TEMPLATES: list[tuple[str, str, str, str]] = [
     (
         "Password reset help",
         "ru",
-        "[#{{ ticket.number }}] {{ ticket.subject }}",
+        "{{ ticket.subject }} [#{{ ticket.number }}]",
         "Здравствуйте{% if customer.name %}, {{ customer.name }}{% endif %}!\n\n"
         "Чтобы сбросить пароль, откройте страницу входа, нажмите «Забыли пароль?» и перейдите по ссылке из "
         "письма (проверьте и папку «Спам»). Ссылка действует один час.\n\n"

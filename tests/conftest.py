@@ -183,3 +183,64 @@ def sync(session: Session, mailbox: Any, gmail_client: Callable[..., GmailClient
 
     _sync.client = client  # type: ignore[attr-defined]
     return _sync
+
+
+@pytest.fixture
+def helpdesk(session: Session, gmail: SandboxServer, gmail_client: Callable[..., GmailClient]) -> Any:
+    """support@example.com with the default rules and templates and three agents: sync, send, inspect."""
+    from server.accounts import MailboxSpec, add_mailbox, ensure_agent
+    from server.defaults import install_defaults
+    from server.models import AuthKind, Role
+
+    return Helpdesk(
+        session, gmail, gmail_client, add_mailbox, MailboxSpec, ensure_agent, install_defaults, AuthKind, Role
+    )
+
+
+class Helpdesk:
+    """A connected mailbox as a team runs it: ``cycle()`` = sync + run rules + send the Outbox."""
+
+    def __init__(
+        self, session, gmail, gmail_client, add_mailbox, spec, ensure_agent, install_defaults, auth, role
+    ):
+        self.session, self.gmail = session, gmail
+        self.connect = lambda address, agents=(): self._connect(
+            address, agents, add_mailbox, spec, ensure_agent, install_defaults, auth, role
+        )
+        self.clients: dict[str, GmailClient] = {}
+        self._gmail_client = gmail_client
+        self.mailboxes: dict[str, Any] = {}
+
+    def _connect(self, address, agents, add_mailbox, spec, ensure_agent, install_defaults, auth, role):
+        box = add_mailbox(
+            self.session, spec(address, auth.SANDBOX, self.gmail.url, None, address.split("@")[0].title())
+        )
+        for index, email in enumerate(agents):
+            ensure_agent(
+                self.session,
+                email,
+                email.split("@")[0].title(),
+                role=role.ADMIN if index == 0 else role.AGENT,
+                mailbox=box,
+            )
+        install_defaults(self.session, box)
+        self.session.commit()
+        self.mailboxes[address] = box
+        self.clients[address] = self._gmail_client(address)
+        self.cycle(address)  # the first (full) sync of an empty mailbox
+        return box
+
+    def cycle(self, address: str = MAILBOX, *, send: bool = True) -> Any:
+        from server.gmail.send import deliver_due
+        from server.gmail.sync import sync_mailbox
+
+        box = self.mailboxes[address]
+        result = sync_mailbox(self.session, box.id, self.clients[address])
+        if send:
+            result.delivery = deliver_due(self.session, box.id, self.clients[address])
+        return result
+
+    def sent_by(self, address: str) -> list[Any]:
+        """Messages in the mailbox's SENT label, oldest first (what Postdesk or its people sent)."""
+        user = self.gmail.sandbox.user(address)
+        return sorted((m for m in user.messages.values() if "SENT" in m.label_ids), key=lambda m: m.id)

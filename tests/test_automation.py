@@ -1,0 +1,266 @@
+"""Rules, templates and sending as a team and its customers live them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import MAILBOX, make_email
+from sqlalchemy import select
+
+from server.models import Event, Outbox, Ticket
+
+AGENTS = ("anna@example.com", "boris@example.com", "chen@example.com")
+
+
+@pytest.fixture
+def desk(helpdesk):
+    helpdesk.connect(MAILBOX, AGENTS)
+    return helpdesk
+
+
+def events(session, kind):
+    return session.scalars(select(Event).where(Event.kind == kind)).all()
+
+
+def test_a_new_customer_gets_exactly_one_acknowledgement_in_the_same_thread(desk, deliver, session):
+    original = deliver(
+        make_email(
+            "Printer is jammed",
+            "Paper everywhere.",
+            sender="Bob Stone <bob@example.org>",
+            message_id="<jam@x>",
+        )
+    )
+
+    first = desk.cycle()
+    second = desk.cycle()
+    deliver(
+        make_email("Re: Printer is jammed", "Still jammed", sender="bob@example.org", in_reply_to="<jam@x>")
+    )
+    third = desk.cycle()
+
+    sent = desk.sent_by(MAILBOX)
+    ticket = session.scalar(select(Ticket))
+    assert first.delivery.sent == 1 and second.delivery.sent == 0 and third.delivery.sent == 0
+    assert len(sent) == 1
+    ack = sent[0]
+    assert ack.thread_id == original["threadId"]
+    assert ack.parsed["Auto-Submitted"] == "auto-replied" and ack.parsed["In-Reply-To"] == "<jam@x>"
+    assert ack.subject == "Re: Printer is jammed"  # Gmail keeps the thread only on a matching subject
+    body = ack.parsed.get_payload(decode=True).decode()
+    assert f"Your request is ticket #{ticket.number}." in body and "Hello Bob Stone" in body
+    assert ticket.first_response_due_at is not None and "We will answer by" in body
+    assert ticket.first_responded_at is None  # an acknowledgement is not an answer
+
+
+def test_a_russian_customer_is_answered_in_russian(desk, deliver, session):
+    deliver(make_email("Не работает вход", "Здравствуйте, не могу войти.", sender="Ольга <olga@yandex.ru>"))
+    desk.cycle()
+    body = desk.sent_by(MAILBOX)[0].parsed.get_payload(decode=True).decode()
+    assert "Номер вашей заявки — #1." in body and "Мы ответим до" in body
+
+
+@pytest.mark.parametrize(
+    "subject", ["URGENT: site down", "Срочно! не работает оплата", "Outage in EU region", "Please help ASAP"]
+)
+def test_urgent_mail_is_high_priority(desk, deliver, session, subject):
+    deliver(make_email(subject, "Details inside"))
+    desk.cycle()
+    ticket = session.scalar(select(Ticket))
+    assert ticket.priority == "high" and "urgent" in [t.name for t in ticket.tags]
+
+
+def test_an_ordinary_question_stays_normal_priority(desk, deliver, session):
+    deliver(make_email("Question about invoices", "Where do I find them?"))
+    desk.cycle()
+    assert session.scalar(select(Ticket.priority)) == "normal"
+
+
+def test_five_new_tickets_are_spread_round_robin(desk, deliver, session):
+    for i in range(5):
+        deliver(make_email(f"Question {i}", sender=f"c{i}@example.org"))
+        desk.cycle()  # separate syncs: the turn is kept between runs
+    assignees = [t.assignee.email for t in session.scalars(select(Ticket).order_by(Ticket.number))]
+    assert assignees == [AGENTS[0], AGENTS[1], AGENTS[2], AGENTS[0], AGENTS[1]]
+
+
+def test_round_robin_skips_away_and_inactive_agents(desk, deliver, session):
+    from server.models import Agent
+
+    session.scalar(select(Agent).where(Agent.email == AGENTS[1])).away = True
+    session.scalar(select(Agent).where(Agent.email == AGENTS[2])).active = False
+    session.commit()
+    for i in range(3):
+        deliver(make_email(f"Q{i}", sender=f"c{i}@example.org"))
+    desk.cycle()
+    assert {t.assignee.email for t in session.scalars(select(Ticket))} == {AGENTS[0]}
+
+
+def test_the_faq_rule_answers_and_solves(desk, deliver, session):
+    deliver(make_email("Forgot my password", "I forgot the password, how do I reset it?"))
+    desk.cycle()
+    ticket = session.scalar(select(Ticket))
+    sent = desk.sent_by(MAILBOX)
+    assert ticket.status == "solved" and ticket.assignee is None  # stop_processing: no other rule ran
+    assert len(sent) == 1 and "Forgot password?" in sent[0].parsed.get_payload(decode=True).decode()
+
+
+AUTOMATIC_MAIL = {
+    "auto-submitted": "Auto-Submitted: auto-replied",
+    "auto-generated": "Auto-Submitted: auto-generated",
+    "precedence bulk": "Precedence: bulk",
+    "precedence list": "Precedence: list",
+    "precedence junk": "Precedence: junk",
+    "precedence auto_reply": "Precedence: auto_reply",
+    "list-id": "List-Id: Product news <news.example.org>",
+    "list-unsubscribe": "List-Unsubscribe: <mailto:leave@example.org>",
+    "x-autoreply": "X-Autoreply: yes",
+    "x-autorespond": "X-Autorespond: Out of office",
+    "x-auto-response-suppress oof": "X-Auto-Response-Suppress: OOF",
+    "x-auto-response-suppress all": "X-Auto-Response-Suppress: All",
+    "empty return-path": "Return-Path: <>",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(AUTOMATIC_MAIL))
+def test_no_auto_reply_to_automatic_mail(desk, deliver, session, kind):
+    deliver(
+        make_email(
+            "Re: your request",
+            "I am out of the office",
+            sender="robert@example.org",
+            extra=AUTOMATIC_MAIL[kind],
+        )
+    )
+    desk.cycle()
+    suppressed = events(session, "auto_reply_suppressed")
+    assert desk.sent_by(MAILBOX) == [] and session.scalars(select(Outbox)).all() == []
+    assert len(suppressed) == 1 and suppressed[0].after["reason"]
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "mailer-daemon@googlemail.com",
+        "postmaster@example.org",
+        "noreply@shop.example",
+        "no-reply@x.example",
+        "do-not-reply@bank.example",
+    ],
+)
+def test_no_auto_reply_to_automatic_senders(desk, deliver, session, sender):
+    deliver(make_email("Your order", "Automated message", sender=sender))
+    desk.cycle()
+    assert desk.sent_by(MAILBOX) == []
+    assert "automatic sender" in events(session, "auto_reply_suppressed")[0].after["reason"]
+
+
+def test_no_auto_reply_to_a_delivery_report(desk, session):
+    report = (
+        b"From: Mail Delivery System <mailer@relay.example.net>\r\nTo: support@example.com\r\nSubject: Undelivered Mail\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        b"Status: 5.1.1\r\n--b--\r\n"
+    )
+    desk.gmail.sandbox.deliver(MAILBOX, report)
+    desk.cycle()
+    assert desk.sent_by(MAILBOX) == []
+    assert events(session, "auto_reply_suppressed")[0].after["reason"] == "delivery report"
+
+
+def test_no_auto_reply_to_the_mailbox_itself_or_a_team_member(desk, deliver, session):
+    deliver(make_email("Note to self", sender=MAILBOX))
+    deliver(make_email("From a colleague", sender=AGENTS[1]))
+    desk.cycle()
+    assert desk.sent_by(MAILBOX)[2:] == [] and session.scalars(select(Outbox)).all() == []
+
+
+def test_one_sender_gets_at_most_three_auto_replies_an_hour(desk, deliver, session):
+    for i in range(5):
+        deliver(make_email(f"Separate question {i}", sender="chatty@example.org"))
+    desk.cycle()
+    reasons = [e.after["reason"] for e in events(session, "auto_reply_suppressed")]
+    assert len(desk.sent_by(MAILBOX)) == 3
+    assert len(reasons) == 2 and all("limit 3" in r for r in reasons)
+
+
+def test_two_postdesk_mailboxes_answering_each_other_exchange_at_most_one_message_each(helpdesk, session):
+    a, b = "support@alpha.example", "help@beta.example"
+    helpdesk.connect(a, ["agent@alpha.example"])
+    helpdesk.connect(b, ["agent@beta.example"])
+    # Beta's team writes to Alpha from the shared mailbox; both acknowledge everything new.
+    helpdesk.clients[b].send(make_email("Partnership", "Hello Alpha", sender=b, to=a))
+    sent_before = {a: len(helpdesk.sent_by(a)), b: len(helpdesk.sent_by(b))}
+    for _ in range(4):
+        helpdesk.cycle(a)
+        helpdesk.cycle(b)
+    assert len(helpdesk.sent_by(a)) - sent_before[a] == 1  # Alpha acknowledges Beta's new thread once
+    assert len(helpdesk.sent_by(b)) - sent_before[b] == 0  # Beta sees Auto-Submitted and stays quiet
+    beta_events = [
+        e.after["reason"] for e in session.scalars(select(Event).where(Event.kind == "auto_reply_suppressed"))
+    ]
+    assert beta_events == ["Auto-Submitted: auto-replied"]
+
+
+def test_a_naive_helpdesk_answering_our_acknowledgement_does_not_start_a_loop(desk, deliver, session):
+    deliver(
+        make_email("Order 7", "Where is it?", sender="orders@naive-desk.example", message_id="<o7@naive>")
+    )
+    desk.cycle()
+    ack = desk.sent_by(MAILBOX)[0]
+    for round_ in range(3):  # their system acknowledges our acknowledgement, without any automatic headers
+        deliver(
+            make_email(
+                f"Re: {ack.subject}",
+                f"Ticket received ({round_})",
+                sender="orders@naive-desk.example",
+                in_reply_to=ack.rfc822_id,
+            )
+        )
+        desk.cycle()
+    assert len(desk.sent_by(MAILBOX)) == 1
+
+
+def test_a_broken_template_is_an_event_not_a_half_sent_mail(desk, deliver, session):
+    from server.models import Template
+
+    for template in session.scalars(select(Template).where(Template.name == "Acknowledgement")):
+        template.body_text = "Hello {{ customer.name }}\nYour ticket is {{ ticket.numbr }}"
+    session.commit()
+    deliver(make_email("Hello"))
+    desk.cycle()
+    failed = events(session, "auto_reply_failed")
+    assert desk.sent_by(MAILBOX) == [] and session.scalars(select(Outbox)).all() == []
+    assert "line 2" in failed[0].after["reason"] and "numbr" in failed[0].after["reason"]
+
+
+def test_rule_changes_are_events_naming_the_rule(desk, deliver, session):
+    from server.models import Rule
+
+    deliver(make_email("URGENT: down"))
+    desk.cycle()
+    rule_names = {r.id: r.name for r in session.scalars(select(Rule))}
+    changes = {
+        e.kind: rule_names.get(e.actor_rule_id)
+        for e in session.scalars(select(Event).where(Event.actor_kind == "rule"))
+    }
+    assert changes["priority_changed"] == "Urgent words make a ticket high priority"
+    assert changes["assigned"] == "Spread new tickets round-robin"
+    assert changes["auto_reply_queued"] == "Acknowledge every new ticket"
+
+
+def test_sync_no_send_holds_the_mail_and_outbox_list_shows_it(desk, deliver, runner, session):
+    deliver(make_email("Hold it", sender="dora@example.org"))
+    result = runner.invoke(args=["sync", "--once", "--no-send"])
+    pending = json.loads(runner.invoke(args=["outbox", "list", "--json"]).output)
+    sent_run = runner.invoke(args=["sync", "--once"])
+    session.expire_all()
+    after = json.loads(runner.invoke(args=["outbox", "list", "--json"]).output)
+
+    assert result.exit_code == 0 and "emails sent" not in result.output
+    assert [(r["kind"], r["to"], r["state"], r["ticket"]) for r in pending] == [
+        ("auto_reply", "dora@example.org", "pending", 1)
+    ]
+    assert "1 emails sent" in sent_run.output
+    assert after[0]["state"] == "sent" and after[0]["gmail_id"]
