@@ -166,6 +166,8 @@ class Automation:
         self.now = now
         self.dry_run = dry_run
         self.rules = rules if rules is not None else load_mailbox_rules(session, mailbox.id)
+        #: (gmail message id, label name) for sync to apply in Gmail after the commit.
+        self.label_requests: list[tuple[str, str]] = []
 
     def handle(self, event: TicketEvent) -> list[Outcome]:
         ticket = self.session.get(Ticket, event.ticket_id)
@@ -235,9 +237,10 @@ class Automation:
         if kind is ActionKind.NOTIFY:
             return self._notify(value, ticket, event, actor, row)
         if kind is ActionKind.GMAIL_LABEL:
-            if not self.dry_run:
+            if not self.dry_run and event.message is not None:
+                self.label_requests.append((event.message.gmail_id, str(value)))
                 tickets.record_event(
-                    self.session, ticket, "gmail_label_requested", actor=actor, after={"label": value}, at=at
+                    self.session, ticket, "gmail_label_added", actor=actor, after={"label": value}, at=at
                 )
             return f"label {value} in Gmail"
         return f"{kind.value}: not supported"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from server.gmail.sandbox import Sandbox, SandboxServer
 from server.gmail.sandbox.seed import DEMO_MAILBOX, DEMO_MAILBOX_NAME, DEMO_TEAM, seed_demo_mailbox
 
 log = logging.getLogger(__name__)
+#: How often the demo process syncs the sandbox mailbox.
+DEMO_POLL_SECONDS = 10
 
 
 def serve_web(host: str, port: int, workers: int) -> None:
@@ -59,9 +62,11 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     from server import create_app
     from server.accounts import MailboxSpec, add_mailbox, ensure_agent
     from server.db import get_session, init_db
+    from server.defaults import install_defaults
     from server.gmail.client import client_for_mailbox
     from server.gmail.sync import sync_mailbox
     from server.models import AuthKind, Role
+    from server.sync_runner import SyncRunner
 
     sandbox = start_sandbox(host, sandbox_port, seed="demo").start()
     database = Path(instance_path) / "demo.sqlite3"
@@ -77,8 +82,19 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         for index, (email, name, locale) in enumerate(DEMO_TEAM):
             role = Role.ADMIN if index == 0 else Role.AGENT
             ensure_agent(session, email, name, role=role, locale=locale, mailbox=mailbox)
+        install_defaults(session, mailbox)
+        session.commit()
         with client_for_mailbox(mailbox) as client:
             synced = sync_mailbox(session, mailbox.id, client)
+        mailbox_id = mailbox.id
+    # Until the scheduler lands, a background thread polls the sandbox so new mail gets its rules.
+    poller = SyncRunner(app, echo=lambda *args, **kwargs: None)
+    threading.Thread(
+        target=poller.poll_forever,
+        args=([mailbox_id], DEMO_POLL_SECONDS),
+        kwargs={"handle_signals": False},
+        daemon=True,
+    ).start()
     web = make_server(host, port, app, threaded=True)
     urls: dict[str, Any] = {
         "web": f"http://{host}:{web.server_address[1]}/",
@@ -92,6 +108,10 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     for name, value in urls.items():
         click.echo(f"  {name:<14} {value}")
     click.echo(f"See the tickets: POSTDESK_DATABASE_URL=sqlite:///{database} .venv/bin/postdesk tickets list")
+    click.echo(
+        f"Try a new customer email: curl --data-binary @message.eml {sandbox.url}sandbox/users/{DEMO_MAILBOX}/messages"
+        f" (synced every {DEMO_POLL_SECONDS}s; the acknowledgement appears in the sandbox's SENT)"
+    )
     click.echo("Press Ctrl+C to stop.")
     try:
         web.serve_forever()
@@ -99,4 +119,5 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         pass
     finally:
         web.server_close()
+        poller.stopping.set()
         sandbox.stop()

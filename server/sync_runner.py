@@ -82,10 +82,11 @@ class SyncRunner:
             self.echo(summary)
         return ok
 
-    def poll_forever(self, mailbox_ids: list[int], every: float) -> None:
+    def poll_forever(self, mailbox_ids: list[int], every: float, *, handle_signals: bool = True) -> None:
         """Sync every ``every`` seconds until SIGINT/SIGTERM; the current sync finishes first."""
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: self.stopping.set())
+        if handle_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: self.stopping.set())
         while not self.stopping.is_set():
             started = time.monotonic()
             self.run_once(mailbox_ids)

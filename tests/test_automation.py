@@ -264,3 +264,26 @@ def test_sync_no_send_holds_the_mail_and_outbox_list_shows_it(desk, deliver, run
     ]
     assert "1 emails sent" in sent_run.output
     assert after[0]["state"] == "sent" and after[0]["gmail_id"]
+
+
+def test_gmail_label_and_least_open_actions(desk, deliver, session, tmp_path, runner):
+    from server.models import Agent
+
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(
+        "rules:\n  - name: Label and balance\n    trigger: ticket_created\n    actions:\n"
+        "      - gmail_label: Postdesk/New\n      - assign: least_open\n",
+        encoding="utf-8",
+    )
+    assert runner.invoke(args=["rules", "import", str(rules_file), "--mailbox", MAILBOX]).exit_code == 0
+    busy = session.scalar(select(Agent).where(Agent.email == AGENTS[0]))
+    delivered = [deliver(make_email(f"Q{i}", sender=f"c{i}@example.org")) for i in range(4)]
+    desk.cycle()
+
+    user = desk.gmail.sandbox.user(MAILBOX)
+    label_id = next(i for i, label in user.labels.items() if label["name"] == "Postdesk/New")
+    assert all(label_id in user.messages[d["id"]].label_ids for d in delivered)
+    counts = {}
+    for ticket in session.scalars(select(Ticket)):
+        counts[ticket.assignee.email] = counts.get(ticket.assignee.email, 0) + 1
+    assert sorted(counts.values()) == [1, 1, 2] and busy.email in counts

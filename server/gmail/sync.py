@@ -22,7 +22,7 @@ from rules import Trigger
 from server import tickets
 from server.automation import Automation, TicketEvent
 from server.gmail.client import GmailClient
-from server.gmail.errors import HistoryExpired
+from server.gmail.errors import GmailError, HistoryExpired
 from server.gmail.mime import ParsedMessage, parse_gmail_message, text_from_raw
 from server.models import Agent, Customer, Direction, Mailbox, Message, SyncState, Ticket
 
@@ -135,7 +135,7 @@ def _full_sync(
     for start in range(0, len(todo), FULL_SYNC_CHUNK):
         chunk = todo[start : start + FULL_SYNC_CHUNK]
         parsed = _fetch(client, chunk)
-        _commit_page(session, mailbox, parsed, {}, [], result, rules_since=rules_since)
+        _commit_page(session, mailbox, parsed, {}, [], result, rules_since=rules_since, client=client)
         done += len(chunk)
         if progress:
             progress(mailbox.address, done, len(todo))
@@ -184,6 +184,7 @@ def _incremental_sync(
             result,
             checkpoint=max(checkpoint, start),
             rules_since=rules_since,
+            client=client,
         )
         if not token:
             mailbox.sync_state = SyncState.INCREMENTAL.value
@@ -229,6 +230,7 @@ def _commit_page(
     checkpoint: int | None = None,
     rules_since: datetime | None = None,
     run_rules: bool = True,
+    client: GmailClient | None = None,
 ) -> None:
     """File a page, run the rules on what it brought, apply labels and deletions, move the
     checkpoint — all in one commit."""
@@ -237,10 +239,12 @@ def _commit_page(
             filer = Filer(session, mailbox)
             filer.events_since = rules_since if run_rules else None
             counts = filer.file_all(sorted(parsed, key=lambda p: (p.internal_date, p.gmail_id)))
+            label_requests: list[tuple[str, str]] = []
             if filer.events:
                 automation = Automation(session, mailbox, now=datetime.now(UTC))
                 for event in filer.events:
                     automation.handle(event)
+                label_requests = automation.label_requests
             changed = filer.apply_labels(labels)
             removed = filer.mark_deleted(deleted)
             if checkpoint is not None:
@@ -252,11 +256,31 @@ def _commit_page(
             if attempt == 2:
                 raise
             continue
+        if label_requests and client is not None:
+            _apply_gmail_labels(client, label_requests)
         result.messages_filed += counts[0]
         result.tickets_opened += counts[1]
         result.labels_changed += changed
         result.deleted += removed
         return
+
+
+def _apply_gmail_labels(client: GmailClient, requests: list[tuple[str, str]]) -> None:
+    """Put the labels rules asked for on their messages in Gmail (created when missing).
+
+    After the page's commit and best effort: a label is a view in Gmail, and labelling twice is
+    harmless, so a failure is logged and the mail keeps flowing.
+    """
+    try:
+        labels = {label["name"].lower(): label["id"] for label in client.labels()}
+        for gmail_id, name in dict.fromkeys(requests):
+            label_id = labels.get(name.lower())
+            if label_id is None:
+                label_id = client.create_label(name)["id"]
+                labels[name.lower()] = label_id
+            client.modify(gmail_id, add=[label_id])
+    except GmailError as exc:
+        log.warning("gmail_label_failed mailbox=%s error=%s", client.address, exc)
 
 
 class Filer:
