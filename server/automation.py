@@ -264,6 +264,10 @@ class Automation:
         if not agents:
             return None
         if value == "round_robin":
+            if not self.dry_run:  # PostgreSQL: two workers must not both take the same turn
+                self.session.refresh(
+                    self.mailbox, attribute_names=["round_robin_cursor"], with_for_update=True
+                )
             cursor = self.mailbox.round_robin_cursor or 0
             chosen = next((a for a in agents if a.id > cursor), agents[0])
             if not self.dry_run:

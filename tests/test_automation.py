@@ -8,7 +8,7 @@ import pytest
 from helpers import MAILBOX, make_email
 from sqlalchemy import select
 
-from server.models import Event, Outbox, Ticket
+from server.models import Event, Message, Outbox, Ticket
 
 AGENTS = ("anna@example.com", "boris@example.com", "chen@example.com")
 
@@ -52,6 +52,14 @@ def test_a_new_customer_gets_exactly_one_acknowledgement_in_the_same_thread(desk
     assert f"Your request is ticket #{ticket.number}." in body and "Hello Bob Stone" in body
     assert ticket.first_response_due_at is not None and "We will answer by" in body
     assert ticket.first_responded_at is None  # an acknowledgement is not an answer
+    on_ticket = session.scalars(
+        select(Message).where(Message.ticket_id == ticket.id).order_by(Message.sent_at)
+    ).all()
+    assert [(m.direction, m.is_auto) for m in on_ticket] == [
+        ("inbound", False),
+        ("outbound", True),
+        ("inbound", False),
+    ]
 
 
 def test_a_russian_customer_is_answered_in_russian(desk, deliver, session):
