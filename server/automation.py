@@ -191,6 +191,10 @@ class Automation:
                 break
         return outcomes
 
+    def _record(self, ticket: Ticket, kind: str, actor: Actor, **after: Any) -> None:
+        if not self.dry_run:
+            tickets.record_event(self.session, ticket, kind, actor=actor, after=after, at=self.now)
+
     # --- actions --------------------------------------------------------------------------------------
     def _apply(
         self, action: rule_engine.Action, ticket: Ticket, event: TicketEvent, actor: Actor, row: RuleRow
@@ -329,7 +333,7 @@ class Automation:
             },
         }
 
-    def _render(self, name: str, ticket: Ticket, locale: str, actor: Actor) -> RenderedMail | str:
+    def _render(self, name: str, ticket: Ticket, locale: str) -> RenderedMail | str:
         template = self._template(name, locale)
         if template is None:
             return f"no template named {name!r}"
@@ -378,28 +382,12 @@ class Automation:
     def _auto_reply(self, name: str, ticket: Ticket, event: TicketEvent, actor: Actor, row: RuleRow) -> str:
         reason = self.auto_reply_blocked(ticket, event.message)
         if reason:
-            if not self.dry_run:
-                tickets.record_event(
-                    self.session,
-                    ticket,
-                    "auto_reply_suppressed",
-                    actor=actor,
-                    after={"reason": reason, "template": name},
-                    at=self.now,
-                )
+            self._record(ticket, "auto_reply_suppressed", actor, reason=reason, template=name)
             return f"auto-reply suppressed: {reason}"
         assert event.message is not None and event.message.sender is not None
-        rendered = self._render(name, ticket, customer_locale(event.message, self.mailbox), actor)
+        rendered = self._render(name, ticket, customer_locale(event.message, self.mailbox))
         if isinstance(rendered, str):
-            if not self.dry_run:
-                tickets.record_event(
-                    self.session,
-                    ticket,
-                    "auto_reply_failed",
-                    actor=actor,
-                    after={"reason": rendered},
-                    at=self.now,
-                )
+            self._record(ticket, "auto_reply_failed", actor, reason=rendered)
             return f"auto-reply not sent: {rendered}"
         if self.dry_run:
             return f"auto-reply {name!r} to {event.message.sender.email}"
@@ -418,9 +406,7 @@ class Automation:
             headers=headers,
             now=self.now,
         )
-        tickets.record_event(
-            self.session, ticket, "auto_reply_queued", actor=actor, after={"template": name}, at=self.now
-        )
+        self._record(ticket, "auto_reply_queued", actor, template=name)
         return f"auto-reply {name!r} to {event.message.sender.email}"
 
     def _notify(
@@ -440,17 +426,9 @@ class Automation:
         recipients = list(dict.fromkeys(recipients))
         if not recipients:
             return "notify: nobody to tell"
-        rendered = self._render(str(value["template"]), ticket, str(setting(self.mailbox, "locale")), actor)
+        rendered = self._render(str(value["template"]), ticket, str(setting(self.mailbox, "locale")))
         if isinstance(rendered, str):
-            if not self.dry_run:
-                tickets.record_event(
-                    self.session,
-                    ticket,
-                    "notify_failed",
-                    actor=actor,
-                    after={"reason": rendered},
-                    at=self.now,
-                )
+            self._record(ticket, "notify_failed", actor, reason=rendered)
             return f"notify not sent: {rendered}"
         if self.dry_run:
             return f"notify {', '.join(recipients)}"

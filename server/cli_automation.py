@@ -13,17 +13,14 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 import rules as rule_engine
-from server.automation import Automation, TicketEvent, load_mailbox_rules, parsed_from_row, stored_rule_data
+from server.automation import Automation, TicketEvent, load_mailbox_rules, parsed_from_row
+from server.cli import CliError
 from server.db import get_session
 from server.defaults import replace_rules
 from server.models import Direction, Locale, Mailbox, Message, Outbox, Template, Ticket
 from server.templating import TemplateError, check_template
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
-
-
-class CliError(click.ClickException):
-    exit_code = 2
 
 
 def _mailbox(address: str) -> Mailbox:
@@ -315,4 +312,4 @@ def outbox_list(address: str | None, state: str | None, as_json: bool) -> None:
         )
 
 
-__all__ = ["outbox_group", "rules_group", "stored_rule_data", "templates_group"]
+__all__ = ["outbox_group", "rules_group", "templates_group"]

@@ -186,43 +186,31 @@ def sync(session: Session, mailbox: Any, gmail_client: Callable[..., GmailClient
 
 
 @pytest.fixture
-def helpdesk(session: Session, gmail: SandboxServer, gmail_client: Callable[..., GmailClient]) -> Any:
-    """support@example.com with the default rules and templates and three agents: sync, send, inspect."""
-    from server.accounts import MailboxSpec, add_mailbox, ensure_agent
-    from server.defaults import install_defaults
-    from server.models import AuthKind, Role
-
-    return Helpdesk(
-        session, gmail, gmail_client, add_mailbox, MailboxSpec, ensure_agent, install_defaults, AuthKind, Role
-    )
+def helpdesk(session: Session, gmail: SandboxServer, gmail_client: Callable[..., GmailClient]) -> Helpdesk:
+    """Mailboxes as a team runs them, with the default rules and templates."""
+    return Helpdesk(session, gmail, gmail_client)
 
 
 class Helpdesk:
-    """A connected mailbox as a team runs it: ``cycle()`` = sync + run rules + send the Outbox."""
+    """Connected sandbox mailboxes: ``connect`` one, ``cycle`` = sync + rules + send the Outbox."""
 
     def __init__(
-        self, session, gmail, gmail_client, add_mailbox, spec, ensure_agent, install_defaults, auth, role
-    ):
-        self.session, self.gmail = session, gmail
-        self.connect = lambda address, agents=(): self._connect(
-            address, agents, add_mailbox, spec, ensure_agent, install_defaults, auth, role
-        )
-        self.clients: dict[str, GmailClient] = {}
-        self._gmail_client = gmail_client
+        self, session: Session, gmail: SandboxServer, gmail_client: Callable[..., GmailClient]
+    ) -> None:
+        self.session, self.gmail, self._gmail_client = session, gmail, gmail_client
         self.mailboxes: dict[str, Any] = {}
+        self.clients: dict[str, GmailClient] = {}
 
-    def _connect(self, address, agents, add_mailbox, spec, ensure_agent, install_defaults, auth, role):
-        box = add_mailbox(
-            self.session, spec(address, auth.SANDBOX, self.gmail.url, None, address.split("@")[0].title())
-        )
+    def connect(self, address: str, agents: tuple[str, ...] | list[str] = ()) -> Any:
+        from server.accounts import MailboxSpec, add_mailbox, ensure_agent
+        from server.defaults import install_defaults
+        from server.models import AuthKind, Role
+
+        name = address.split("@")[0].title()
+        box = add_mailbox(self.session, MailboxSpec(address, AuthKind.SANDBOX, self.gmail.url, None, name))
         for index, email in enumerate(agents):
-            ensure_agent(
-                self.session,
-                email,
-                email.split("@")[0].title(),
-                role=role.ADMIN if index == 0 else role.AGENT,
-                mailbox=box,
-            )
+            role = Role.ADMIN if index == 0 else Role.AGENT
+            ensure_agent(self.session, email, email.split("@")[0].title(), role=role, mailbox=box)
         install_defaults(self.session, box)
         self.session.commit()
         self.mailboxes[address] = box

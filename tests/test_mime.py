@@ -257,3 +257,15 @@ def test_make_email_helper_round_trips(session, sync, deliver):
     deliver(make_email("Кириллица в теме", "Текст"))
     sync()
     assert session.scalar(select(Message.subject)) == "Кириллица в теме"
+
+
+def test_nul_characters_never_reach_the_database(session, gmail, sync):
+    raw = (
+        b"From: nul\x00@example.org\r\nTo: support@example.com\r\nSubject: zero \x00 byte\r\n"
+        b'Content-Type: multipart/mixed; boundary="zz"\r\n\r\n--zz\r\nContent-Type: multipart/mixed; boundary="zz"\r\n'
+        b"\r\n\xff\xfe\x00\x01 text\r\n"
+    )
+    gmail.sandbox.deliver(MAILBOX, raw)
+    assert sync().messages_filed == 1
+    message = session.scalar(select(Message))
+    assert "\x00" not in message.text + message.subject + (message.html or "") + message.from_email

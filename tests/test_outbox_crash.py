@@ -13,7 +13,7 @@ from helpers import MAILBOX, http, make_email, postdesk_command
 from sqlalchemy import create_engine, text
 
 KILLS = 15
-TICKETS = 30
+TICKETS = 60
 
 
 def run(args, env, timeout=180):
@@ -42,7 +42,7 @@ def test_every_outbox_email_is_sent_exactly_once_whatever_kills_the_sender(tmp_p
     assert held.returncode == 0, held.stderr
 
     # Every send takes a while, so kills land before, during and after Gmail accepts a message.
-    http("POST", f"{gmail.url}sandbox/faults", {"latency_ms": 60, "methods": ["messages.send"]})
+    http("POST", f"{gmail.url}sandbox/faults", {"latency_ms": 150, "methods": ["messages.send"]})
     killed_while_running = 0
     for _ in range(KILLS):
         process = subprocess.Popen(

@@ -403,6 +403,31 @@ def parse_gmail_message(message: Mapping[str, Any]) -> ParsedMessage:
         parsed.problem("unparsable", f"{type(exc).__name__}: {exc}")
         if not parsed.text:
             parsed.text = html_lib.unescape(str(message.get("snippet", "")))
+    return scrub(parsed)
+
+
+def _no_nul(value: str) -> str:
+    return value.replace("\x00", "")
+
+
+def scrub(parsed: ParsedMessage) -> ParsedMessage:
+    """Drop NUL characters everywhere: mail may carry them, PostgreSQL text cannot."""
+    parsed.subject = _no_nul(parsed.subject)
+    parsed.text = _no_nul(parsed.text)
+    parsed.html = _no_nul(parsed.html) if parsed.html is not None else None
+    if parsed.sender is not None:
+        parsed.sender = Address(_no_nul(parsed.sender.name), _no_nul(parsed.sender.email))
+    parsed.to = [Address(_no_nul(a.name), _no_nul(a.email)) for a in parsed.to]
+    parsed.cc = [Address(_no_nul(a.name), _no_nul(a.email)) for a in parsed.cc]
+    parsed.message_id = _no_nul(parsed.message_id) if parsed.message_id else None
+    parsed.in_reply_to = [_no_nul(m) for m in parsed.in_reply_to]
+    parsed.references = [_no_nul(m) for m in parsed.references]
+    parsed.attachments = [
+        Attachment(_no_nul(a.filename), _no_nul(a.mime_type), a.size, a.attachment_id, a.part_id)
+        for a in parsed.attachments
+    ]
+    for problem in parsed.problems:
+        problem["detail"] = _no_nul(str(problem.get("detail", "")))
     return parsed
 
 
@@ -410,7 +435,7 @@ def text_from_raw(raw: bytes, parsed: ParsedMessage) -> None:
     """Recover a body from the raw RFC 822 bytes when the MIME structure gave nothing readable."""
     head, sep, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
     text, _ = decode_bytes(body if sep else head, None)
-    parsed.text = text.strip()[:MAX_TEXT_CHARS]
+    parsed.text = _no_nul(text.strip()[:MAX_TEXT_CHARS])
     parsed.problems = [p for p in parsed.problems if p["kind"] != "empty_body"]
     parsed.problem("raw_body", "broken MIME structure: the text is the raw message body, boundaries included")
 
@@ -462,12 +487,12 @@ def _fill(parsed: ParsedMessage, payload: Mapping[str, Any]) -> None:
     if len(text) > MAX_TEXT_CHARS:
         parsed.problem("text_truncated", f"text cut at {MAX_TEXT_CHARS} characters")
         text = text[:MAX_TEXT_CHARS]
-    parsed.text = text.replace("\r\n", "\n").replace("\x00", "")
+    parsed.text = text.replace("\r\n", "\n")
     if html:
         if len(html) > MAX_HTML_CHARS:
             parsed.problem("html_truncated", f"HTML cut at {MAX_HTML_CHARS} characters")
             html = html[:MAX_HTML_CHARS]
-        parsed.html = sanitize_html(html.replace("\x00", ""))
+        parsed.html = sanitize_html(html)
 
 
 def _read_part(parsed: ParsedMessage, part: Mapping[str, Any], plain: list[str], html: list[str]) -> None:

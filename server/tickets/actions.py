@@ -169,44 +169,42 @@ def touch(ticket: Ticket, at: datetime) -> None:
         ticket.updated_at = at
 
 
+def _change(
+    session: Session,
+    ticket: Ticket,
+    column: str,
+    value: Any,
+    kind: str,
+    key: str,
+    *,
+    at: datetime,
+    actor: Actor,
+) -> bool:
+    """Set one column and write its Event (before/after under ``key``); False when nothing changes."""
+    before = getattr(ticket, column)
+    if before == value:
+        return False
+    setattr(ticket, column, value)
+    touch(ticket, at)
+    record_event(session, ticket, kind, actor=actor, before={key: before}, after={key: value}, at=at)
+    return True
+
+
 def assign(
     session: Session, ticket: Ticket, agent_id: int | None, *, at: datetime, actor: Actor = SYSTEM
 ) -> None:
     """Give the ticket to an agent (``None``: unassign)."""
-    if ticket.assignee_id == agent_id:
-        return
-    before = ticket.assignee_id
-    ticket.assignee_id = agent_id
-    touch(ticket, at)
-    record_event(
-        session,
-        ticket,
-        "assigned",
-        actor=actor,
-        before={"agent_id": before},
-        after={"agent_id": agent_id},
-        at=at,
-    )
+    _change(session, ticket, "assignee_id", agent_id, "assigned", "agent_id", at=at, actor=actor)
 
 
 def set_priority(
     session: Session, ticket: Ticket, priority: Priority, *, at: datetime, actor: Actor = SYSTEM
 ) -> None:
-    if ticket.priority == priority.value:
-        return
-    before = ticket.priority
-    ticket.priority = priority.value
-    refresh_due_times(session, ticket)
-    touch(ticket, at)
-    record_event(
-        session,
-        ticket,
-        "priority_changed",
-        actor=actor,
-        before={"priority": before},
-        after={"priority": priority.value},
-        at=at,
-    )
+    """Change the priority; the due times follow it."""
+    if _change(
+        session, ticket, "priority", priority.value, "priority_changed", "priority", at=at, actor=actor
+    ):
+        refresh_due_times(session, ticket)
 
 
 def add_tag(session: Session, ticket: Ticket, name: str, *, at: datetime, actor: Actor = SYSTEM) -> None:
@@ -231,19 +229,8 @@ def set_sla_policy(
     session: Session, ticket: Ticket, policy: SlaPolicy | None, *, at: datetime, actor: Actor = SYSTEM
 ) -> None:
     policy_id = policy.id if policy else None
-    if ticket.sla_policy_id == policy_id:
-        return
-    before = ticket.sla_policy_id
-    ticket.sla_policy_id = policy_id
-    touch(ticket, at)
-    record_event(
-        session,
-        ticket,
-        "sla_policy_changed",
-        actor=actor,
-        before={"policy_id": before},
-        after={"policy_id": policy_id},
-        at=at,
+    _change(
+        session, ticket, "sla_policy_id", policy_id, "sla_policy_changed", "policy_id", at=at, actor=actor
     )
 
 
