@@ -32,6 +32,9 @@ class Defaults:
     #: Messages fetched per batch request (Gmail allows 100, recommends at most 50).
     GMAIL_BATCH_SIZE = 50
 
+    #: Seconds a sender keeps a claimed Outbox email before another may check Gmail and retry it.
+    OUTBOX_CLAIM_SECONDS = 120
+
     # --- Sync -------------------------------------------------------------------------------------
     #: Seconds between polls of each mailbox (`postdesk sync` without --once, and the worker).
     POLL_SECONDS = 60

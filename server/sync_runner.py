@@ -71,7 +71,12 @@ class SyncRunner:
                         )
                         summary = result.summary()
                         if self.send:
-                            report = deliver_due(session, mailbox_id, client)
+                            report = deliver_due(
+                                session,
+                                mailbox_id,
+                                client,
+                                claim_seconds=self.app.config["OUTBOX_CLAIM_SECONDS"],
+                            )
                             summary += f", {report.sent} emails sent"
                             if report.failed or report.postponed:
                                 summary += f" ({report.failed} failed, {report.postponed} to retry)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers import MAILBOX, make_email
@@ -295,3 +296,27 @@ def test_gmail_label_and_least_open_actions(desk, deliver, session, tmp_path, ru
     for ticket in session.scalars(select(Ticket)):
         counts[ticket.assignee.email] = counts.get(ticket.assignee.email, 0) + 1
     assert sorted(counts.values()) == [1, 1, 2] and busy.email in counts
+
+
+def test_a_claimed_email_is_left_to_its_sender_then_confirmed_not_resent(desk, deliver, session):
+    import time_machine
+
+    from server.gmail.send import _claim, build_mime, deliver_due
+
+    deliver(make_email("Lease", sender="erin@example.org"))
+    desk.cycle(send=False)
+    row = session.scalar(select(Outbox))
+    client = desk.clients[MAILBOX]
+    with time_machine.travel(row.next_attempt_at, tick=False) as clock:
+        now = datetime.now(UTC)
+        assert _claim(session, row, "pending", now + timedelta(seconds=120))  # sender A claims...
+        client.send(build_mime(row, desk.mailboxes[MAILBOX], now), row.headers.get("gmail_thread_id"))
+        # ...and dies before marking it sent. Sender B, a minute later, leaves it alone:
+        clock.shift(60)
+        during = deliver_due(session, row.mailbox_id, client)
+        clock.shift(120)
+        after = deliver_due(session, row.mailbox_id, client)  # the lease ran out: B checks Gmail first
+    session.refresh(row)
+    assert (during.sent, during.confirmed) == (0, 0)
+    assert (after.sent, after.confirmed) == (0, 1) and row.state == "sent"
+    assert len(desk.sent_by(MAILBOX)) == 1

@@ -36,6 +36,8 @@ AUTO_SUBMITTED = {
 }
 #: Attempts before a row is given up as failed, and the pause after each failed attempt.
 MAX_ATTEMPTS = 8
+#: How long a claimed row is left to the sender that claimed it (see ``_claim``).
+DEFAULT_CLAIM_SECONDS = 120
 RETRY_DELAYS = (30, 60, 300, 900, 1800, 3600, 7200)
 
 
@@ -135,12 +137,16 @@ def build_mime(row: Outbox, mailbox: Mailbox, now: datetime) -> bytes:
     return message.as_bytes()
 
 
-def _claim(session: Session, row: Outbox, expected_state: str) -> bool:
-    """Take the row for this process (another sender may be looking at it too)."""
+def _claim(session: Session, row: Outbox, expected_state: str, lease_until: datetime) -> bool:
+    """Take the row for this process (another sender may be looking at it too).
+
+    The claim is a lease: until ``lease_until`` no other sender picks the row up, so a message in
+    flight is never sent a second time; after it (a crash), the next sender checks Gmail first.
+    """
     claimed = session.execute(
         update(Outbox)
         .where(Outbox.id == row.id, Outbox.state == expected_state, Outbox.attempts == row.attempts)
-        .values(state=OutboxState.SENDING.value, attempts=Outbox.attempts + 1)
+        .values(state=OutboxState.SENDING.value, attempts=Outbox.attempts + 1, next_attempt_at=lease_until)
         .execution_options(synchronize_session=False)
     ).rowcount
     session.commit()
@@ -149,10 +155,17 @@ def _claim(session: Session, row: Outbox, expected_state: str) -> bool:
 
 
 def deliver_due(
-    session: Session, mailbox_id: int, client: GmailClient, *, now: datetime | None = None, limit: int = 200
+    session: Session,
+    mailbox_id: int,
+    client: GmailClient,
+    *,
+    now: datetime | None = None,
+    limit: int = 200,
+    claim_seconds: float = DEFAULT_CLAIM_SECONDS,
 ) -> DeliveryReport:
     """Send the mailbox's due Outbox rows, each exactly once."""
     now = now or datetime.now(UTC)
+    lease = timedelta(seconds=claim_seconds)
     report = DeliveryReport()
     mailbox = session.get(Mailbox, mailbox_id)
     if mailbox is None:
@@ -168,7 +181,7 @@ def deliver_due(
         .limit(limit)
     ).all()
     for row in due:
-        _deliver_one(session, mailbox, row, client, now, report)
+        _deliver_one(session, mailbox, row, client, now, report, now + lease)
     return report
 
 
@@ -179,6 +192,7 @@ def _deliver_one(
     client: GmailClient,
     now: datetime,
     report: DeliveryReport,
+    lease_until: datetime,
 ) -> None:
     if row.state == OutboxState.SENDING.value:
         try:
@@ -190,7 +204,7 @@ def _deliver_one(
             _mark_sent(session, row, found[0], now)
             report.confirmed += 1
             return
-    if not _claim(session, row, row.state):
+    if not _claim(session, row, row.state, lease_until):
         return
     raw = build_mime(row, mailbox, now)
     thread_id = (row.headers or {}).get("gmail_thread_id")
