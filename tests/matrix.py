@@ -13,6 +13,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -124,6 +125,8 @@ def _user_exists(name: str) -> bool:
 
 
 def main(args: list[str]) -> int:
+    # A SIGTERM (CI cancelled, Ctrl+C of make) still stops the throw-away PostgreSQL via ``finally``.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     required = os.environ.get("REQUIRE_POSTGRES") == "1"
     results = {"SQLite": run_pytest("SQLite", {"POSTDESK_TEST_DATABASE_URL": ""}, args)}
 
