@@ -312,4 +312,66 @@ def outbox_list(address: str | None, state: str | None, as_json: bool) -> None:
         )
 
 
-__all__ = ["outbox_group", "rules_group", "templates_group"]
+@click.group("sla")
+def sla_group() -> None:
+    """Check a business-hours calendar: due times and business minutes."""
+
+
+def _calendar_file(path: str) -> Any:
+    from server.sla import CalendarError, calendar_from_config
+
+    try:
+        data = yaml.safe_load(_read(path))
+    except yaml.YAMLError as exc:
+        raise CliError(f"{path} is not valid YAML or JSON: {exc}") from exc
+    try:
+        return calendar_from_config(data)
+    except CalendarError as exc:
+        raise CliError(
+            f"{path} has {len(exc.problems)} problem(s):\n" + "\n".join(f"  {p}" for p in exc.problems)
+        ) from exc
+
+
+def _instant(value: str, calendar: Any, option: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise CliError(
+            f"{option}: {value!r} is not an ISO 8601 date-time (2026-11-23T10:00:00+03:00)"
+        ) from exc
+    # A time without an offset is read in the calendar's own zone.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=calendar.zone)
+
+
+@sla_group.command("due")
+@click.option("--calendar", "path", required=True, metavar="FILE")
+@click.option("--start", required=True, metavar="ISO8601")
+@click.option("--minutes", required=True, type=click.IntRange(0, 10_000_000))
+def sla_due(path: str, start: str, minutes: int) -> None:
+    """Print the instant N business minutes after START (ISO 8601, in the calendar's zone)."""
+    from server.sla import CalendarError, add_business_minutes
+
+    calendar = _calendar_file(path)
+    try:
+        due = add_business_minutes(calendar, _instant(start, calendar, "--start"), minutes)
+    except CalendarError as exc:
+        raise CliError(str(exc)) from exc
+    click.echo(due.astimezone(calendar.zone).isoformat())
+
+
+@sla_group.command("between")
+@click.option("--calendar", "path", required=True, metavar="FILE")
+@click.option("--start", required=True, metavar="ISO8601")
+@click.option("--end", required=True, metavar="ISO8601")
+def sla_between(path: str, start: str, end: str) -> None:
+    """Print the business minutes from START to END."""
+    from server.sla import business_minutes_between
+
+    calendar = _calendar_file(path)
+    minutes = business_minutes_between(
+        calendar, _instant(start, calendar, "--start"), _instant(end, calendar, "--end")
+    )
+    click.echo(f"{minutes:g}")
+
+
+__all__ = ["outbox_group", "rules_group", "sla_group", "templates_group"]

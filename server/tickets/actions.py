@@ -21,7 +21,7 @@ from server.models import (
     TicketStatus,
     TicketTag,
 )
-from server.sla import Calendar, CalendarError, due_times
+from server.sla import CalendarError, calendar_for_mailbox, due_times
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ def refresh_due_times(session: Session, ticket: Ticket) -> None:
     """First-response and resolution due times from the mailbox calendar and the ticket's priority."""
     mailbox = session.get(Mailbox, ticket.mailbox_id)
     try:
-        calendar = Calendar.from_settings(mailbox.settings if mailbox else None)
+        calendar = calendar_for_mailbox(mailbox.settings if mailbox else None)
         first_response, resolution = due_times(calendar, ticket.created_at, ticket.priority)
     except CalendarError:
         return
