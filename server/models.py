@@ -18,6 +18,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -274,6 +275,9 @@ class Ticket(Base):
     first_responded_at: Mapped[datetime | None]
     solved_at: Mapped[datetime | None]
     snoozed_until: Mapped[datetime | None]
+    #: Business minutes the resolution clock stood still (pending, on hold …), and since when it stands.
+    resolution_paused_minutes: Mapped[float] = mapped_column(Float, default=0.0)
+    paused_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

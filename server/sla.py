@@ -272,10 +272,106 @@ def calendar_for_mailbox(settings: Mapping[str, Any] | None) -> Calendar:
     return calendar_from_config(config)
 
 
-def due_times(calendar: Calendar, created_at: datetime, priority: str) -> tuple[datetime, datetime]:
-    """First-response and resolution due instants for a ticket created at ``created_at``."""
-    first_response, resolution = DEFAULT_TARGETS.get(priority, DEFAULT_TARGETS["normal"])
-    return (
-        add_business_minutes(calendar, created_at, first_response),
-        add_business_minutes(calendar, created_at, resolution),
-    )
+# --- SLA policies ------------------------------------------------------------------------------------
+PRIORITIES = ("low", "normal", "high", "urgent")
+PAUSABLE_STATUSES = ("pending", "on_hold")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """First-response and resolution targets per priority (business minutes), on a calendar."""
+
+    name: str
+    calendar: Calendar
+    targets: Mapping[str, tuple[int, int]]
+    pausing_statuses: frozenset[str] = frozenset(PAUSABLE_STATUSES)
+
+    def target(self, priority: str) -> tuple[int, int]:
+        return self.targets.get(priority) or self.targets.get("normal") or DEFAULT_TARGETS["normal"]
+
+
+def policy_from_config(data: Any) -> Policy:
+    """A :class:`Policy` from ``{name, calendar, targets: {priority: {first_response, resolution}},
+    pausing_statuses}``, or :class:`CalendarError` listing every problem."""
+    if not isinstance(data, Mapping):
+        raise CalendarError("a policy is an object with name, calendar, targets and pausing_statuses")
+    problems: list[str] = []
+    unknown = set(data) - {"name", "calendar", "targets", "pausing_statuses", "default"}
+    if unknown:
+        problems.append(f"unknown key(s) {sorted(map(str, unknown))}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append("name: a policy needs a name")
+    calendar = None
+    try:
+        calendar = calendar_from_config(data.get("calendar", DEFAULT_CALENDAR))
+    except CalendarError as exc:
+        problems += [
+            f"calendar.{p}" if not p.startswith("a calendar") else f"calendar: {p}" for p in exc.problems
+        ]
+    targets: dict[str, tuple[int, int]] = {}
+    raw_targets = data.get("targets", {})
+    if not isinstance(raw_targets, Mapping):
+        problems.append("targets: expected {priority: {first_response: minutes, resolution: minutes}}")
+        raw_targets = {}
+    for priority, target in raw_targets.items():
+        where = f"targets.{priority}"
+        if priority not in PRIORITIES:
+            problems.append(f"{where}: unknown priority (one of {list(PRIORITIES)})")
+            continue
+        values = [
+            target.get(k) if isinstance(target, Mapping) else None for k in ("first_response", "resolution")
+        ]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 10_000_000 for v in values):
+            problems.append(f"{where}: first_response and resolution are positive whole minutes")
+            continue
+        first_response, resolution = values
+        assert isinstance(first_response, int) and isinstance(resolution, int)
+        if resolution < first_response:
+            problems.append(
+                f"{where}: resolution ({resolution}) comes before first response ({first_response})"
+            )
+        targets[priority] = (first_response, resolution)
+    pausing = data.get("pausing_statuses", list(PAUSABLE_STATUSES))
+    if not isinstance(pausing, list) or not all(s in PAUSABLE_STATUSES for s in pausing):
+        problems.append(f"pausing_statuses: a list of {list(PAUSABLE_STATUSES)}")
+        pausing = []
+    if problems or calendar is None:
+        raise CalendarError(problems)
+    return Policy(str(name).strip(), calendar, {**DEFAULT_TARGETS, **targets}, frozenset(pausing))
+
+
+def default_policy(settings: Mapping[str, Any] | None) -> Policy:
+    """The built-in policy: the mailbox's calendar and DEFAULT_TARGETS."""
+    return Policy("Default", calendar_for_mailbox(settings), DEFAULT_TARGETS)
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    first_response_due_at: datetime | None
+    resolution_due_at: datetime | None
+
+    @property
+    def next(self) -> datetime | None:
+        pending = [d for d in (self.first_response_due_at, self.resolution_due_at) if d is not None]
+        return min(pending) if pending else None
+
+
+def deadlines(
+    policy: Policy,
+    *,
+    created_at: datetime,
+    priority: str,
+    status: str,
+    first_responded: bool,
+    paused_minutes: float,
+) -> Deadlines:
+    """When the ticket's promises fall due; a clock that stands still (paused, solved) has none."""
+    if status in {"solved", "closed"}:
+        return Deadlines(None, None)
+    first_target, resolution_target = policy.target(priority)
+    first = None if first_responded else add_business_minutes(policy.calendar, created_at, first_target)
+    resolution = None
+    if status not in policy.pausing_statuses:
+        resolution = add_business_minutes(policy.calendar, created_at, resolution_target + paused_minutes)
+    return Deadlines(first, resolution)

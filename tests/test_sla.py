@@ -280,3 +280,70 @@ def test_sla_due_rejects_a_bad_start(runner, tmp_path):
         args=["sla", "due", "--calendar", str(path), "--start", "yesterday", "--minutes", "5"]
     )
     assert result.exit_code == 2 and "--start: 'yesterday' is not an ISO 8601 date-time" in result.output
+
+
+def test_policies_validate_every_part():
+    from server.sla import policy_from_config
+
+    policy = policy_from_config(
+        {
+            "name": "Gold",
+            "calendar": {"timezone": "UTC", "hours": "always"},
+            "targets": {"urgent": {"first_response": 15, "resolution": 120}},
+        }
+    )
+    assert policy.target("urgent") == (15, 120) and policy.target("low") == (1080, 5400)
+    with pytest.raises(CalendarError) as caught:
+        policy_from_config(
+            {
+                "name": "",
+                "calendar": {"timezone": "Nowhere", "hours": {}},
+                "targets": {"urgent": {"first_response": 60, "resolution": 30}, "critical": {}},
+                "pausing_statuses": ["open"],
+            }
+        )
+    problems = caught.value.problems
+    assert "name: a policy needs a name" in problems
+    assert any(p.startswith("calendar.timezone: unknown time zone") for p in problems)
+    assert "targets.urgent: resolution (30) comes before first response (60)" in problems
+    assert any(p.startswith("targets.critical: unknown priority") for p in problems)
+    assert any(p.startswith("pausing_statuses:") for p in problems)
+
+
+def test_due_times_follow_priority_policy_and_the_paused_clock(session, mailbox):
+    from server import tickets
+    from server.models import Priority, SlaPolicy, TicketStatus
+
+    created = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday 09:00 UTC, default Mon–Fri 09–18
+    ticket = tickets.open_ticket(
+        session, mailbox.id, subject="s", customer=None, gmail_thread_id="t", created_at=created
+    )
+    assert ticket.first_response_due_at == datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # normal: 540 minutes
+    assert ticket.resolution_due_at == datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # 2700 minutes: five days
+    assert ticket.due_at == ticket.first_response_due_at
+
+    tickets.set_priority(session, ticket, Priority.URGENT, at=created)
+    assert ticket.first_response_due_at == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+    gold = SlaPolicy(mailbox_id=mailbox.id, name="Gold", calendar={"timezone": "UTC", "hours": "always"},
+                     targets={"urgent": {"first_response": 15, "resolution": 120}})  # fmt: skip
+    session.add(gold)
+    session.flush()
+    tickets.set_sla_policy(session, ticket, gold, at=created)
+    assert ticket.first_response_due_at == datetime(2026, 11, 23, 9, 15, tzinfo=UTC)
+    assert ticket.resolution_due_at == datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+
+    tickets.record_first_response(session, ticket, at=datetime(2026, 11, 23, 9, 10, tzinfo=UTC))
+    assert ticket.due_at == ticket.resolution_due_at  # the next promise is the resolution
+
+    tickets.set_status(session, ticket, TicketStatus.PENDING, at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    assert (
+        ticket.resolution_due_at is None and ticket.due_at is None
+    )  # waiting for the customer: the clock stands
+    tickets.set_status(session, ticket, TicketStatus.OPEN, at=datetime(2026, 11, 23, 13, 0, tzinfo=UTC))
+    assert ticket.resolution_paused_minutes == 180
+    assert ticket.resolution_due_at == datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # 11:00 + the 3 paused hours
+
+    tickets.set_status(session, ticket, TicketStatus.SOLVED, at=datetime(2026, 11, 23, 13, 30, tzinfo=UTC))
+    assert ticket.due_at is None and ticket.resolution_due_at is None
+    session.commit()

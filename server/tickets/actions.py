@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.models import (
@@ -21,7 +21,14 @@ from server.models import (
     TicketStatus,
     TicketTag,
 )
-from server.sla import CalendarError, calendar_for_mailbox, due_times
+from server.sla import (
+    CalendarError,
+    Policy,
+    business_minutes_between,
+    deadlines,
+    default_policy,
+    policy_from_config,
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,8 @@ def reopen(session: Session, ticket: Ticket, *, reason: str, at: datetime, actor
     before = ticket.status
     ticket.status = TicketStatus.OPEN.value
     ticket.solved_at = None
+    _move_pause_clock(session, ticket, at)
+    refresh_due_times(session, ticket)
     touch(ticket, at)
     record_event(
         session,
@@ -141,6 +150,8 @@ def set_status(
         ticket.solved_at = ticket.solved_at if before in CLOSED_STATUSES else at
     else:
         ticket.solved_at = None
+    _move_pause_clock(session, ticket, at)
+    refresh_due_times(session, ticket)
     touch(ticket, at)
     record_event(
         session,
@@ -158,7 +169,7 @@ def record_first_response(session: Session, ticket: Ticket, *, at: datetime, act
     if ticket.first_responded_at is not None:
         return
     ticket.first_responded_at = at
-    ticket.due_at = ticket.resolution_due_at  # the next deadline is the resolution
+    refresh_due_times(session, ticket)  # the next deadline is the resolution
     touch(ticket, at)
     record_event(session, ticket, "first_response", actor=actor, after={"at": at.isoformat()}, at=at)
 
@@ -229,9 +240,12 @@ def set_sla_policy(
     session: Session, ticket: Ticket, policy: SlaPolicy | None, *, at: datetime, actor: Actor = SYSTEM
 ) -> None:
     policy_id = policy.id if policy else None
-    _change(
+    if _change(
         session, ticket, "sla_policy_id", policy_id, "sla_policy_changed", "policy_id", at=at, actor=actor
-    )
+    ):
+        session.flush()
+        session.expire(ticket, ["sla_policy"])
+        refresh_due_times(session, ticket)
 
 
 def add_note(
@@ -251,21 +265,58 @@ def add_note(
     return note
 
 
-def refresh_due_times(session: Session, ticket: Ticket) -> None:
-    """First-response and resolution due times from the mailbox calendar and the ticket's priority."""
+def policy_for(session: Session, ticket: Ticket) -> Policy:
+    """The ticket's SLA policy, else the mailbox's default one, else the built-in default."""
+    row = ticket.sla_policy or session.scalar(
+        select(SlaPolicy)
+        .where(SlaPolicy.mailbox_id == ticket.mailbox_id, SlaPolicy.is_default.is_(True))
+        .limit(1)
+    )
     mailbox = session.get(Mailbox, ticket.mailbox_id)
+    if row is not None:
+        try:
+            return policy_from_config(
+                {
+                    "name": row.name,
+                    "calendar": row.calendar,
+                    "targets": row.targets,
+                    "pausing_statuses": row.pausing_statuses,
+                }
+            )
+        except CalendarError:
+            pass  # a stored policy that no longer validates: fall back rather than stop the mail
+    return default_policy(mailbox.settings if mailbox else None)
+
+
+def refresh_due_times(session: Session, ticket: Ticket) -> None:
+    """Recompute the deadlines from the policy, priority, status and time spent paused."""
     try:
-        calendar = calendar_for_mailbox(mailbox.settings if mailbox else None)
-        first_response, resolution = due_times(calendar, ticket.created_at, ticket.priority)
+        result = deadlines(
+            policy_for(session, ticket),
+            created_at=ticket.created_at,
+            priority=ticket.priority,
+            status=ticket.status,
+            first_responded=ticket.first_responded_at is not None,
+            paused_minutes=ticket.resolution_paused_minutes or 0.0,
+        )
     except CalendarError:
         return
-    ticket.first_response_due_at = (
-        first_response if ticket.first_responded_at is None else ticket.first_response_due_at
-    )
-    ticket.resolution_due_at = resolution
-    pending = [
-        d
-        for d in (ticket.first_response_due_at if ticket.first_responded_at is None else None, resolution)
-        if d
-    ]
-    ticket.due_at = min(pending) if pending else None
+    if ticket.first_responded_at is None:
+        ticket.first_response_due_at = result.first_response_due_at
+    ticket.resolution_due_at = result.resolution_due_at
+    ticket.due_at = result.next
+
+
+def _move_pause_clock(session: Session, ticket: Ticket, at: datetime) -> None:
+    """Start or stop the resolution clock's pause as the status enters or leaves a pausing status."""
+    policy = policy_for(session, ticket)
+    paused_now = ticket.status in policy.pausing_statuses
+    if paused_now and ticket.paused_at is None:
+        ticket.paused_at = at
+    elif not paused_now and ticket.paused_at is not None:
+        try:
+            stood_still = business_minutes_between(policy.calendar, ticket.paused_at, at)
+        except CalendarError:
+            stood_still = 0.0
+        ticket.resolution_paused_minutes = (ticket.resolution_paused_minutes or 0.0) + max(0.0, stood_still)
+        ticket.paused_at = None
