@@ -374,4 +374,52 @@ def sla_between(path: str, start: str, end: str) -> None:
     click.echo(f"{minutes:g}")
 
 
+@sla_group.command("policy-import")
+@click.argument("path", metavar="FILE")
+@click.option("--mailbox", "address", required=True, metavar="ADDRESS")
+@with_appcontext
+def sla_policy_import(path: str, address: str) -> None:
+    """Add or update the SLA policies in FILE ({policies: [{name, calendar, targets, pausing_statuses, default}]})."""
+    from server.models import SlaPolicy
+    from server.sla import CalendarError, policy_from_config
+
+    mailbox = _mailbox(address)
+    try:
+        data = yaml.safe_load(_read(path))
+    except yaml.YAMLError as exc:
+        raise CliError(f"{path} is not valid YAML or JSON: {exc}") from exc
+    items = data.get("policies") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise CliError(f"{path}: expected a non-empty list of policies under 'policies'")
+    problems: list[str] = []
+    for index, item in enumerate(items):
+        try:
+            policy_from_config(item)
+        except CalendarError as exc:
+            problems += [f"  policies[{index}].{p}" for p in exc.problems]
+    if sum(1 for item in items if item.get("default")) > 1:
+        problems.append("  only one policy can be the default")
+    if problems:
+        raise CliError(f"{path} has {len(problems)} problem(s):\n" + "\n".join(problems))
+    session = get_session()
+    for item in items:
+        row = session.scalar(
+            select(SlaPolicy).where(
+                SlaPolicy.mailbox_id == mailbox.id, SlaPolicy.name == item["name"].strip()
+            )
+        )
+        if row is None:
+            row = SlaPolicy(mailbox_id=mailbox.id, name=item["name"].strip())
+            session.add(row)
+        row.calendar = item.get("calendar") or {}
+        row.targets = item.get("targets") or {}
+        row.pausing_statuses = item.get("pausing_statuses", ["pending", "on_hold"])
+        if item.get("default"):
+            for other in session.scalars(select(SlaPolicy).where(SlaPolicy.mailbox_id == mailbox.id)):
+                other.is_default = False
+            row.is_default = True
+    session.commit()
+    click.echo(f"{len(items)} SLA policies imported into {mailbox.address}")
+
+
 __all__ = ["outbox_group", "rules_group", "sla_group", "templates_group"]

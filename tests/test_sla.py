@@ -347,3 +347,32 @@ def test_due_times_follow_priority_policy_and_the_paused_clock(session, mailbox)
     tickets.set_status(session, ticket, TicketStatus.SOLVED, at=datetime(2026, 11, 23, 13, 30, tzinfo=UTC))
     assert ticket.due_at is None and ticket.resolution_due_at is None
     session.commit()
+
+
+def test_policies_are_imported_and_a_bad_file_changes_nothing(runner, gmail, session, tmp_path):
+    from sqlalchemy import select
+
+    from server.models import SlaPolicy
+
+    runner.invoke(
+        args=["mailbox", "add", "support@example.com", "--sandbox", gmail.url, "--no-default-rules"]
+    )
+    good = tmp_path / "policies.yaml"
+    good.write_text(
+        "policies:\n  - name: Standard\n    default: true\n    calendar: {timezone: Europe/Moscow, hours: always}\n"
+        "    targets: {urgent: {first_response: 30, resolution: 240}}\n",
+        encoding="utf-8",
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "policies:\n  - name: Broken\n    calendar: {timezone: UTC, hours: {}}\n", encoding="utf-8"
+    )
+    imported = runner.invoke(args=["sla", "policy-import", str(good), "--mailbox", "support@example.com"])
+    refused = runner.invoke(args=["sla", "policy-import", str(bad), "--mailbox", "support@example.com"])
+    session.expire_all()
+    rows = session.scalars(select(SlaPolicy)).all()
+    assert imported.exit_code == 0 and "1 SLA policies imported" in imported.output
+    assert (
+        refused.exit_code == 2 and "policies[0].calendar.hours: the calendar is never open" in refused.output
+    )
+    assert [(r.name, r.is_default) for r in rows] == [("Standard", True)]
