@@ -28,6 +28,9 @@ from server.accounts import (
 from server.db import get_session
 from server.models import AuthKind, TicketStatus
 
+#: How long `mailbox add --oauth-client` waits for the admin to finish Google's consent page.
+CONSENT_TIMEOUT_SECONDS = 300
+
 
 class CliError(click.ClickException):
     """A one-line error with exit code 2 (the code of a usage error)."""
@@ -141,15 +144,21 @@ def _run_consent_flow(client: dict[str, Any], address: str) -> str:
     from server.gmail.client import SCOPES
 
     flow = InstalledAppFlow.from_client_config(client, scopes=list(SCOPES))
-    credentials = flow.run_local_server(
-        host="localhost",
-        port=0,
-        open_browser=False,
-        login_hint=address,
-        authorization_prompt_message=f"Sign in as {address} and allow Postdesk: {{url}}",
-        access_type="offline",
-        prompt="consent",
-    )
+    try:
+        credentials = flow.run_local_server(
+            host="localhost",
+            port=0,
+            open_browser=False,
+            login_hint=address,
+            authorization_prompt_message=f"Sign in as {address} and allow Postdesk: {{url}}",
+            access_type="offline",
+            prompt="consent",
+            timeout_seconds=CONSENT_TIMEOUT_SECONDS,
+        )
+    except Exception as exc:  # oauthlib raises many kinds; all mean "no consent"
+        raise AccountError(f"the Google consent did not complete: {exc}") from exc
+    if credentials is None:
+        raise AccountError(f"no answer from Google within {CONSENT_TIMEOUT_SECONDS // 60} minutes")
     if not credentials.refresh_token:
         raise AccountError("Google returned no refresh token; remove Postdesk's access and try again")
     return str(credentials.refresh_token)

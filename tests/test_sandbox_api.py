@@ -411,3 +411,11 @@ def test_control_api_rejects_a_bad_fault_plan(gmail):
         status, body, _ = http("POST", f"{gmail.url}sandbox/faults", plan)
         assert status == 400
         assert body["error"]["code"] == 400 and body["error"]["message"]
+
+
+def test_fault_methods_may_use_the_discovery_names(users, gmail):
+    control(gmail, "POST", "sandbox/faults", {"status": 500, "rate": 1.0, "methods": ["users.getProfile"]})
+    with pytest.raises(HttpError) as caught:
+        users.getProfile(userId=MAILBOX).execute()
+    assert caught.value.resp.status == 500
+    assert control(gmail, "GET", "sandbox/faults")["methods"] == ["getProfile"]

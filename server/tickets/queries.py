@@ -48,6 +48,7 @@ def list_tickets(
             "priority": ticket.priority,
             "assignee": assignee,
             "customer": customer,
+            "customer_email": customer,
             "tags": [tag.name for tag in ticket.tags],
             "message_count": messages or 0,
             "due_at": _iso(ticket.due_at),

@@ -44,6 +44,8 @@ class FaultPlan:
         methods = body.get("methods", [])
         if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
             raise invalid("methods must be a list of method names such as 'messages.get'")
+        # "users.messages.get" (the discovery document's id without "gmail.") names the same method.
+        methods = [m.removeprefix("gmail.").removeprefix("users.") for m in methods]
         retry_after = body.get("retry_after")
         if retry_after is not None and (not isinstance(retry_after, int | float) or retry_after < 0):
             raise invalid("retry_after must be a number of seconds")
