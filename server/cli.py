@@ -288,6 +288,15 @@ def tickets_show(number: int, mailbox: str | None, as_json: bool) -> None:
         click.echo(message["new_text"])
 
 
+@click.command("worker")
+@with_appcontext
+def worker_command() -> None:
+    """Run the scheduled jobs (polls, sending, SLA watch); exactly one worker runs them at a time."""
+    from server.scheduler import run_worker
+
+    run_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
 @click.command("web")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -352,6 +361,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(outbox_group)
     app.cli.add_command(mailbox_group)
     app.cli.add_command(sync_command)
+    app.cli.add_command(worker_command)
     app.cli.add_command(tickets_group)
     app.cli.add_command(web_command)
     app.cli.add_command(sandbox_command)

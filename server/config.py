@@ -35,6 +35,12 @@ class Defaults:
     #: Seconds a sender keeps a claimed Outbox email before another may check Gmail and retry it.
     OUTBOX_CLAIM_SECONDS = 120
 
+    # --- Worker -----------------------------------------------------------------------------------
+    #: Seconds a worker's lease lasts without renewal (a dead worker is replaced after this long),
+    #: and how often a worker renews it or, waiting, tries to take it.
+    WORKER_LEASE_SECONDS = 60
+    WORKER_RENEW_SECONDS = 15
+
     # --- Sync -------------------------------------------------------------------------------------
     #: Seconds between polls of each mailbox (`postdesk sync` without --once, and the worker).
     POLL_SECONDS = 60

@@ -1,0 +1,74 @@
+"""APScheduler wiring and the worker loop: jobs by text reference, run only while holding the lease."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from server.db import get_session
+from server.lease import acquire, release
+
+log = logging.getLogger(__name__)
+
+#: How long a lease lasts without renewal, and how often the worker renews it (or tries to take it).
+LEASE_SECONDS = 60
+RENEW_SECONDS = 15
+
+
+def build_scheduler(poll_seconds: float) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone="UTC")
+    common = {"replace_existing": True, "coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
+    scheduler.add_job(
+        "server.jobs:poll_mailboxes", "interval", seconds=poll_seconds, id="poll_mailboxes", **common
+    )
+    scheduler.add_job(
+        "server.jobs:record_sla_breaches", "interval", seconds=60, id="record_sla_breaches", **common
+    )
+    return scheduler
+
+
+def run_worker(app: Flask, *, stop: threading.Event | None = None, holder: str | None = None) -> None:
+    """Hold the lease and run the jobs until SIGTERM/SIGINT; wait while another worker holds it."""
+    stop = stop or threading.Event()
+    holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    lease_seconds = app.config.get("WORKER_LEASE_SECONDS", LEASE_SECONDS)
+    renew_seconds = app.config.get("WORKER_RENEW_SECONDS", RENEW_SECONDS)
+    scheduler: BackgroundScheduler | None = None
+    announced_waiting = False
+    try:
+        while not stop.is_set():
+            with app.app_context():
+                held = acquire(
+                    get_session(), holder, now=datetime.now(UTC), ttl=timedelta(seconds=lease_seconds)
+                )
+            if held and scheduler is None:
+                log.info("worker_lease acquired holder=%s", holder)
+                print(f"worker {holder}: running the jobs", flush=True)  # noqa: T201 - the command's own output
+                scheduler = build_scheduler(app.config["POLL_SECONDS"])
+                scheduler.start()
+                for job in scheduler.get_jobs():
+                    job.modify(next_run_time=datetime.now(UTC))  # run once right away
+            elif not held and scheduler is not None:
+                log.warning("worker_lease lost holder=%s", holder)
+                scheduler.shutdown(wait=True)
+                scheduler = None
+            elif not held and not announced_waiting:
+                print(f"worker {holder}: another worker holds the lease; waiting", flush=True)  # noqa: T201
+                announced_waiting = True
+            stop.wait(renew_seconds)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)  # the running job finishes; nothing is left half-done
+        with app.app_context():
+            release(get_session(), holder, now=datetime.now(UTC))
+        print(f"worker {holder}: stopped", flush=True)  # noqa: T201
