@@ -125,6 +125,26 @@ def facts_for(
     }
 
 
+def reply_ages(session: Session, ticket: Ticket, now: datetime) -> dict[str, float | None]:
+    """Hours since the customer's and the agents' latest messages on the ticket (for ``time`` rules)."""
+    from server.models import Direction, Message
+
+    ages: dict[str, float | None] = {}
+    for direction, name in (
+        (Direction.INBOUND, "hours_since_customer_reply"),
+        (Direction.OUTBOUND, "hours_since_agent_reply"),
+    ):
+        last = session.scalar(
+            select(func.max(Message.sent_at)).where(
+                Message.ticket_id == ticket.id, Message.direction == direction.value
+            )
+        )
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=now.tzinfo)
+        ages[name] = (now - last).total_seconds() / 3600 if last is not None else None
+    return ages
+
+
 def load_mailbox_rules(session: Session, mailbox_id: int) -> list[tuple[RuleRow, Rule]]:
     """The mailbox's rules in order; a stored rule that no longer validates is skipped and logged."""
     loaded = []
@@ -174,22 +194,26 @@ class Automation:
         if ticket is None:
             return []
         outcomes = []
+        facts = facts_for(ticket, event.message, self.mailbox, self.now)
+        if event.message is None:
+            facts.update(reply_ages(self.session, ticket, self.now))
         for row, rule in self.rules:
             if not rule.enabled or rule.trigger is not event.trigger:
                 continue
-            evaluation: Evaluation = rule_engine.evaluate(
-                rule, facts_for(ticket, event.message, self.mailbox, self.now)
-            )
+            evaluation: Evaluation = rule_engine.evaluate(rule, facts)
             outcome = Outcome(rule.name, evaluation.matched, evaluation.explanation)
             outcomes.append(outcome)
             if not evaluation.matched:
                 continue
-            actor = Actor(ActorKind.RULE, rule_id=row.id)
-            for action in rule.actions:
-                outcome.actions.append(self._apply(action, ticket, event, actor, row))
+            self.apply_rule(row, rule, ticket, event, outcome)
             if rule.stop_processing:
                 break
         return outcomes
+
+    def apply_rule(self, row: Any, rule: Rule, ticket: Ticket, event: TicketEvent, outcome: Outcome) -> None:
+        actor = Actor(ActorKind.RULE, rule_id=row.id)
+        for action in rule.actions:
+            outcome.actions.append(self._apply(action, ticket, event, actor, row))
 
     def _record(self, ticket: Ticket, kind: str, actor: Actor, **after: Any) -> None:
         if not self.dry_run:
@@ -432,18 +456,24 @@ class Automation:
             return f"notify not sent: {rendered}"
         if self.dry_run:
             return f"notify {', '.join(recipients)}"
-        message_key = event.message.gmail_id if event.message else event.trigger.value
+        message_key = (
+            event.message.gmail_id if event.message else f"{event.trigger.value}:{self.now.isoformat()}"
+        )
+        customer = ticket.customer.email if ticket.customer else None
         for recipient in recipients:
+            in_thread = recipient == customer  # the customer hears it in the ticket's own thread
+            subject = rendered.subject or f"[#{ticket.number}] {ticket.subject}"
             enqueue(
                 self.session,
                 mailbox=self.mailbox,
                 kind=OutboxKind.NOTIFICATION,
                 key=f"notify:{ticket.id}:{row.id}:{message_key}:{recipient}",
                 to=[recipient],
-                subject=rendered.subject or f"[#{ticket.number}] {ticket.subject}",
+                subject=reply_subject(ticket.subject) if in_thread else subject,
                 text=rendered.text,
                 html=rendered.html,
                 ticket=ticket,
+                headers=thread_headers(self.session, ticket) if in_thread else None,
                 now=self.now,
             )
         return f"notify {', '.join(recipients)}"
@@ -470,3 +500,62 @@ def parsed_from_row(message: Any) -> ParsedMessage:
         automatic="automatic mail (stored)" if message.is_auto else None,
     )
     return parsed
+
+
+#: ``time`` rules look at active tickets, and at solved or closed ones this many days after solving.
+TIME_RULE_SOLVED_DAYS = 7
+
+
+def run_time_rules(session: Session, mailbox: Mailbox, *, now: datetime) -> int:
+    """Run the mailbox's ``time`` rules; each fires once per ticket per change of its condition."""
+    from sqlalchemy import and_, or_
+
+    from server.models import RuleFiring
+
+    automation = Automation(session, mailbox, now=now)
+    time_rules = [
+        (row, rule)
+        for row, rule in automation.rules
+        if rule.enabled and rule.trigger is rule_engine.Trigger.TIME
+    ]
+    if not time_rules:
+        return 0
+    firings = {
+        (f.rule_id, f.ticket_id): f
+        for f in session.scalars(
+            select(RuleFiring).where(RuleFiring.rule_id.in_([row.id for row, _ in time_rules]))
+        )
+    }
+    active = [TicketStatus.OPEN.value, TicketStatus.PENDING.value, TicketStatus.ON_HOLD.value]
+    done = [TicketStatus.SOLVED.value, TicketStatus.CLOSED.value]
+    candidates = session.scalars(
+        select(Ticket).where(
+            Ticket.mailbox_id == mailbox.id,
+            or_(
+                Ticket.status.in_(active),
+                and_(
+                    Ticket.status.in_(done), Ticket.solved_at >= now - timedelta(days=TIME_RULE_SOLVED_DAYS)
+                ),
+            ),
+        )
+    ).all()
+    fired = 0
+    for ticket in candidates:
+        facts = facts_for(ticket, None, mailbox, now) | reply_ages(session, ticket, now)
+        for row, rule in time_rules:
+            matched = rule_engine.evaluate(rule, facts).matched
+            firing = firings.get((row.id, ticket.id))
+            if matched and not (firing and firing.matched):
+                outcome = Outcome(rule.name, True, [])
+                automation.apply_rule(
+                    row, rule, ticket, TicketEvent(rule_engine.Trigger.TIME, ticket.id, None, now), outcome
+                )
+                fired += 1
+            if firing is None:
+                firing = RuleFiring(rule_id=row.id, ticket_id=ticket.id, matched=matched, changed_at=now)
+                session.add(firing)
+                firings[(row.id, ticket.id)] = firing
+            elif firing.matched != matched:
+                firing.matched, firing.changed_at = matched, now
+    session.commit()
+    return fired

@@ -36,6 +36,22 @@ def poll_mailboxes() -> None:
     SyncRunner(app, echo=lambda message, **_: log.info("sync %s", message)).run_once(ids)
 
 
+def run_time_rules() -> None:
+    """Run every mailbox's ``time`` rules (each fires once per ticket per condition change)."""
+    from sqlalchemy import select
+
+    from server.automation import run_time_rules as run_for_mailbox
+    from server.db import get_session
+    from server.models import Mailbox
+
+    with worker_app().app_context():
+        session = get_session()
+        for mailbox in session.scalars(select(Mailbox).order_by(Mailbox.address)).all():
+            fired = run_for_mailbox(session, mailbox, now=datetime.now(UTC))
+            if fired:
+                log.info("time_rules mailbox=%s fired=%d", mailbox.address, fired)
+
+
 def record_sla_breaches() -> None:
     """Write a ``sla_breached`` Event for each deadline that has passed since the last look."""
     from server.db import get_session

@@ -31,6 +31,7 @@ def build_scheduler(poll_seconds: float) -> BackgroundScheduler:
     scheduler.add_job(
         "server.jobs:record_sla_breaches", "interval", seconds=60, id="record_sla_breaches", **common
     )
+    scheduler.add_job("server.jobs:run_time_rules", "interval", seconds=60, id="run_time_rules", **common)
     return scheduler
 
 

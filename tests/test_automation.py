@@ -320,3 +320,40 @@ def test_a_claimed_email_is_left_to_its_sender_then_confirmed_not_resent(desk, d
     assert (during.sent, during.confirmed) == (0, 0)
     assert (after.sent, after.confirmed) == (0, 1) and row.state == "sent"
     assert len(desk.sent_by(MAILBOX)) == 1
+
+
+def test_the_customer_hears_once_per_solve_in_the_same_thread(desk, deliver, session):
+    from server import tickets
+    from server.automation import run_time_rules
+    from server.gmail.send import deliver_due
+    from server.models import TicketStatus
+
+    original = deliver(
+        make_email("Broken export", "CSV export fails", sender="Fay <fay@example.org>", message_id="<exp@x>")
+    )
+    desk.cycle()  # acknowledgement
+    box, client = desk.mailboxes[MAILBOX], desk.clients[MAILBOX]
+    ticket = session.scalar(select(Ticket))
+
+    def solve_and_watch() -> list[int]:
+        tickets.set_status(session, ticket, TicketStatus.SOLVED, at=datetime.now(UTC))
+        session.commit()
+        fired = [run_time_rules(session, box, now=datetime.now(UTC)) for _ in range(2)]
+        deliver_due(session, box.id, client)
+        return fired
+
+    first = solve_and_watch()
+    deliver(make_email("Re: Broken export", "Still failing", sender="fay@example.org", in_reply_to="<exp@x>"))
+    desk.cycle()  # the reply reopens the ticket
+    session.refresh(ticket)
+    reopened_status = ticket.status
+    run_time_rules(session, box, now=datetime.now(UTC))  # the condition no longer holds
+    second = solve_and_watch()
+
+    solved_mails = [
+        m for m in desk.sent_by(MAILBOX) if "as solved" in m.parsed.get_payload(decode=True).decode()
+    ]
+    assert first == [1, 0] and second == [1, 0] and reopened_status == "open"
+    assert len(solved_mails) == 2
+    assert all(m.thread_id == original["threadId"] and m.subject == "Re: Broken export" for m in solved_mails)
+    assert solved_mails[0].parsed["Auto-Submitted"] == "auto-generated"
