@@ -119,27 +119,18 @@ def open_ticket(
 
 def reopen(session: Session, ticket: Ticket, *, reason: str, at: datetime, actor: Actor = SYSTEM) -> None:
     """Back to ``open`` from solved/closed (a customer wrote again)."""
-    if ticket.status not in CLOSED_STATUSES:
-        return
-    before = ticket.status
-    ticket.status = TicketStatus.OPEN.value
-    ticket.solved_at = None
-    _move_pause_clock(session, ticket, at)
-    refresh_due_times(session, ticket)
-    touch(ticket, at)
-    record_event(
-        session,
-        ticket,
-        "status_changed",
-        actor=actor,
-        before={"status": before},
-        after={"status": "open", "reason": reason},
-        at=at,
-    )
+    if ticket.status in CLOSED_STATUSES:
+        set_status(session, ticket, TicketStatus.OPEN, at=at, actor=actor, reason=reason)
 
 
 def set_status(
-    session: Session, ticket: Ticket, status: TicketStatus, *, at: datetime, actor: Actor = SYSTEM
+    session: Session,
+    ticket: Ticket,
+    status: TicketStatus,
+    *,
+    at: datetime,
+    actor: Actor = SYSTEM,
+    reason: str | None = None,
 ) -> None:
     """Change the status; solving stamps ``solved_at``, leaving solved/closed clears it."""
     if ticket.status == status.value:
@@ -159,7 +150,7 @@ def set_status(
         "status_changed",
         actor=actor,
         before={"status": before},
-        after={"status": status.value},
+        after={"status": status.value} | ({"reason": reason} if reason else {}),
         at=at,
     )
 
