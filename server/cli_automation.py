@@ -42,6 +42,14 @@ def _read(path: str) -> str:
         raise CliError(f"cannot read {path} as UTF-8 text: {exc}") from exc
 
 
+def _yaml_file(path: str) -> Any:
+    """The data of a YAML (or JSON) file, or a one-line error."""
+    try:
+        return yaml.safe_load(_read(path))
+    except yaml.YAMLError as exc:
+        raise CliError(f"{path} is not valid YAML or JSON: {exc}") from exc
+
+
 def _load_rule_file(path: str, mailbox: Mailbox) -> list[rule_engine.Rule]:
     try:
         loaded = rule_engine.loads(_read(path))
@@ -176,11 +184,7 @@ def templates_group() -> None:
 
 
 def _template_entries(path: str) -> list[dict[str, Any]]:
-    text = _read(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CliError(f"{path} is not valid YAML or JSON: {exc}") from exc
+    data = _yaml_file(path)
     items = data.get("templates") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise CliError(f"{path}: expected a list of templates under 'templates'")
@@ -320,10 +324,7 @@ def sla_group() -> None:
 def _calendar_file(path: str) -> Any:
     from server.sla import CalendarError, calendar_from_config
 
-    try:
-        data = yaml.safe_load(_read(path))
-    except yaml.YAMLError as exc:
-        raise CliError(f"{path} is not valid YAML or JSON: {exc}") from exc
+    data = _yaml_file(path)
     try:
         return calendar_from_config(data)
     except CalendarError as exc:
@@ -384,10 +385,7 @@ def sla_policy_import(path: str, address: str) -> None:
     from server.sla import CalendarError, policy_from_config
 
     mailbox = _mailbox(address)
-    try:
-        data = yaml.safe_load(_read(path))
-    except yaml.YAMLError as exc:
-        raise CliError(f"{path} is not valid YAML or JSON: {exc}") from exc
+    data = _yaml_file(path)
     items = data.get("policies") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
         raise CliError(f"{path}: expected a non-empty list of policies under 'policies'")

@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
 
+from rules.model import Trigger  # the rule engine owns the list of triggers
+
 # Stable constraint names, so Alembic can alter them on every backend.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -127,13 +129,6 @@ class ActorKind(StrEnum):
     AGENT = "agent"
     RULE = "rule"
     SYSTEM = "system"
-
-
-class Trigger(StrEnum):
-    TICKET_CREATED = "ticket_created"
-    CUSTOMER_REPLIED = "customer_replied"
-    AGENT_REPLIED = "agent_replied"
-    TIME = "time"
 
 
 class OutboxKind(StrEnum):
