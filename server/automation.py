@@ -23,6 +23,7 @@ from rules import ActionKind, Evaluation, Rule, RuleError
 from server import tickets
 from server.gmail.mime import ParsedMessage
 from server.gmail.send import enqueue, reply_subject, thread_headers
+from server.mailbox_settings import setting
 from server.models import (
     ActorKind,
     Agent,
@@ -45,17 +46,7 @@ from server.tickets import Actor
 
 log = logging.getLogger(__name__)
 
-#: Defaults of the per-mailbox settings this module reads (``Mailbox.settings``).
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "auto_replies_per_sender_per_hour": 3,
-    "locale": "en",
-    "timezone": "UTC",
-}
 _CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
-
-
-def setting(mailbox: Mailbox, name: str) -> Any:
-    return (mailbox.settings or {}).get(name, DEFAULT_SETTINGS[name])
 
 
 @dataclass
@@ -81,6 +72,73 @@ class Outcome:
 def customer_locale(message: ParsedMessage | None, mailbox: Mailbox) -> str:
     """Russian when the customer wrote in Cyrillic, else the mailbox's language."""
     sample = f"{message.subject} {message.text[:2000]}" if message else ""
+    if _CYRILLIC.search(sample):
+        return Locale.RU.value
+    return str(setting(mailbox, "locale"))
+
+
+def find_template(session: Session, mailbox: Mailbox, name: str, locale: str) -> Template | None:
+    """The mailbox's shared template ``name`` in ``locale``, else in the mailbox's language, else any."""
+    candidates = {
+        t.locale: t
+        for t in session.scalars(
+            select(Template).where(
+                Template.mailbox_id == mailbox.id, Template.name == name, Template.owner_id.is_(None)
+            )
+        )
+    }
+    return (
+        candidates.get(locale)
+        or candidates.get(str(setting(mailbox, "locale")))
+        or next(iter(candidates.values()), None)
+    )
+
+
+def gmail_link(mailbox: Mailbox, thread_id: str | None) -> str:
+    """A link that opens the thread in the shared mailbox's Gmail (for agents, never for customers)."""
+    if not thread_id:
+        return ""
+    return f"https://mail.google.com/mail/u/?authuser={mailbox.address}#all/{thread_id}"
+
+
+def mail_context(
+    ticket: Ticket, mailbox: Mailbox, *, locale: str, zone: str, agent: Agent | None = None
+) -> dict[str, Any]:
+    """The variables a template sees (server.templating), dates written for this reader."""
+    customer: Customer | None = ticket.customer
+    return {
+        "customer": {
+            "name": customer.name if customer else "",
+            "email": customer.email if customer else "",
+        },
+        "ticket": {
+            "number": ticket.number,
+            "subject": ticket.subject,
+            "status": ticket.status,
+            "priority": ticket.priority,
+            "due_at": format_when(ticket.due_at, locale, zone),
+            "first_response_due_at": format_when(ticket.first_response_due_at, locale, zone),
+            "resolution_due_at": format_when(ticket.resolution_due_at, locale, zone),
+            "created_at": format_when(ticket.created_at, locale, zone),
+            "assignee": (ticket.assignee.name or ticket.assignee.email) if ticket.assignee else "",
+            "link": gmail_link(mailbox, ticket.gmail_thread_id),
+        },
+        "agent": {"name": agent.name if agent else "", "email": agent.email if agent else ""},
+        "mailbox": {"address": mailbox.address, "name": mailbox.display_name or mailbox.address},
+    }
+
+
+def ticket_locale(session: Session, ticket: Ticket, mailbox: Mailbox) -> str:
+    """The customer's language for mail about an existing ticket: Russian when they wrote in Cyrillic."""
+    from server.models import Direction, Message
+
+    latest = session.execute(
+        select(Message.subject, Message.text)
+        .where(Message.ticket_id == ticket.id, Message.direction == Direction.INBOUND.value)
+        .order_by(Message.sent_at.desc())
+        .limit(1)
+    ).first()
+    sample = f"{ticket.subject} {latest[0]} {latest[1][:2000]}" if latest else ticket.subject
     if _CYRILLIC.search(sample):
         return Locale.RU.value
     return str(setting(mailbox, "locale"))
@@ -319,43 +377,12 @@ class Automation:
         return next((a for a in agents if a.email == value.lower()), None)
 
     def _template(self, name: str, locale: str) -> Template | None:
-        candidates = {
-            t.locale: t
-            for t in self.session.scalars(
-                select(Template).where(
-                    Template.mailbox_id == self.mailbox.id, Template.name == name, Template.owner_id.is_(None)
-                )
-            )
-        }
-        return (
-            candidates.get(locale)
-            or candidates.get(str(setting(self.mailbox, "locale")))
-            or next(iter(candidates.values()), None)
-        )
+        return find_template(self.session, self.mailbox, name, locale)
 
     def context(self, ticket: Ticket, locale: str, agent: Agent | None = None) -> dict[str, Any]:
-        zone = str(setting(self.mailbox, "timezone"))
-        customer: Customer | None = ticket.customer
-        return {
-            "customer": {
-                "name": customer.name if customer else "",
-                "email": customer.email if customer else "",
-            },
-            "ticket": {
-                "number": ticket.number,
-                "subject": ticket.subject,
-                "status": ticket.status,
-                "priority": ticket.priority,
-                "due_at": format_when(ticket.due_at, locale, zone),
-                "first_response_due_at": format_when(ticket.first_response_due_at, locale, zone),
-                "resolution_due_at": format_when(ticket.resolution_due_at, locale, zone),
-            },
-            "agent": {"name": agent.name if agent else "", "email": agent.email if agent else ""},
-            "mailbox": {
-                "address": self.mailbox.address,
-                "name": self.mailbox.display_name or self.mailbox.address,
-            },
-        }
+        return mail_context(
+            ticket, self.mailbox, locale=locale, zone=str(setting(self.mailbox, "timezone")), agent=agent
+        )
 
     def _render(self, name: str, ticket: Ticket, locale: str) -> RenderedMail | str:
         template = self._template(name, locale)

@@ -77,6 +77,142 @@ DEFAULT_TEMPLATES: list[tuple[str, str, str, str]] = [
     ),
 ]
 
+#: Reminders (server.reminders). Agents read them in their own language and time zone; variables as
+#: above plus ``reminder`` (``what``: "first response"/"resolution", ``due_at``) and, for the digest,
+#: ``digest`` (``date``, ``open``, ``due_today``, ``overdue``: lists of tickets with ``number``,
+#: ``subject``, ``due_at``, ``link``).
+_TICKET_LINE_EN = "#{{ ticket.number }} {{ ticket.subject }}\n{{ ticket.link }}\n"
+_TICKET_LINE_RU = _TICKET_LINE_EN
+_DIGEST_LIST = (
+    "{% for t in items %}  #{{ t.number }} {{ t.subject }}{% if t.due_at %} — {{ t.due_at }}{% endif %}\n"
+    "{% endfor %}"
+)
+REMINDER_TEMPLATES: list[tuple[str, str, str, str]] = [
+    (
+        "Reminder: due soon",
+        "en",
+        "[#{{ ticket.number }}] {{ reminder.what | capitalize }} due {{ reminder.due_at }}",
+        "The {{ reminder.what }} of ticket #{{ ticket.number }} is due {{ reminder.due_at }}.\n\n"
+        + _TICKET_LINE_EN,
+    ),
+    (
+        "Reminder: due soon",
+        "ru",
+        "[#{{ ticket.number }}] Срок ({{ reminder.what }}) — {{ reminder.due_at }}",
+        "Срок по заявке #{{ ticket.number }} ({{ reminder.what }}) истекает {{ reminder.due_at }}.\n\n"
+        + _TICKET_LINE_RU,
+    ),
+    (
+        "Reminder: overdue",
+        "en",
+        "[#{{ ticket.number }}] Overdue: {{ reminder.what }} was due {{ reminder.due_at }}",
+        "The {{ reminder.what }} of ticket #{{ ticket.number }} was due {{ reminder.due_at }} "
+        "and has not happened yet.\n\n" + _TICKET_LINE_EN,
+    ),
+    (
+        "Reminder: overdue",
+        "ru",
+        "[#{{ ticket.number }}] Просрочено: {{ reminder.what }} ({{ reminder.due_at }})",
+        "Срок по заявке #{{ ticket.number }} ({{ reminder.what }}) истёк {{ reminder.due_at }}.\n\n"
+        + _TICKET_LINE_RU,
+    ),
+    (
+        "Reminder: escalation",
+        "en",
+        "[#{{ ticket.number }}] Still overdue: {{ reminder.what }} was due {{ reminder.due_at }}",
+        "Ticket #{{ ticket.number }} is still overdue: its {{ reminder.what }} was due "
+        "{{ reminder.due_at }}.\nAssignee: {{ ticket.assignee or 'nobody' }}.\n\n" + _TICKET_LINE_EN,
+    ),
+    (
+        "Reminder: escalation",
+        "ru",
+        "[#{{ ticket.number }}] Всё ещё просрочено: {{ reminder.what }} ({{ reminder.due_at }})",
+        "Заявка #{{ ticket.number }} всё ещё просрочена: {{ reminder.what }} — срок был "
+        "{{ reminder.due_at }}.\nИсполнитель: {{ ticket.assignee or 'не назначен' }}.\n\n" + _TICKET_LINE_RU,
+    ),
+    (
+        "Reminder: unassigned",
+        "en",
+        "[#{{ ticket.number }}] Nobody has taken this ticket yet",
+        "Ticket #{{ ticket.number }} came in {{ ticket.created_at }} and nobody has taken it.\n\n"
+        + _TICKET_LINE_EN,
+    ),
+    (
+        "Reminder: unassigned",
+        "ru",
+        "[#{{ ticket.number }}] Заявку пока никто не взял",
+        "Заявка #{{ ticket.number }} пришла {{ ticket.created_at }}, и её пока никто не взял.\n\n"
+        + _TICKET_LINE_RU,
+    ),
+    (
+        "Reminder: snooze ended",
+        "en",
+        "[#{{ ticket.number }}] Back from snooze: {{ ticket.subject }}",
+        "Ticket #{{ ticket.number }} was snoozed until now and is back in your queue.\n\n" + _TICKET_LINE_EN,
+    ),
+    (
+        "Reminder: snooze ended",
+        "ru",
+        "[#{{ ticket.number }}] Отложенная заявка вернулась: {{ ticket.subject }}",
+        "Заявка #{{ ticket.number }} была отложена до этого момента и снова в вашей очереди.\n\n"
+        + _TICKET_LINE_RU,
+    ),
+    (
+        "Daily digest",
+        "en",
+        "Your tickets on {{ digest.date }}: {{ digest.open | length }} open, {{ digest.overdue | length }} overdue",
+        "Good morning{% if agent.name %}, {{ agent.name }}{% endif %}!\n\n"
+        "{% if digest.overdue %}Overdue ({{ digest.overdue | length }}):\n"
+        "{% with items = digest.overdue %}" + _DIGEST_LIST + "{% endwith %}\n{% endif %}"
+        "{% if digest.due_today %}Due today ({{ digest.due_today | length }}):\n"
+        "{% with items = digest.due_today %}" + _DIGEST_LIST + "{% endwith %}\n{% endif %}"
+        "Open and assigned to you ({{ digest.open | length }}):\n"
+        "{% with items = digest.open %}" + _DIGEST_LIST + "{% endwith %}\n{{ mailbox.name }}\n",
+    ),
+    (
+        "Daily digest",
+        "ru",
+        "Ваши заявки на {{ digest.date }}: открыто {{ digest.open | length }}, "
+        "просрочено {{ digest.overdue | length }}",
+        "Доброе утро{% if agent.name %}, {{ agent.name }}{% endif %}!\n\n"
+        "{% if digest.overdue %}Просрочены ({{ digest.overdue | length }}):\n"
+        "{% with items = digest.overdue %}" + _DIGEST_LIST + "{% endwith %}\n{% endif %}"
+        "{% if digest.due_today %}Срок сегодня ({{ digest.due_today | length }}):\n"
+        "{% with items = digest.due_today %}" + _DIGEST_LIST + "{% endwith %}\n{% endif %}"
+        "Открыты и назначены вам ({{ digest.open | length }}):\n"
+        "{% with items = digest.open %}" + _DIGEST_LIST + "{% endwith %}\n{{ mailbox.name }}\n",
+    ),
+    (
+        "Pending follow-up",
+        "en",
+        "{{ ticket.subject }} [#{{ ticket.number }}]",
+        "Hello{% if customer.name %} {{ customer.name }}{% endif %},\n\n"
+        "we are still waiting for your answer on ticket #{{ ticket.number }}. Whenever you are ready, "
+        "just reply to this email and we will carry on.\n\n{{ mailbox.name }}\n",
+    ),
+    (
+        "Pending follow-up",
+        "ru",
+        "{{ ticket.subject }} [#{{ ticket.number }}]",
+        "Здравствуйте{% if customer.name %}, {{ customer.name }}{% endif %}!\n\n"
+        "Мы всё ещё ждём вашего ответа по заявке #{{ ticket.number }}. Когда будете готовы, просто "
+        "ответьте на это письмо — и мы продолжим.\n\n{{ mailbox.name }}\n",
+    ),
+]
+DEFAULT_TEMPLATES += REMINDER_TEMPLATES
+
+
+def builtin_template(name: str, locale: str) -> Template | None:
+    """The shipped template ``name`` (in ``locale``, else English), not stored anywhere."""
+    shipped = {(n, loc): (subject, text) for n, loc, subject, text in DEFAULT_TEMPLATES}
+    found = shipped.get((name, locale)) or shipped.get((name, "en"))
+    if found is None:
+        return None
+    return Template(
+        name=name, locale=locale if (name, locale) in shipped else "en", subject=found[0], body_text=found[1]
+    )
+
+
 URGENT_PATTERN = r"\b(urgent|asap|outage|emergency|is down)\b|срочн|не\s+работает|авари|упал"
 PASSWORD_PATTERN = (
     r"(reset|forgot|forgotten|lost).{0,30}password|(сброс|сбросить|забыл|восстанов).{0,30}парол"

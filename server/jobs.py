@@ -52,12 +52,34 @@ def run_time_rules() -> None:
                 log.info("time_rules mailbox=%s fired=%d", mailbox.address, fired)
 
 
-def record_sla_breaches() -> None:
-    """Write a ``sla_breached`` Event for each deadline that has passed since the last look."""
+def send_reminders() -> None:
+    """Do the reminders that are due (server.reminders) and send the mail they queued."""
     from server.db import get_session
-    from server.tickets.deadlines import record_breaches
+    from server.gmail.client import client_for_mailbox
+    from server.gmail.errors import GmailError
+    from server.gmail.send import deliver_due
+    from server.models import Mailbox
+    from server.reminders import run_reminders
 
-    with worker_app().app_context():
-        count = record_breaches(get_session(), now=datetime.now(UTC))
-    if count:
-        log.info("sla_breaches recorded=%d", count)
+    app = worker_app()
+    with app.app_context():
+        session = get_session()
+        report = run_reminders(session, now=datetime.now(UTC))
+        if report.queued or report.breaches or report.digests or report.solved:
+            log.info(
+                "reminders queued=%d breaches=%d digests=%d solved=%d late=%d",
+                report.queued,
+                report.breaches,
+                report.digests,
+                report.solved,
+                report.late,
+            )
+        for mailbox_id in sorted(report.mailbox_ids):
+            mailbox = session.get(Mailbox, mailbox_id)
+            if mailbox is None:
+                continue
+            try:
+                with client_for_mailbox(mailbox) as client:
+                    deliver_due(session, mailbox_id, client, claim_seconds=app.config["OUTBOX_CLAIM_SECONDS"])
+            except GmailError as exc:  # the next poll retries; the Outbox keeps the mail
+                log.warning("reminders_send_failed mailbox=%s problem=%s", mailbox.address, exc)

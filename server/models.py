@@ -248,6 +248,7 @@ class Ticket(Base):
         Index("ix_tickets_first_response_due_at", "first_response_due_at"),
         Index("ix_tickets_resolution_due_at", "resolution_due_at"),
         Index("ix_tickets_snoozed_until", "snoozed_until"),
+        Index("ix_tickets_remind_at", "remind_at"),
         Index("ix_tickets_mailbox_status", "mailbox_id", "status"),
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_customer", "customer_id"),
@@ -273,6 +274,11 @@ class Ticket(Base):
     #: Business minutes the resolution clock stood still (pending, on hold …), and since when it stands.
     resolution_paused_minutes: Mapped[float] = mapped_column(Float, default=0.0)
     paused_at: Mapped[datetime | None]
+    #: When the status last changed (a pending ticket's follow-up counts from here).
+    status_changed_at: Mapped[datetime | None]
+    #: When the reminder scan must next look at the ticket (server.reminders); every change sets it to
+    #: "now", the scan moves it to the next reminder or clears it. Indexed: the scan reads only what is due.
+    remind_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -503,3 +509,21 @@ class RuleFiring(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
     matched: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReminderMark(Base):
+    """What the reminder scan has done, once per key (ticket + kind + deadline [+ recipient]).
+
+    Every reminder, breach event, snooze wake-up, automatic solve and digest is marked here in the
+    transaction that does it; a key already marked is never done again, across restarts and workers.
+    """
+
+    __tablename__ = "reminder_marks"
+    __table_args__ = (Index("ix_reminder_marks_ticket", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -28,9 +28,7 @@ def build_scheduler(poll_seconds: float) -> BackgroundScheduler:
     scheduler.add_job(
         "server.jobs:poll_mailboxes", "interval", seconds=poll_seconds, id="poll_mailboxes", **common
     )
-    scheduler.add_job(
-        "server.jobs:record_sla_breaches", "interval", seconds=60, id="record_sla_breaches", **common
-    )
+    scheduler.add_job("server.jobs:send_reminders", "interval", seconds=60, id="send_reminders", **common)
     scheduler.add_job("server.jobs:run_time_rules", "interval", seconds=60, id="run_time_rules", **common)
     return scheduler
 

@@ -139,6 +139,31 @@ def add_business_minutes(calendar: Calendar, start: datetime, minutes: float) ->
     raise AssertionError("unreachable")
 
 
+def subtract_business_minutes(calendar: Calendar, end: datetime, minutes: float) -> datetime:
+    """The earliest instant with ``minutes`` business minutes left before ``end`` (a warning time).
+
+    Walks the intervals backwards from ``end``; when the calendar has fewer open minutes between now's
+    past and ``end`` than asked (three years back), the earliest instant searched is returned.
+    """
+    if minutes < 0:
+        raise ValueError("minutes must not be negative")
+    end = end.astimezone(UTC)
+    remaining = timedelta(minutes=minutes)
+    if not remaining:
+        return end
+    day = end.astimezone(calendar.zone).date() + timedelta(days=1)
+    for _ in range(SEARCH_DAYS):
+        for opens, closes in reversed(calendar.intervals(day)):
+            if opens >= end:
+                continue
+            finish = min(closes, end)
+            if finish - remaining >= opens:
+                return finish - remaining
+            remaining -= finish - opens
+        day -= timedelta(days=1)
+    raise CalendarError("the calendar has no open hours in the three years before the deadline")
+
+
 def next_opening(calendar: Calendar, at: datetime) -> datetime:
     """``at`` when the calendar is open then, else the next instant it opens."""
     return add_business_minutes(calendar, at, 0)

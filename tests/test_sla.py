@@ -16,6 +16,7 @@ from server.sla import (
     calendar_from_config,
     is_within_hours,
     next_opening,
+    subtract_business_minutes,
 )
 
 WEEK = ("mon", "tue", "wed", "thu", "fri")
@@ -66,6 +67,19 @@ def test_adding_then_measuring_gives_back_n_and_lands_inside_hours(name, start, 
     assert due >= start
     assert business_minutes_between(calendar, start, due) == pytest.approx(minutes, abs=1e-6)
     assert is_within_hours(calendar, due)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(sorted(CALENDARS)), end=INSTANTS, minutes=st.integers(0, 20_000))
+def test_subtracting_then_measuring_gives_back_n_and_warnings_fall_inside_hours(name, end, minutes):
+    calendar = CALENDARS[name]
+    warn = subtract_business_minutes(calendar, end, minutes)
+    assert warn <= end
+    assert business_minutes_between(calendar, warn, end) == pytest.approx(minutes, abs=1e-6)
+    if minutes:
+        assert is_within_hours(calendar, warn)
+        # the latest such instant: a minute later leaves less than N business minutes
+        assert business_minutes_between(calendar, warn + timedelta(minutes=1), end) < minutes
 
 
 @settings(max_examples=200, deadline=None)
@@ -162,6 +176,14 @@ def test_year_end_and_midnight_spanning_shifts():
     )
 
 
+def test_moscow_warning_before_a_monday_morning_deadline_falls_on_friday_evening():
+    deadline = at("Europe/Moscow", 2026, 11, 23, 9, 20)  # Monday 09:20
+    warn = subtract_business_minutes(MOSCOW, deadline, 30)
+    assert warn == at("Europe/Moscow", 2026, 11, 20, 17, 50)  # Friday: 10 min Monday + 20 min Friday
+    lunch = subtract_business_minutes(MOSCOW, at("Europe/Moscow", 2026, 11, 24, 14, 10), 30)
+    assert lunch == at("Europe/Moscow", 2026, 11, 24, 12, 40)  # the lunch hour does not count
+
+
 def test_zero_minutes_is_the_next_opening_and_negative_is_refused():
     evening = at("Europe/Moscow", 2026, 11, 23, 19, 0)
     assert add_business_minutes(MOSCOW, evening, 0) == at("Europe/Moscow", 2026, 11, 24, 9, 0)
@@ -174,6 +196,8 @@ def test_an_always_closed_calendar_is_an_error_not_a_hang():
     shut = calendar_from_config({"timezone": "UTC", "hours": {"mon": ["09:00-10:00"]}, "closed": every_day})
     with pytest.raises(CalendarError, match="no open hours"):
         add_business_minutes(shut, datetime(2026, 1, 1, tzinfo=UTC), 10)
+    with pytest.raises(CalendarError, match="no open hours"):
+        subtract_business_minutes(shut, datetime(2029, 12, 1, tzinfo=UTC), 10)
 
 
 @pytest.mark.parametrize(

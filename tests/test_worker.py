@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select, text
 from server import tickets
 from server.lease import acquire, release
 from server.models import Event, TicketStatus
-from server.tickets.deadlines import record_breaches
+from server.reminders import run_reminders
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -61,10 +61,10 @@ def test_passed_deadlines_become_one_breach_event_each(session, mailbox):
     session.commit()
     first_due, resolution_due = ticket.first_response_due_at, ticket.resolution_due_at
 
-    before = record_breaches(session, now=first_due - timedelta(minutes=1))
-    at_first = record_breaches(session, now=first_due + timedelta(minutes=1))
-    again = record_breaches(session, now=first_due + timedelta(minutes=2))
-    at_resolution = record_breaches(session, now=resolution_due + timedelta(minutes=1))
+    before = run_reminders(session, now=first_due - timedelta(minutes=1)).breaches
+    at_first = run_reminders(session, now=first_due + timedelta(minutes=1)).breaches
+    again = run_reminders(session, now=first_due + timedelta(minutes=2)).breaches
+    at_resolution = run_reminders(session, now=resolution_due + timedelta(minutes=1)).breaches
 
     breaches = session.scalars(select(Event).where(Event.kind == "sla_breached")).all()
     assert (before, at_first, again, at_resolution) == (0, 1, 0, 1)

@@ -502,6 +502,8 @@ class Filer:
             and (ticket.solved_at is None or arrived > ticket.solved_at)
         ):
             tickets.reopen(self.session, ticket, reason="customer replied", at=at)
+            if ticket.snoozed_until is not None:  # as in Gmail: a new message ends the snooze
+                tickets.snooze(self.session, ticket, None, at=at)
         tickets.touch(ticket, at)
 
     def apply_labels(self, labels: dict[str, list[str]]) -> int:

@@ -11,6 +11,7 @@ from server.tickets.actions import (
     add_tag,
     assign,
     open_ticket,
+    policy_for,
     record_event,
     record_first_response,
     remove_tag,
@@ -18,6 +19,7 @@ from server.tickets.actions import (
     set_priority,
     set_sla_policy,
     set_status,
+    snooze,
     touch,
 )
 
@@ -28,6 +30,7 @@ __all__ = [
     "add_tag",
     "assign",
     "open_ticket",
+    "policy_for",
     "record_event",
     "record_first_response",
     "remove_tag",
@@ -35,5 +38,6 @@ __all__ = [
     "set_priority",
     "set_sla_policy",
     "set_status",
+    "snooze",
     "touch",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -68,7 +68,15 @@ def record_event(
     if at is not None:
         event.created_at = at
     session.add(event)
+    if ticket is not None:
+        look_again(ticket, at or datetime.now(UTC))
     return event
+
+
+def look_again(ticket: Ticket, at: datetime) -> None:
+    """Ask the reminder scan to look at the ticket from ``at`` on (it changed; its reminders may too)."""
+    if ticket.remind_at is None or at < ticket.remind_at:
+        ticket.remind_at = at
 
 
 def _next_number(session: Session, mailbox_id: int) -> int:
@@ -100,6 +108,7 @@ def open_ticket(
         customer=customer,
         gmail_thread_id=gmail_thread_id,
         status=TicketStatus.OPEN.value,
+        status_changed_at=created_at,
         created_at=created_at,
         updated_at=created_at,
     )
@@ -117,9 +126,14 @@ def open_ticket(
     return ticket
 
 
+#: A customer's answer moves these back to ``open``: solved/closed reopen, pending stops waiting for them.
+#: ``on_hold`` (waiting on a third party) stays as it is.
+REOPENED_BY_CUSTOMER = CLOSED_STATUSES | {TicketStatus.PENDING.value}
+
+
 def reopen(session: Session, ticket: Ticket, *, reason: str, at: datetime, actor: Actor = SYSTEM) -> None:
-    """Back to ``open`` from solved/closed (a customer wrote again)."""
-    if ticket.status in CLOSED_STATUSES:
+    """Back to ``open`` from solved, closed or pending (a customer wrote again)."""
+    if ticket.status in REOPENED_BY_CUSTOMER:
         set_status(session, ticket, TicketStatus.OPEN, at=at, actor=actor, reason=reason)
 
 
@@ -137,6 +151,7 @@ def set_status(
         return
     before = ticket.status
     ticket.status = status.value
+    ticket.status_changed_at = at
     if status.value in CLOSED_STATUSES:
         ticket.solved_at = ticket.solved_at if before in CLOSED_STATUSES else at
     else:
@@ -237,6 +252,27 @@ def set_sla_policy(
         session.flush()
         session.expire(ticket, ["sla_policy"])
         refresh_due_times(session, ticket)
+
+
+def snooze(
+    session: Session, ticket: Ticket, until: datetime | None, *, at: datetime, actor: Actor = SYSTEM
+) -> None:
+    """Hide the ticket from the queues until ``until`` (``None``: wake it now); when it wakes by itself
+    the assignee hears of it (server.reminders)."""
+    before = ticket.snoozed_until
+    if before == until:
+        return
+    ticket.snoozed_until = until
+    touch(ticket, at)
+    record_event(
+        session,
+        ticket,
+        "snoozed" if until is not None else "unsnoozed",
+        actor=actor,
+        before={"until": before.isoformat() if before else None},
+        after={"until": until.isoformat() if until else None},
+        at=at,
+    )
 
 
 def add_note(

@@ -1,0 +1,137 @@
+"""Per-mailbox settings (``Mailbox.settings``): their defaults, their validation, and typed views.
+
+Settings are saved only whole and valid (:func:`validate` lists every problem, as the CLI and the
+settings page show them); readers never trust what is stored, though: a value that no longer
+validates falls back to its default, so a bad setting can never stop the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from server.models import Locale, Mailbox
+from server.sla import CalendarError, calendar_from_config
+
+log = logging.getLogger(__name__)
+
+#: Reminder defaults: warnings and escalations in business minutes, the pending follow-up in days.
+REMINDER_DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "warn_minutes": 30,  # before a first-response or resolution deadline
+    "escalate_minutes": 60,  # after a deadline, when the admins hear of it too
+    "unassigned_minutes": 60,  # 0: no reminder for unassigned tickets
+    "snooze": True,  # tell the assignee when a snoozed ticket wakes up
+    "pending_followup_days": 3,  # 0: no follow-up to a customer who has not answered
+    "pending_autosolve_days": 0,  # days after the follow-up; 0: never solve automatically
+    "digest": True,
+    "digest_time": "09:00",  # in each agent's own time zone
+}
+DEFAULTS: dict[str, Any] = {
+    "locale": Locale.EN.value,
+    "timezone": "UTC",
+    "auto_replies_per_sender_per_hour": 3,
+}
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_LIMITS = {
+    "warn_minutes": 7 * 24 * 60,
+    "escalate_minutes": 7 * 24 * 60,
+    "unassigned_minutes": 7 * 24 * 60,
+    "pending_followup_days": 365,
+    "pending_autosolve_days": 365,
+}
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be saved; ``problems`` lists every reason with the setting's name."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def setting(mailbox: Mailbox, name: str) -> Any:
+    """One top-level setting of the mailbox, or its default."""
+    return (mailbox.settings or {}).get(name, DEFAULTS[name])
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _reminder_problems(value: Any) -> list[str]:
+    if not isinstance(value, Mapping):
+        return ["reminders: expected a mapping of reminder settings"]
+    problems = [f"reminders.{key}: unknown setting" for key in value if key not in REMINDER_DEFAULTS]
+    for key, limit in _LIMITS.items():
+        if key in value and not _whole(value[key], 0, limit):
+            problems.append(f"reminders.{key}: a whole number from 0 to {limit}")
+    for key in ("enabled", "snooze", "digest"):
+        if key in value and not isinstance(value[key], bool):
+            problems.append(f"reminders.{key}: true or false")
+    if "digest_time" in value and not (
+        isinstance(value["digest_time"], str) and _TIME.match(value["digest_time"])
+    ):
+        problems.append('reminders.digest_time: a time of day like "09:00"')
+    return problems
+
+
+def validate(data: Any) -> dict[str, Any]:
+    """The settings as they will be stored, or :class:`SettingsError` listing every problem."""
+    if not isinstance(data, Mapping):
+        raise SettingsError(["settings: expected a mapping (locale, timezone, calendar, reminders …)"])
+    known = set(DEFAULTS) | {"calendar", "reminders"}
+    problems = [f"{key}: unknown setting" for key in data if key not in known]
+    if "locale" in data and data["locale"] not in {loc.value for loc in Locale}:
+        problems.append(f"locale: one of {[loc.value for loc in Locale]}")
+    if "timezone" in data:
+        try:
+            ZoneInfo(str(data["timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"timezone: unknown time zone {data['timezone']!r}")
+    if "auto_replies_per_sender_per_hour" in data and not _whole(
+        data["auto_replies_per_sender_per_hour"], 0, 1000
+    ):
+        problems.append("auto_replies_per_sender_per_hour: a whole number from 0 to 1000")
+    if data.get("calendar") is not None:
+        try:
+            calendar_from_config(data["calendar"])
+        except CalendarError as exc:
+            problems += [f"calendar: {problem}" for problem in exc.problems]
+    if "reminders" in data:
+        problems += _reminder_problems(data["reminders"])
+    if problems:
+        raise SettingsError(problems)
+    return dict(data)
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    enabled: bool
+    warn_minutes: int
+    escalate_minutes: int
+    unassigned_minutes: int
+    snooze: bool
+    pending_followup_days: int
+    pending_autosolve_days: int
+    digest: bool
+    digest_time: time
+
+
+def reminder_settings(mailbox: Mailbox) -> ReminderSettings:
+    """The mailbox's reminder settings; a stored value that does not validate is replaced by its default."""
+    stored = (mailbox.settings or {}).get("reminders")
+    stored = stored if isinstance(stored, Mapping) else {}
+    values = dict(REMINDER_DEFAULTS)
+    for key, value in stored.items():
+        if key in values and not _reminder_problems({key: value}):
+            values[key] = value
+        elif key in values:
+            log.warning("reminder_setting_invalid mailbox=%s setting=%s", mailbox.id, key)
+    hour, minute = (int(part) for part in str(values.pop("digest_time")).split(":"))
+    return ReminderSettings(digest_time=time(hour, minute), **values)
