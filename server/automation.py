@@ -500,7 +500,7 @@ class Automation:
                 text=rendered.text,
                 html=rendered.html,
                 ticket=ticket,
-                headers=thread_headers(self.session, ticket) if in_thread else None,
+                headers=thread_headers(self.session, ticket) if in_thread else {"internal": True},
                 now=self.now,
             )
         return f"notify {', '.join(recipients)}"

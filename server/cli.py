@@ -353,7 +353,15 @@ def demo_command(host: str, port: int, sandbox_port: int) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from server.cli_automation import outbox_group, rules_group, sla_group, templates_group
+    from server.cli_automation import (
+        mailbox_settings_command,
+        outbox_group,
+        rules_group,
+        sla_group,
+        templates_group,
+    )
+
+    mailbox_group.add_command(mailbox_settings_command)
 
     app.cli.add_command(sla_group)
     app.cli.add_command(rules_group)

@@ -1,4 +1,4 @@
-"""The ``rules``, ``templates`` and ``outbox`` commands. A bad file is a clear error and changes nothing."""
+"""The ``rules``, ``templates``, ``outbox``, ``sla`` and ``mailbox settings`` commands. A bad file is a clear error and changes nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 import rules as rule_engine
+from server import tickets
 from server.automation import Automation, TicketEvent, load_mailbox_rules, parsed_from_row
 from server.cli import CliError
 from server.db import get_session
@@ -395,7 +396,7 @@ def sla_policy_import(path: str, address: str) -> None:
             policy_from_config(item)
         except CalendarError as exc:
             problems += [f"  policies[{index}].{p}" for p in exc.problems]
-    if sum(1 for item in items if item.get("default")) > 1:
+    if sum(1 for item in items if isinstance(item, dict) and item.get("default")) > 1:
         problems.append("  only one policy can be the default")
     if problems:
         raise CliError(f"{path} has {len(problems)} problem(s):\n" + "\n".join(problems))
@@ -416,8 +417,42 @@ def sla_policy_import(path: str, address: str) -> None:
             for other in session.scalars(select(SlaPolicy).where(SlaPolicy.mailbox_id == mailbox.id)):
                 other.is_default = False
             row.is_default = True
+    refreshed = tickets.refresh_mailbox(session, mailbox.id, at=datetime.now(UTC))
     session.commit()
-    click.echo(f"{len(items)} SLA policies imported into {mailbox.address}")
+    click.echo(
+        f"{len(items)} SLA policies imported into {mailbox.address}; {refreshed} open tickets re-timed"
+    )
 
 
-__all__ = ["outbox_group", "rules_group", "sla_group", "templates_group"]
+@click.command("settings")
+@click.argument("address", metavar="ADDRESS")
+@click.argument("path", metavar="FILE", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+@with_appcontext
+def mailbox_settings_command(address: str, path: str | None, as_json: bool) -> None:
+    """Show the mailbox's settings, or replace them with FILE (YAML/JSON; every problem is listed)."""
+    from server.mailbox_settings import DEFAULTS, REMINDER_DEFAULTS, SettingsError, validate
+
+    mailbox = _mailbox(address)
+    session = get_session()
+    if path is not None:
+        try:
+            settings = validate(_yaml_file(path))
+        except SettingsError as exc:
+            raise CliError(
+                f"{path} has {len(exc.problems)} problem(s):\n" + "\n".join(f"  {p}" for p in exc.problems)
+            ) from exc
+        mailbox.settings = settings
+        refreshed = tickets.refresh_mailbox(session, mailbox.id, at=datetime.now(UTC))
+        session.commit()
+        click.echo(f"settings of {mailbox.address} saved; {refreshed} open tickets re-timed")
+        return
+    stored = dict(mailbox.settings or {})
+    shown = {**DEFAULTS, **stored, "reminders": {**REMINDER_DEFAULTS, **(stored.get("reminders") or {})}}
+    if as_json:
+        click.echo(json.dumps(shown, ensure_ascii=False, indent=2))
+    else:
+        click.echo(yaml.safe_dump(shown, allow_unicode=True, sort_keys=False).rstrip())
+
+
+__all__ = ["mailbox_settings_command", "outbox_group", "rules_group", "sla_group", "templates_group"]

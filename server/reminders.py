@@ -39,7 +39,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -411,7 +411,7 @@ class Scan:
             text=rendered.text,
             html=rendered.html,
             ticket=ticket,
-            headers=thread_headers(self.session, ticket) if in_thread and ticket else None,
+            headers=thread_headers(self.session, ticket) if in_thread and ticket else {"internal": True},
             now=self.now,
         )
         self.report.queued += 1
@@ -482,6 +482,11 @@ class Scan:
             self.report.digests += 1
 
 
+def due_query(now: datetime, limit: int = BATCH) -> Select[tuple[Ticket]]:
+    """The tickets the scan must look at: an index range read on ``remind_at``."""
+    return select(Ticket).where(Ticket.remind_at <= now).order_by(Ticket.remind_at, Ticket.id).limit(limit)
+
+
 def run_reminders(session: Session, *, now: datetime) -> Report:
     """Do every reminder that is due at ``now`` (ticket reminders, then digests), committing per batch."""
     report = Report()
@@ -489,12 +494,7 @@ def run_reminders(session: Session, *, now: datetime) -> Report:
         scan = Scan(session, now)
         try:
             while True:
-                batch = session.scalars(
-                    select(Ticket)
-                    .where(Ticket.remind_at <= now)
-                    .order_by(Ticket.remind_at, Ticket.id)
-                    .limit(BATCH)
-                ).all()
+                batch = session.scalars(due_query(now)).all()
                 for ticket in batch:
                     scan.ticket(ticket)
                 session.commit()

@@ -34,6 +34,8 @@ AUTO_SUBMITTED = {
     OutboxKind.REMINDER.value: "auto-generated",
     OutboxKind.SURVEY.value: "auto-generated",
 }
+#: Marks mail Postdesk sends to the team itself (honoured only on mail sent from the mailbox).
+INTERNAL_HEADER = "X-Postdesk-Internal"
 #: Attempts before a row is given up as failed, and the pause after each failed attempt.
 MAX_ATTEMPTS = 8
 #: How long a claimed row is left to the sender that claimed it (see ``_claim``).
@@ -60,10 +62,11 @@ def reply_subject(subject: str) -> str:
 
 
 def thread_headers(session: Session, ticket: Ticket) -> dict[str, Any]:
-    """In-Reply-To, References and the Gmail thread of the ticket's latest message."""
+    """In-Reply-To, References and the Gmail thread of the latest message in the ticket's own thread."""
+    thread = Message.gmail_thread_id == ticket.gmail_thread_id if ticket.gmail_thread_id else True
     last = session.scalar(
         select(Message)
-        .where(Message.ticket_id == ticket.id, Message.rfc822_message_id.is_not(None))
+        .where(Message.ticket_id == ticket.id, Message.rfc822_message_id.is_not(None), thread)
         .order_by(Message.sent_at.desc(), Message.id.desc())
         .limit(1)
     )
@@ -126,6 +129,10 @@ def build_mime(row: Outbox, mailbox: Mailbox, now: datetime) -> bytes:
         message["In-Reply-To"] = headers["in_reply_to"]
     if headers.get("references"):
         message["References"] = " ".join(headers["references"])
+    if headers.get("internal"):
+        # Mail for the team (reminders, digests, notifications): sync never files it on a ticket,
+        # though its subject names one.
+        message[INTERNAL_HEADER] = "yes"
     auto = AUTO_SUBMITTED.get(row.kind)
     if auto:
         message["Auto-Submitted"] = auto

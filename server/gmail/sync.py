@@ -24,6 +24,7 @@ from server.automation import Automation, TicketEvent
 from server.gmail.client import GmailClient
 from server.gmail.errors import GmailError, HistoryExpired
 from server.gmail.mime import ParsedMessage, parse_gmail_message, text_from_raw
+from server.gmail.send import INTERNAL_HEADER
 from server.models import Agent, Customer, Direction, Mailbox, Message, SyncState, Ticket
 
 log = logging.getLogger(__name__)
@@ -373,6 +374,10 @@ class Filer:
     def file(self, parsed: ParsedMessage) -> int:
         """File one message; returns 1 when it opened a new ticket."""
         direction = self.direction(parsed)
+        if direction is Direction.OUTBOUND and parsed.headers.get(INTERNAL_HEADER.lower()):
+            # Our own mail to the team (a reminder naming [#N]): kept, never part of a ticket.
+            self.session.add(self._message_row(parsed, direction, None))
+            return 0
         ticket = self._ticket_for(parsed)
         opened = 0
         if ticket is None and direction is Direction.INBOUND:

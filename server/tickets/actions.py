@@ -334,6 +334,18 @@ def refresh_due_times(session: Session, ticket: Ticket) -> None:
     ticket.due_at = result.next
 
 
+def refresh_mailbox(session: Session, mailbox_id: int, *, at: datetime) -> int:
+    """After the mailbox's settings or policies changed: re-time its active tickets, remind anew."""
+    count = 0
+    for ticket in session.scalars(
+        select(Ticket).where(Ticket.mailbox_id == mailbox_id, Ticket.status.not_in(CLOSED_STATUSES))
+    ):
+        refresh_due_times(session, ticket)
+        look_again(ticket, at)
+        count += 1
+    return count
+
+
 def _move_pause_clock(session: Session, ticket: Ticket, at: datetime) -> None:
     """Start or stop the resolution clock's pause as the status enters or leaves a pausing status."""
     policy = policy_for(session, ticket)

@@ -35,7 +35,10 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["ticket_id"], ["tickets.id"], name=op.f("fk_reminder_marks_ticket_id_tickets"), ondelete="CASCADE"
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_reminder_marks_ticket_id_tickets"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["agent_id"], ["agents.id"], name=op.f("fk_reminder_marks_agent_id_agents"), ondelete="CASCADE"
