@@ -31,6 +31,7 @@ test: lint
 # Speed and quota figures, measured side by side in one run (not part of `make test`).
 bench: deps
 	$(BIN)/python tests/bench/bench_sync.py
+	$(BIN)/python tests/bench/bench_reminders.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
