@@ -8,18 +8,28 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from functools import cache
 
 from flask import Flask
 
 log = logging.getLogger(__name__)
 
 
-@cache
-def worker_app() -> Flask:
-    from server import create_app
+_app: Flask | None = None
 
-    return create_app()
+
+def use_app(app: Flask) -> None:
+    """Run the jobs against ``app`` (the worker's own app, e.g. the demo's) instead of the environment's."""
+    global _app
+    _app = app
+
+
+def worker_app() -> Flask:
+    global _app
+    if _app is None:
+        from server import create_app
+
+        _app = create_app()
+    return _app
 
 
 def poll_mailboxes() -> None:

@@ -35,6 +35,9 @@ def build_scheduler(poll_seconds: float) -> BackgroundScheduler:
 
 def run_worker(app: Flask, *, stop: threading.Event | None = None, holder: str | None = None) -> None:
     """Hold the lease and run the jobs until SIGTERM/SIGINT; wait while another worker holds it."""
+    from server.jobs import use_app
+
+    use_app(app)
     stop = stop or threading.Event()
     holder = holder or f"{socket.gethostname()}:{os.getpid()}"
     if threading.current_thread() is threading.main_thread():

@@ -66,7 +66,7 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     from server.gmail.client import client_for_mailbox
     from server.gmail.sync import sync_mailbox
     from server.models import AuthKind, Role
-    from server.sync_runner import SyncRunner
+    from server.scheduler import run_worker
 
     sandbox = start_sandbox(host, sandbox_port, seed="demo").start()
     database = Path(instance_path) / "demo.sqlite3"
@@ -86,15 +86,13 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         session.commit()
         with client_for_mailbox(mailbox) as client:
             synced = sync_mailbox(session, mailbox.id, client)
-        mailbox_id = mailbox.id
-    # Until the scheduler lands, a background thread polls the sandbox so new mail gets its rules.
-    poller = SyncRunner(app, echo=lambda *args, **kwargs: None)
-    threading.Thread(
-        target=poller.poll_forever,
-        args=([mailbox_id], DEMO_POLL_SECONDS),
-        kwargs={"handle_signals": False},
-        daemon=True,
-    ).start()
+    # The worker runs in this process too: polls, rules, the Outbox, time rules and reminders.
+    app.config["POLL_SECONDS"] = DEMO_POLL_SECONDS
+    stop_worker = threading.Event()
+    worker = threading.Thread(
+        target=run_worker, args=(app,), kwargs={"stop": stop_worker, "holder": "demo"}, daemon=True
+    )
+    worker.start()
     web = make_server(host, port, app, threaded=True)
     urls: dict[str, Any] = {
         "web": f"http://{host}:{web.server_address[1]}/",
@@ -119,5 +117,6 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         pass
     finally:
         web.server_close()
-        poller.stopping.set()
+        stop_worker.set()
+        worker.join(timeout=30)
         sandbox.stop()

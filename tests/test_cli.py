@@ -264,6 +264,7 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
         sandbox = process.wait_for(r"gmail sandbox\s+(http://\S+)")[1]
         mailbox = process.wait_for(r"mailbox\s+(\S+) \((\d+) messages\)")
         tickets = process.wait_for(r"tickets\s+(\d+) opened by the first sync")
+        process.wait_for(r"worker demo: running the jobs")  # web and worker in one process
         status, body, _ = http("GET", health)
         service = build(
             "gmail",
