@@ -36,5 +36,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health.bp)
+    from server import addon_api
+
+    app.register_blueprint(addon_api.bp)
     cli.init_app(app)
     return app

@@ -47,6 +47,17 @@ class Defaults:
     #: Days of mail a first connect (or an expired history checkpoint) reads back.
     FULL_SYNC_DAYS = 30
 
+    # --- Add-on -----------------------------------------------------------------------------------
+    #: The OAuth client id of the add-on's Cloud project: the audience of the users' ID tokens.
+    #: Empty: every add-on request is refused (401).
+    ADDON_CLIENT_ID = ""
+    #: Where Google publishes the keys that sign ID tokens (a local URL in tests).
+    ADDON_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+    #: For the HTTP-runtime deployment: the public URL of ``/addon/v1/action`` that card buttons call.
+    ADDON_ACTION_URL = ""
+    #: Where "Settings" in the add-on leads (the settings page of this backend).
+    ADDON_SETTINGS_URL = ""
+
 
 def env_flag(name: str) -> bool:
     """True when an environment variable is set to a true-ish value (1, true, yes, on)."""

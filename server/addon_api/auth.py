@@ -1,0 +1,112 @@
+"""Who is calling: a Google ID token, verified with google-auth, that names an active agent.
+
+The Apps Script shim sends ``Authorization: Bearer <ScriptApp.getIdentityToken()>``: an OpenID
+Connect ID token Google signed for the user, whose audience is the OAuth client of the add-on's Cloud
+project. It is accepted only when its signature checks out against Google's keys (the certs URL is a
+setting, so tests use a local key), its issuer is Google, its audience is ``ADDON_CLIENT_ID``, it has
+not expired and its email is verified. No client id configured means nobody gets in.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import requests
+from google.oauth2 import id_token
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.models import Agent
+
+GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
+#: Allowed difference between our clock and Google's, in seconds.
+CLOCK_SKEW_SECONDS = 30
+
+
+class Unauthorized(Exception):
+    """The request does not prove who sent it (HTTP 401); the message says why, for the log only."""
+
+
+@dataclass(frozen=True)
+class _Cached:
+    status: int
+    headers: Mapping[str, str]
+    data: bytes
+
+
+class CachingRequest(google.auth.transport.Request):
+    """google-auth's requests transport, keeping the signing keys for ``ttl`` seconds (they rotate daily)."""
+
+    def __init__(self, ttl: float = 3600.0) -> None:
+        self._session = requests.Session()
+        self._inner = google.auth.transport.requests.Request(self._session)
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, _Cached]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: Any = None,
+        headers: Any = None,
+        timeout: Any = 10,
+        **kwargs: Any,
+    ) -> Any:  # type: ignore[override]
+        if method != "GET":
+            return self._inner(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
+        with self._lock:
+            hit = self._cache.get(url)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+        response = self._inner(url, method="GET", headers=headers, timeout=timeout, **kwargs)
+        kept = _Cached(response.status, dict(response.headers), response.data)
+        if response.status == 200:
+            with self._lock:
+                self._cache[url] = (time.monotonic() + self._ttl, kept)
+        return kept
+
+
+def bearer_token(header: str | None) -> str:
+    if not header or not header.startswith("Bearer "):
+        raise Unauthorized("no bearer token")
+    token = header.removeprefix("Bearer ").strip()
+    if not token or len(token) > 8192:
+        raise Unauthorized("an empty or oversized token")
+    return token
+
+
+def verify_identity(
+    token: str, *, audience: str, certs_url: str, request: google.auth.transport.Request
+) -> str:
+    """The verified, lower-case email the token was issued for, or :class:`Unauthorized`."""
+    if not audience:
+        raise Unauthorized("ADDON_CLIENT_ID is not configured")
+    try:
+        claims = id_token.verify_token(
+            token, request, audience=audience, certs_url=certs_url, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
+        )
+    except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+        raise Unauthorized(f"token rejected: {exc}") from exc
+    if claims.get("iss") not in GOOGLE_ISSUERS:
+        raise Unauthorized(f"token issued by {claims.get('iss')!r}, not Google")
+    if claims.get("email_verified") not in (True, "true"):
+        raise Unauthorized("the token's email is not verified")
+    email = str(claims.get("email") or "").strip().lower()
+    if "@" not in email:
+        raise Unauthorized("the token names no email")
+    return email
+
+
+def agent_for(session: Session, email: str) -> Agent:
+    """The active agent with this email, or :class:`Unauthorized`."""
+    agent = session.scalar(select(Agent).where(Agent.email == email, Agent.active.is_(True)))
+    if agent is None:
+        raise Unauthorized("not an active agent")
+    return agent

@@ -1,0 +1,128 @@
+"""What the add-on tests need: Google-style signing keys on loopback, ID tokens, the card schema."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from google.auth import crypt, jwt
+
+CLIENT_ID = "1234567890-postdesk.apps.googleusercontent.com"
+DISCOVERY = (
+    Path(__import__("googleapiclient").__file__).parent / "discovery_cache" / "documents" / "chat.v1.json"
+)
+
+
+def _key_and_cert(kid: str) -> tuple[crypt.RSASigner, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, kid)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return crypt.RSASigner.from_string(pem, key_id=kid), cert.public_bytes(
+        serialization.Encoding.PEM
+    ).decode()
+
+
+class GoogleKeys:
+    """A certs endpoint like https://www.googleapis.com/oauth2/v1/certs, on loopback, and a signer.
+
+    ``forger`` is a key Google never published: its tokens must be refused.
+    """
+
+    def __init__(self) -> None:
+        self.signer, cert = _key_and_cert("postdesk-test-key")
+        self.forger, _ = _key_and_cert("postdesk-test-key")  # same kid, another key
+        body = json.dumps({"postdesk-test-key": cert}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/v1/certs"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def token(self, email: str, *, forged: bool = False, **claims: Any) -> str:
+        now = int(time.time())
+        payload = {
+            "iss": "https://accounts.google.com",
+            "aud": CLIENT_ID,
+            "sub": str(abs(hash(email))),
+            "email": email,
+            "email_verified": True,
+            "iat": now,
+            "exp": now + 3600,
+        } | claims
+        return jwt.encode(self.forger if forged else self.signer, payload).decode()
+
+
+@cache
+def card_schema() -> dict[str, Any]:
+    """``GoogleAppsCardV1Card`` from the chat.v1 discovery document, as a strict JSON Schema."""
+    schemas = json.loads(DISCOVERY.read_text(encoding="utf-8"))["schemas"]
+
+    def convert(node: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in node:
+            return {"$ref": f"#/definitions/{node['$ref']}"}
+        kind = node.get("type")
+        if kind == "object" and "properties" in node:
+            return {
+                "type": "object",
+                "properties": {name: convert(child) for name, child in node["properties"].items()},
+                "additionalProperties": False,
+            }
+        if kind == "object":
+            return {"type": "object"}
+        if kind == "array":
+            return {"type": "array", "items": convert(node.get("items", {}))}
+        if kind == "string":
+            # int64 values travel as strings in discovery JSON
+            result: dict[str, Any] = {"type": "string"}
+            if "enum" in node:
+                result["enum"] = node["enum"]
+            return result
+        if kind == "integer":
+            return {"type": "integer"}
+        if kind == "number":
+            return {"type": "number"}
+        if kind == "boolean":
+            return {"type": "boolean"}
+        return {}
+
+    definitions = {
+        name: convert(schema) for name, schema in schemas.items() if name.startswith("GoogleAppsCardV1")
+    }
+    return {"$ref": "#/definitions/GoogleAppsCardV1Card", "definitions": definitions}

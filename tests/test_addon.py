@@ -1,0 +1,375 @@
+"""The add-on backend: every token checked on every route, no data across mailboxes, card actions as
+ticket actions with the agent in the Event, cards valid against Google's schema and within limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jsonschema
+import pytest
+from addon_support import CLIENT_ID, GoogleKeys, card_schema
+from helpers import MAILBOX, make_email
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+
+import rules as rule_engine
+from server.addon_api import cards
+from server.db import get_engine
+from server.defaults import DEFAULT_RULES, replace_rules
+from server.models import Agent, Event, Note, Outbox, Ticket, TicketView
+
+SALES = "sales@example.com"
+ROUTES = ("/addon/v1/homepage", "/addon/v1/message", "/addon/v1/compose", "/addon/v1/action")
+VALIDATOR = jsonschema.Draft7Validator(card_schema())
+
+
+@pytest.fixture
+def keys():
+    served = GoogleKeys()
+    yield served
+    served.close()
+
+
+@pytest.fixture
+def desk(app, helpdesk, keys, deliver, session):
+    """support@ (Anna, admin; Bob) and sales@ (Carol), one customer email each, synced."""
+    app.config.update(ADDON_CLIENT_ID=CLIENT_ID, ADDON_CERTS_URL=keys.url)
+    helpdesk.connect(MAILBOX, agents=["anna@example.com", "bob@example.com"])
+    helpdesk.connect(SALES, agents=["carol@example.com"])
+    acknowledge_only = rule_engine.load_rules(
+        [r for r in DEFAULT_RULES if r["name"].startswith("Acknowledge")]
+    )
+    for box in helpdesk.mailboxes.values():  # agents take tickets themselves here
+        replace_rules(session, box, acknowledge_only)
+    session.commit()
+    deliver(
+        make_email(
+            "Cannot log in", "Help!", sender="alice@customer.test", message_id="<alice-1@customer.test>"
+        )
+    )
+    deliver(
+        make_email(
+            "Price list", "Prices?", sender="dan@customer.test", to=SALES, message_id="<dan-1@customer.test>"
+        ),
+        to=SALES,
+    )
+    helpdesk.cycle(MAILBOX)
+    helpdesk.cycle(SALES)
+    return helpdesk
+
+
+class AddOn:
+    """Posts to the add-on routes as the shim does, checks every card it gets back."""
+
+    def __init__(self, client: Any, keys: GoogleKeys) -> None:
+        self.client, self.keys = client, keys
+
+    def post(
+        self, route: str, email: str | None = "anna@example.com", *, token: str | None = None, **event: Any
+    ):
+        headers = {}
+        if token is not None or email is not None:
+            headers["Authorization"] = f"Bearer {token if token is not None else self.keys.token(email)}"
+        body = {
+            "commonEventObject": {"userLocale": "en", "timeZone": {"id": "Europe/Moscow"}},
+            "postdesk": {},
+        } | event
+        response = self.client.post(route, json=body, headers=headers)
+        if response.status_code in (200, 403):
+            for card in cards.cards_in(response.get_json()):
+                check_card(card)
+        return response
+
+    def message(self, rfc822: str, email: str = "anna@example.com"):
+        return self.post(
+            "/addon/v1/message", email, postdesk={"rfc822MessageId": rfc822}, gmail={"threadId": "x"}
+        )
+
+    def act(
+        self, do: str, email: str = "anna@example.com", form: dict[str, Any] | None = None, **parameters: Any
+    ):
+        common = {
+            "userLocale": "en",
+            "timeZone": {"id": "Europe/Moscow"},
+            "parameters": {"do": do} | {k: str(v) for k, v in parameters.items()},
+            "formInputs": form or {},
+        }
+        return self.post("/addon/v1/action", email, commonEventObject=common)
+
+
+def check_card(card: dict[str, Any]) -> None:
+    """Valid against GoogleAppsCardV1Card and inside Gmail's limits."""
+    errors = sorted(VALIDATOR.iter_errors(card), key=lambda e: list(e.path))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+    assert cards.widget_count(card) <= cards.MAX_WIDGETS
+    assert len(card.get("cardActions", [])) <= cards.MAX_CARD_ACTIONS
+    for section in card["sections"]:
+        for widget in section["widgets"]:
+            items = widget.get("selectionInput", {}).get("items", [])
+            assert len(items) <= cards.MAX_SELECTION_ITEMS
+
+
+@pytest.fixture
+def addon(client, keys, desk):
+    return AddOn(client, keys)
+
+
+def strings(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "missing",
+        "garbage",
+        "forged",
+        "expired",
+        "wrong_audience",
+        "wrong_issuer",
+        "unverified",
+        "unknown",
+        "inactive",
+    ],
+)
+def test_every_route_refuses_a_bad_token_with_401(addon, keys, session, kind):
+    now = int(datetime.now(UTC).timestamp())
+    tokens = {
+        "missing": None,
+        "garbage": "not-a-jwt",
+        "forged": keys.token("anna@example.com", forged=True),
+        "expired": keys.token("anna@example.com", iat=now - 7200, exp=now - 3600),
+        "wrong_audience": keys.token("anna@example.com", aud="someone-else.apps.googleusercontent.com"),
+        "wrong_issuer": keys.token("anna@example.com", iss="https://evil.example"),
+        "unverified": keys.token("anna@example.com", email_verified=False),
+        "unknown": keys.token("mallory@example.com"),
+        "inactive": keys.token("bob@example.com"),
+    }
+    session.scalar(select(Agent).where(Agent.email == "bob@example.com")).active = False
+    session.commit()
+    for route in ROUTES:
+        response = addon.post(route, None) if kind == "missing" else addon.post(route, token=tokens[kind])
+        assert response.status_code == 401, (route, kind)
+        assert "Cannot log in" not in response.get_data(as_text=True)
+
+
+def test_no_client_id_configured_means_nobody_gets_in(addon, app):
+    app.config["ADDON_CLIENT_ID"] = ""
+    assert addon.post("/addon/v1/homepage").status_code == 401
+
+
+def test_the_message_card_shows_the_ticket_and_records_the_view(addon, session):
+    response = addon.message("<alice-1@customer.test>")
+    assert response.status_code == 200
+    card = cards.cards_in(response.get_json())[0]
+    text = strings(card)
+    assert card["header"]["title"] == "#1 Cannot log in"
+    assert "alice@customer.test" in text and "Assign to me" in text and "On time" in text
+    bob_sees = strings(
+        cards.cards_in(addon.message("<alice-1@customer.test>", "bob@example.com").get_json())[0]
+    )
+    assert "Also looked at by Anna" in bob_sees
+    assert {v.agent_id for v in session.scalars(select(TicketView))} == {
+        session.scalar(select(Agent.id).where(Agent.email == e))
+        for e in ("anna@example.com", "bob@example.com")
+    }
+
+
+def test_an_agent_of_one_mailbox_gets_nothing_of_another(addon, session):
+    sales_ticket = session.scalar(select(Ticket).where(Ticket.subject == "Price list"))
+    before = (sales_ticket.assignee_id, sales_ticket.status)
+    response = addon.message("<dan-1@customer.test>", "anna@example.com")
+    assert response.status_code == 403
+    assert "Price list" not in response.get_data(as_text=True) and "dan@" not in response.get_data(
+        as_text=True
+    )
+    for do in ("open_ticket", "assign_me", "set_status"):
+        denied = addon.act(do, ticket=sales_ticket.id, status="solved")
+        assert denied.status_code == 403 and "Price list" not in denied.get_data(as_text=True)
+    session.refresh(sales_ticket)
+    assert (sales_ticket.assignee_id, sales_ticket.status) == before
+    found = addon.act("find", form={"number": {"stringInputs": {"value": ["1"]}}})  # #1 exists in both
+    assert "Cannot log in" in found.get_data(as_text=True) and "Price list" not in found.get_data(
+        as_text=True
+    )
+    carol = addon.post("/addon/v1/homepage", "carol@example.com").get_data(as_text=True)
+    assert "Cannot log in" not in carol
+
+
+def _ticket(session) -> Ticket:
+    ticket = session.scalar(select(Ticket).where(Ticket.subject == "Cannot log in"))
+    session.refresh(ticket)
+    return ticket
+
+
+def _last_event(session, ticket: Ticket) -> Event:
+    return session.scalars(
+        select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id.desc())
+    ).first()
+
+
+def test_each_card_action_changes_the_ticket_with_an_event_naming_the_agent(addon, session):
+    anna = session.scalar(select(Agent).where(Agent.email == "anna@example.com"))
+    bob = session.scalar(select(Agent).where(Agent.email == "bob@example.com"))
+    ticket = _ticket(session)
+    steps: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
+        ("assign_me", {}, {}, "assigned"),
+        ("assign", {"assignee": {"stringInputs": {"value": [str(bob.id)]}}}, {}, "assigned"),
+        ("set_priority", {"priority": {"stringInputs": {"value": ["urgent"]}}}, {}, "priority_changed"),
+        ("set_status", {}, {"status": "pending"}, "status_changed"),
+        ("add_tag", {"tag": {"stringInputs": {"value": ["billing"]}}}, {}, "tag_added"),
+        ("remove_tag", {}, {"tag": "billing"}, "tag_removed"),
+        ("add_note", {"note": {"stringInputs": {"value": ["Called her back"]}}}, {}, "note_added"),
+        (
+            "snooze",
+            {"snooze_until": {"dateTimeInput": {"msSinceEpoch": _ms(timedelta(days=1))}}},
+            {},
+            "snoozed",
+        ),
+        ("unsnooze", {}, {}, "unsnoozed"),
+        ("set_status", {}, {"status": "solved"}, "status_changed"),
+    ]
+    for do, form, parameters, kind in steps:
+        response = addon.act(do, form=form, ticket=ticket.id, **parameters)
+        assert response.status_code == 200, (do, response.get_data(as_text=True))
+        assert response.get_json()["renderActions"]["action"]["notification"]["text"] == "Done"
+        event = _last_event(session, ticket)
+        assert (event.kind, event.actor_kind, event.actor_agent_id) == (kind, "agent", anna.id), do
+    ticket = _ticket(session)
+    assert (ticket.assignee_id, ticket.priority, ticket.status, ticket.snoozed_until) == (
+        bob.id,
+        "urgent",
+        "solved",
+        None,
+    )
+    assert [t.name for t in ticket.tags] == []
+    note = session.scalar(select(Note))
+    assert (note.body, note.author_id) == ("Called her back", anna.id)
+
+
+def _ms(delta: timedelta) -> int:
+    return int((datetime.now(UTC) + delta).timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("do", "form", "parameters", "problem"),
+    [
+        ("assign", {"assignee": {"stringInputs": {"value": ["999"]}}}, {}, "does not work in this mailbox"),
+        ("assign", {}, {}, "choose an agent"),
+        ("set_priority", {"priority": {"stringInputs": {"value": ["whenever"]}}}, {}, "choose a priority"),
+        ("set_status", {}, {"status": "deleted"}, "unknown status"),
+        ("snooze", {"snooze_until": {"dateTimeInput": {"msSinceEpoch": 1}}}, {}, "in the future"),
+        ("snooze", {"snooze_until": {"dateTimeInput": {"msSinceEpoch": 10**18}}}, {}, "cannot be used"),
+        ("add_tag", {"tag": {"stringInputs": {"value": ["x" * 101]}}}, {}, "1 to 100"),
+        ("add_note", {"note": {"stringInputs": {"value": ["   "]}}}, {}, "1 to 20,000"),
+        ("reply", {"template": {"stringInputs": {"value": ["No such template"]}}}, {}, "no template"),
+        ("teleport", {}, {}, "unknown action"),
+    ],
+)
+def test_bad_input_on_a_card_is_a_clear_message_and_changes_nothing(
+    addon, session, do, form, parameters, problem
+):
+    ticket = _ticket(session)
+    before = session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1))
+    response = addon.act(do, form=form, ticket=ticket.id, **parameters)
+    assert response.status_code == 200
+    assert problem in response.get_json()["renderActions"]["action"]["notification"]["text"]
+    assert session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1)) == before
+
+
+def test_reply_with_a_template_goes_once_through_the_outbox_in_the_thread(addon, session, desk):
+    ticket = _ticket(session)
+    form = {"template": {"stringInputs": {"value": ["Acknowledgement"]}}}
+    first = addon.act("reply", form=form, ticket=ticket.id)
+    again = addon.act("reply", form=form, ticket=ticket.id)  # a double click
+    assert first.get_json()["renderActions"]["action"]["notification"]["text"] == "The reply is on its way"
+    assert again.status_code == 200
+    replies = session.scalars(select(Outbox).where(Outbox.kind == "reply")).all()
+    assert len(replies) == 1
+    assert replies[0].to == "alice@customer.test" and replies[0].subject == "Re: Cannot log in"
+    assert replies[0].headers["gmail_thread_id"] == ticket.gmail_thread_id and "#1" in replies[0].body_text
+    event = session.scalar(select(Event).where(Event.kind == "reply_queued"))
+    assert event.actor_agent_id == session.scalar(select(Agent.id).where(Agent.email == "anna@example.com"))
+
+
+def test_homepage_compose_and_not_a_ticket_cards(addon, session, desk, keys):
+    anna = session.scalar(select(Agent).where(Agent.email == "anna@example.com"))
+    addon.act("assign_me", ticket=_ticket(session).id)
+    home = addon.post("/addon/v1/homepage")
+    assert home.status_code == 200
+    text = strings(home.get_json())
+    assert "My queue" in text and "#1 Cannot log in" in text and "Find ticket by number" in text
+    russian = addon.post(
+        "/addon/v1/homepage", commonEventObject={"userLocale": "ru-RU", "timeZone": {"id": "UTC"}}
+    )
+    assert "Мои заявки" in strings(russian.get_json())
+
+    compose = addon.post("/addon/v1/compose", gmail={"threadId": _ticket(session).gmail_thread_id})
+    assert "Acknowledgement" in strings(compose.get_json())
+    inserted = addon.act(
+        "insert_template",
+        form={"template": {"stringInputs": {"value": ["Acknowledgement"]}}},
+        ticket=_ticket(session).id,
+    ).get_json()
+    body = inserted["renderActions"]["hostAppAction"]["gmailAction"]["updateDraftActionMarkup"]["updateBody"]
+    assert "ticket #1" in body["insertContents"][0]["content"] and body["type"] == "IN_PLACE_INSERT"
+
+    # An agent's own thread: not a ticket until someone creates it (or a customer answers).
+    client = desk.clients[MAILBOX]
+    raw = make_email(
+        "Our offer",
+        "Dear Erin, ...",
+        sender=MAILBOX,
+        to="erin@partner.test",
+        message_id="<offer-1@example.com>",
+    )
+    client.send(raw, None)
+    desk.cycle(MAILBOX)
+    own = addon.message("<offer-1@example.com>")
+    assert "Not a ticket yet" in strings(own.get_json())
+    create = next(
+        b["onClick"]["action"]["parameters"]
+        for s in cards.cards_in(own.get_json())[0]["sections"]
+        for w in s["widgets"]
+        for b in w.get("buttonList", {}).get("buttons", [])
+    )
+    params = {p["key"]: p["value"] for p in create}
+    created = addon.act("create_ticket", mailbox=params["mailbox"], thread=params["thread"])
+    ticket = session.scalar(select(Ticket).where(Ticket.subject == "Our offer"))
+    assert ticket.customer.email == "erin@partner.test" and created.status_code == 200
+    assert _last_event(session, ticket).actor_agent_id == anna.id
+    assert "#2 Our offer" in strings(addon.message("<offer-1@example.com>").get_json())
+
+
+def test_the_message_card_takes_at_most_15_sql_statements(addon, app):
+    engine = get_engine(app)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    addon.message("<alice-1@customer.test>", "bob@example.com")  # warm: the view row exists
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = addon.message("<alice-1@customer.test>", "bob@example.com")
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200
+    assert len(statements) <= 15, "\n".join(statements)
+
+
+def test_hostile_text_is_escaped_in_cards(addon, session, deliver, desk):
+    deliver(
+        make_email(
+            '<a href="https://evil.test">Click</a> <b>me</b>',
+            "x",
+            sender="eve@customer.test",
+            message_id="<eve@customer.test>",
+        )
+    )
+    desk.cycle(MAILBOX)
+    text = strings(addon.message("<eve@customer.test>").get_json())
+    assert '<a href="https://evil.test">' not in text and "&lt;a href=" in text
