@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: deps demo test lint bench clean
+.PHONY: deps demo test lint bench clean addon-check
 
 deps: $(STAMP)
 
@@ -24,9 +24,27 @@ lint: deps
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy rules
 
-# The whole suite on SQLite, then on a throw-away PostgreSQL (tests/matrix.py says what it does).
+# The whole suite on SQLite, then on a throw-away PostgreSQL (tests/matrix.py says what it does),
+# then the add-on shim's checks on the card JSON the Python tests wrote.
 test: lint
 	$(BIN)/python tests/matrix.py
+	$(MAKE) --no-print-directory addon-check
+
+ADDON_STAMP := addon/node_modules/.deps-stamp
+
+$(ADDON_STAMP): addon/package.json addon/package-lock.json
+	cd addon && npm ci --no-audit --no-fund --silent
+	@touch $(ADDON_STAMP)
+
+# tsc --checkJs against @types/google-apps-script, and node's test runner on the shim.
+addon-check:
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(ADDON_STAMP) && cd addon && ./node_modules/.bin/tsc --noEmit -p tsconfig.json && node --test test/; \
+	elif [ -n "$$REQUIRE_NODE" ]; then \
+		echo "FAIL: node and npm are required for the add-on checks (REQUIRE_NODE is set)"; exit 1; \
+	else \
+		echo "SKIPPED: the add-on checks need node and npm (apt install nodejs npm)"; \
+	fi
 
 # Speed and quota figures, measured side by side in one run (not part of `make test`).
 bench: deps

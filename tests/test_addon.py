@@ -3,7 +3,9 @@ ticket actions with the agent in the Event, cards valid against Google's schema 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -116,8 +118,6 @@ def addon(client, keys, desk):
 
 
 def strings(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -373,3 +373,36 @@ def test_hostile_text_is_escaped_in_cards(addon, session, deliver, desk):
     desk.cycle(MAILBOX)
     text = strings(addon.message("<eve@customer.test>").get_json())
     assert '<a href="https://evil.test">' not in text and "&lt;a href=" in text
+
+
+GOLDEN = Path(__file__).resolve().parent.parent / "build" / "addon-cards"
+
+
+def test_golden_answers_for_the_shim(addon, session, desk):
+    """The backend's real answers, written for addon/test (node) to drive the Apps Script shim with."""
+    ticket = _ticket(session)
+    answers = {
+        "homepage": addon.post("/addon/v1/homepage"),
+        "message": addon.message("<alice-1@customer.test>"),
+        "no_access": addon.message("<dan-1@customer.test>"),
+        "compose": addon.post("/addon/v1/compose", gmail={"threadId": ticket.gmail_thread_id}),
+        "action_update": addon.act("assign_me", ticket=ticket.id),
+        "action_push": addon.act("open_ticket", ticket=ticket.id),
+        "action_notify": addon.act("set_status", ticket=ticket.id, status="deleted"),
+        "action_settings": addon.act("settings"),
+        "insert_template": addon.act(
+            "insert_template",
+            form={"template": {"stringInputs": {"value": ["Acknowledgement"]}}},
+            ticket=ticket.id,
+        ),
+    }
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    for name, response in answers.items():
+        assert response.status_code in (200, 403), name
+        (GOLDEN / f"{name}.json").write_text(
+            json.dumps(
+                {"status": response.status_code, "body": response.get_json()}, ensure_ascii=False, indent=1
+            ),
+            encoding="utf-8",
+        )
+    assert len(list(GOLDEN.glob("*.json"))) >= len(answers)
