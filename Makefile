@@ -50,6 +50,7 @@ addon-check:
 bench: deps
 	$(BIN)/python tests/bench/bench_sync.py
 	$(BIN)/python tests/bench/bench_reminders.py
+	$(BIN)/python tests/bench/bench_addon.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -318,6 +318,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("mailbox_id", "gmail_id"),
         Index("ix_messages_mailbox_rfc822", "mailbox_id", "rfc822_message_id"),
+        # The add-on finds the open email by its Message-ID alone (then checks the mailbox).
+        Index("ix_messages_rfc822", "rfc822_message_id"),
         Index("ix_messages_ticket_sent_at", "ticket_id", "sent_at"),
         Index("ix_messages_mailbox_thread", "mailbox_id", "gmail_thread_id"),
         _one_of("direction", Direction),

@@ -1,4 +1,4 @@
-"""add-on: who looked at a ticket when
+"""add-on: who looked at a ticket when; messages found by Message-ID alone
 
 Revision ID: 0008
 Revises: 0007
@@ -30,7 +30,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("ticket_id", "agent_id", name=op.f("pk_ticket_views")),
     )
+    op.create_index("ix_messages_rfc822", "messages", ["rfc822_message_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_rfc822", table_name="messages")
     op.drop_table("ticket_views")
