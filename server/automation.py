@@ -94,6 +94,27 @@ def find_template(session: Session, mailbox: Mailbox, name: str, locale: str) ->
     )
 
 
+def available_agents(session: Session, mailbox_id: int) -> list[Agent]:
+    """The mailbox's active members who are not away: who gets work and team reminders."""
+    return list(
+        session.scalars(
+            select(Agent)
+            .join(mailbox_members, mailbox_members.c.agent_id == Agent.id)
+            .where(
+                mailbox_members.c.mailbox_id == mailbox_id,
+                Agent.active.is_(True),
+                Agent.away.is_(False),
+            )
+            .order_by(Agent.id)
+        )
+    )
+
+
+def team_addresses(session: Session, mailbox: Mailbox) -> set[str]:
+    """The mailbox's own address and every agent's: never a customer, never auto-answered."""
+    return {mailbox.address.lower()} | {email.lower() for email in session.scalars(select(Agent.email))}
+
+
 def gmail_link(mailbox: Mailbox, thread_id: str | None) -> str:
     """A link that opens the thread in the shared mailbox's Gmail (for agents, never for customers)."""
     if not thread_id:
@@ -332,18 +353,7 @@ class Automation:
         return f"{kind.value}: not supported"
 
     def _eligible_agents(self) -> list[Agent]:
-        return list(
-            self.session.scalars(
-                select(Agent)
-                .join(mailbox_members, mailbox_members.c.agent_id == Agent.id)
-                .where(
-                    mailbox_members.c.mailbox_id == self.mailbox.id,
-                    Agent.active.is_(True),
-                    Agent.away.is_(False),
-                )
-                .order_by(Agent.id)
-            )
-        )
+        return available_agents(self.session, self.mailbox.id)
 
     def _pick_agent(self, value: str, ticket: Ticket) -> Agent | None:
         agents = self._eligible_agents()
@@ -405,7 +415,7 @@ class Automation:
         if message.automatic:
             return message.automatic
         sender = message.sender.email
-        team = {self.mailbox.address.lower()} | {a.lower() for a in self.session.scalars(select(Agent.email))}
+        team = team_addresses(self.session, self.mailbox)
         if sender in team:
             return "the sender is this mailbox or a team member"
         limit = int(setting(self.mailbox, "auto_replies_per_sender_per_hour"))

@@ -44,7 +44,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from server import tickets
-from server.automation import find_template, gmail_link, mail_context, ticket_locale
+from server.automation import (
+    available_agents,
+    find_template,
+    gmail_link,
+    mail_context,
+    team_addresses,
+    ticket_locale,
+)
 from server.defaults import builtin_template
 from server.gmail.send import enqueue, reply_subject, thread_headers
 from server.mailbox_settings import ReminderSettings, reminder_settings, setting
@@ -94,6 +101,8 @@ TEMPLATES = {
     "digest": "Daily digest",
     "pending_followup": "Pending follow-up",
 }
+#: Templates for the team, never offered to answer a customer with.
+TEAM_TEMPLATES = frozenset(name for kind, name in TEMPLATES.items() if kind != "pending_followup")
 
 
 @dataclass(frozen=True)
@@ -207,18 +216,7 @@ class Scan:
     def team(self, mailbox_id: int) -> list[Agent]:
         """The mailbox's active members who are not away."""
         if mailbox_id not in self._teams:
-            self._teams[mailbox_id] = list(
-                self.session.scalars(
-                    select(Agent)
-                    .join(mailbox_members, mailbox_members.c.agent_id == Agent.id)
-                    .where(
-                        mailbox_members.c.mailbox_id == mailbox_id,
-                        Agent.active.is_(True),
-                        Agent.away.is_(False),
-                    )
-                    .order_by(Agent.id)
-                )
-            )
+            self._teams[mailbox_id] = available_agents(self.session, mailbox_id)
         return self._teams[mailbox_id]
 
     def admins(self, mailbox_id: int) -> list[Agent]:
@@ -353,8 +351,7 @@ class Scan:
     def follow_up(self, ticket: Ticket, mailbox: Mailbox, key: str) -> None:
         """The gentle follow-up to a customer who has not answered, in the ticket's thread."""
         customer = ticket.customer
-        team = {mailbox.address.lower()} | {a.lower() for a in self.session.scalars(select(Agent.email))}
-        if customer is None or customer.email.lower() in team:
+        if customer is None or customer.email.lower() in team_addresses(self.session, mailbox):
             return
         mail_key = f"followup:{key}"
         if not self.mark(mail_key, "pending_followup", ticket=ticket):

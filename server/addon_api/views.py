@@ -22,7 +22,7 @@ from server import tickets
 from server.addon_api import cards
 from server.addon_api.auth import CachingRequest, Unauthorized, agent_for, bearer_token, verify_identity
 from server.addon_api.text import locale_of, say
-from server.automation import find_template, mail_context, ticket_locale
+from server.automation import find_template, mail_context, team_addresses, ticket_locale
 from server.db import get_session
 from server.errors import error_response
 from server.gmail.send import enqueue, reply_subject, thread_headers
@@ -43,6 +43,7 @@ from server.models import (
     TicketView,
     mailbox_members,
 )
+from server.reminders import TEAM_TEMPLATES
 from server.sla import CalendarError, subtract_business_minutes
 from server.templating import TemplateError, format_when, render_mail
 
@@ -188,6 +189,22 @@ def action() -> Response | tuple[Response, int]:
 
 
 # --- finding what the agent is looking at ---------------------------------------------------------------
+def reply_templates(session: Session, mailbox_id: int) -> list[str]:
+    """The names of the mailbox's shared templates an agent may answer a customer with."""
+    return list(
+        session.scalars(
+            select(Template.name)
+            .where(
+                Template.mailbox_id == mailbox_id,
+                Template.owner_id.is_(None),
+                Template.name.not_in(TEAM_TEMPLATES),
+            )
+            .group_by(Template.name)
+            .order_by(Template.name)
+        )
+    )
+
+
 def _ticket_query() -> Any:
     return select(Ticket).options(
         joinedload(Ticket.mailbox),
@@ -419,19 +436,7 @@ def ticket_card(call: Call, ticket: Ticket) -> dict[str, Any]:
         cards.text_input("note", call.say("note"), multiline=True),
         cards.buttons(cards.button(call.say("add_note"), cards.action(c, "add_note", ticket=ticket.id))),
     ]
-    names = list(
-        call.session.scalars(
-            select(Template.name)
-            .where(
-                Template.mailbox_id == ticket.mailbox_id,
-                Template.owner_id.is_(None),
-                ~Template.name.startswith("Reminder:"),
-                Template.name != "Daily digest",
-            )
-            .group_by(Template.name)
-            .order_by(Template.name)
-        )
-    )
+    names = reply_templates(call.session, ticket.mailbox_id)
     reply = (
         [
             cards.dropdown("template", call.say("template"), [(n, n) for n in names]),
@@ -566,23 +571,7 @@ def _compose_ticket(call: Call) -> Ticket | None:
 def compose_card(call: Call) -> dict[str, Any]:
     ticket = _compose_ticket(call)
     mailbox_id = ticket.mailbox_id if ticket else (call.mailbox_ids[0] if call.mailbox_ids else None)
-    names = (
-        list(
-            call.session.scalars(
-                select(Template.name)
-                .where(
-                    Template.mailbox_id == mailbox_id,
-                    Template.owner_id.is_(None),
-                    ~Template.name.startswith("Reminder:"),
-                    Template.name != "Daily digest",
-                )
-                .group_by(Template.name)
-                .order_by(Template.name)
-            )
-        )
-        if mailbox_id is not None
-        else []
-    )
+    names = reply_templates(call.session, mailbox_id) if mailbox_id is not None else []
     widgets: list[dict[str, Any]] = []
     if ticket is None:
         widgets.append(cards.paragraph(call.say("compose_no_ticket")))
@@ -793,7 +782,7 @@ def _create_ticket(call: Call) -> dict[str, Any]:
 
     mailbox = call.session.get(Mailbox, mailbox_id)
     assert mailbox is not None
-    team = {mailbox.address.lower()} | {e.lower() for e in call.session.scalars(select(Agent.email))}
+    team = team_addresses(call.session, mailbox)
     outside = next(
         (
             a
