@@ -49,12 +49,18 @@ class Defaults:
 
     # --- Add-on -----------------------------------------------------------------------------------
     #: The OAuth client id of the add-on's Cloud project: the audience of the users' ID tokens.
+    #: Several (the Apps Script project's and the HTTP deployment's) separated by commas.
     #: Empty: every add-on request is refused (401).
     ADDON_CLIENT_ID = ""
     #: Where Google publishes the keys that sign ID tokens (a local URL in tests).
     ADDON_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
-    #: For the HTTP-runtime deployment: the public URL of ``/addon/v1/action`` that card buttons call.
-    ADDON_ACTION_URL = ""
+    #: The backend's public base URL, as written in addon/deployment.json (``https://…``, no path).
+    #: For the HTTP runtime: the audience of its system tokens is this plus the route called, and card
+    #: buttons call this plus ``/addon/v1/action``.
+    ADDON_PUBLIC_URL = ""
+    #: For the HTTP runtime: the add-on's service account (``gcloud workspace-add-ons
+    #: get-authorization`` prints it). Empty: system tokens are refused, only users' tokens count.
+    ADDON_SERVICE_ACCOUNT = ""
     #: Where "Settings" in the add-on leads (the settings page of this backend).
     ADDON_SETTINGS_URL = ""
 

@@ -161,6 +161,90 @@ def test_no_client_id_configured_means_nobody_gets_in(addon, app):
     assert addon.post("/addon/v1/homepage").status_code == 401
 
 
+SERVICE_ACCOUNT = "service-42@gcp-sa-gsuiteaddons.iam.gserviceaccount.com"
+PUBLIC_URL = "https://postdesk.example.com"
+
+
+def _http_runtime_call(addon, route: str, system: str | None, user: str | None, **event: Any):
+    """A request as Google's HTTP runtime sends it: its system token, the user's in the event."""
+    authorization = {"userIdToken": user} if user is not None else {}
+    return addon.post(route, token=system, postdesk=None, authorizationEventObject=authorization, **event)
+
+
+def test_the_http_runtime_gets_in_with_its_system_token_and_the_users_token(addon, app, keys, session):
+    app.config.update(
+        ADDON_PUBLIC_URL=PUBLIC_URL + "/",
+        ADDON_SERVICE_ACCOUNT=SERVICE_ACCOUNT,
+        ADDON_CLIENT_ID=f"other-project.apps.googleusercontent.com, {CLIENT_ID}",
+    )
+    ticket = session.scalar(select(Ticket).where(Ticket.subject == "Cannot log in"))
+    system = keys.token(SERVICE_ACCOUNT, aud=PUBLIC_URL + "/addon/v1/message")
+    shown = _http_runtime_call(
+        addon,
+        "/addon/v1/message",
+        system,
+        keys.token("bob@example.com"),
+        gmail={"threadId": ticket.gmail_thread_id},
+    )
+    assert shown.status_code == 200, shown.get_data(as_text=True)
+    card = cards.cards_in(shown.get_json())[0]
+    assert card["header"]["title"] == "#1 Cannot log in"
+    functions = {b["onClick"]["action"]["function"] for b in _buttons(card)}
+    assert functions == {PUBLIC_URL + "/addon/v1/action"}  # buttons call the backend, not the shim
+    common = {"parameters": {"do": "assign_me", "ticket": str(ticket.id)}, "userLocale": "en"}
+    clicked = _http_runtime_call(
+        addon,
+        "/addon/v1/action",
+        keys.token(SERVICE_ACCOUNT, aud=PUBLIC_URL + "/addon/v1/action"),
+        keys.token("bob@example.com"),
+        commonEventObject=common,
+    )
+    assert clicked.status_code == 200
+    session.refresh(ticket)
+    bob = session.scalar(select(Agent).where(Agent.email == "bob@example.com"))
+    assert ticket.assignee_id == bob.id and _last_event(session, ticket).actor_agent_id == bob.id
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "system_token_for_another_route",
+        "another_service_account",
+        "no_user_token",
+        "forged_user_token",
+        "user_token_for_the_url",
+        "users_own_token_for_the_url",
+        "http_runtime_not_configured",
+        "expired_system_token",
+    ],
+)
+def test_the_http_runtime_is_refused_unless_both_tokens_check_out(addon, app, keys, session, kind):
+    app.config.update(ADDON_PUBLIC_URL=PUBLIC_URL, ADDON_SERVICE_ACCOUNT=SERVICE_ACCOUNT)
+    route = "/addon/v1/homepage"
+    url = PUBLIC_URL + route
+    now = int(datetime.now(UTC).timestamp())
+    system, user = keys.token(SERVICE_ACCOUNT, aud=url), keys.token("anna@example.com")
+    if kind == "system_token_for_another_route":
+        system = keys.token(SERVICE_ACCOUNT, aud=PUBLIC_URL + "/addon/v1/action")
+    elif kind == "another_service_account":
+        system = keys.token("mallory@gcp-sa-gsuiteaddons.iam.gserviceaccount.com", aud=url)
+    elif kind == "no_user_token":
+        user = None
+    elif kind == "forged_user_token":
+        user = keys.token("anna@example.com", forged=True)
+    elif kind == "user_token_for_the_url":
+        user = keys.token("anna@example.com", aud=url)
+    elif kind == "users_own_token_for_the_url":
+        system = keys.token("anna@example.com", aud=url)
+    elif kind == "http_runtime_not_configured":
+        app.config["ADDON_SERVICE_ACCOUNT"] = ""
+    elif kind == "expired_system_token":
+        system = keys.token(SERVICE_ACCOUNT, aud=url, iat=now - 7200, exp=now - 3600)
+    response = _http_runtime_call(addon, route, system, user)
+    assert response.status_code == 401, kind
+    assert "Cannot log in" not in response.get_data(as_text=True)
+
+
 def test_the_message_card_shows_the_ticket_and_records_the_view(addon, session):
     response = addon.message("<alice-1@customer.test>")
     assert response.status_code == 200
@@ -203,6 +287,15 @@ def _ticket(session) -> Ticket:
     ticket = session.scalar(select(Ticket).where(Ticket.subject == "Cannot log in"))
     session.refresh(ticket)
     return ticket
+
+
+def _buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        button
+        for section in card["sections"]
+        for widget in section["widgets"]
+        for button in widget.get("buttonList", {}).get("buttons", [])
+    ]
 
 
 def _last_event(session, ticket: Ticket) -> Event:

@@ -14,13 +14,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from server import tickets
 from server.addon_api import cards
-from server.addon_api.auth import CachingRequest, Unauthorized, agent_for, bearer_token, verify_identity
+from server.addon_api.auth import (
+    CachingRequest,
+    Unauthorized,
+    Verifier,
+    agent_for,
+    bearer_token,
+    client_ids,
+    verify_identity,
+)
 from server.addon_api.text import locale_of, say
 from server.automation import find_template, mail_context, team_addresses, ticket_locale
 from server.db import get_session
@@ -120,17 +128,28 @@ def _zone_name(value: object, fallback: str) -> str:
     return candidate
 
 
+def _public_url(path: str) -> str:
+    """This route's address as Google calls it (``ADDON_PUBLIC_URL``), else as this request reached us."""
+    base = current_app.config["ADDON_PUBLIC_URL"] or request.url_root
+    return base.rstrip("/") + path
+
+
 def _begin() -> Call:
     token = bearer_token(request.headers.get("Authorization"))
     config = current_app.config
-    email = verify_identity(
-        token, audience=config["ADDON_CLIENT_ID"], certs_url=config["ADDON_CERTS_URL"], request=_certs_request
-    )
-    session = get_session()
-    agent = agent_for(session, email)
     event = request.get_json(silent=True)
     if not isinstance(event, dict):
         event = {}
+    verifier = Verifier(
+        client_ids=client_ids(config["ADDON_CLIENT_ID"]),
+        certs_url=config["ADDON_CERTS_URL"],
+        request=_certs_request,
+        service_account=config["ADDON_SERVICE_ACCOUNT"],
+        endpoint_url=_public_url(request.path) if config["ADDON_PUBLIC_URL"] else "",
+    )
+    email = verify_identity(token, event, verifier)
+    session = get_session()
+    agent = agent_for(session, email)
     mailbox_ids = list(
         session.scalars(select(mailbox_members.c.mailbox_id).where(mailbox_members.c.agent_id == agent.id))
     )
@@ -139,7 +158,7 @@ def _begin() -> Call:
     if isinstance(event.get("postdesk"), dict):  # the Apps Script shim: buttons call its function
         function = APPS_SCRIPT_FUNCTION
     else:  # the HTTP runtime: buttons call this backend's URL
-        function = config["ADDON_ACTION_URL"] or request.url_root.rstrip("/") + "/addon/v1/action"
+        function = _public_url(url_for("addon.action"))
     return Call(
         session=session,
         agent=agent,
