@@ -37,7 +37,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
     from server import addon_api
+    from server.addon_api import preview
 
     app.register_blueprint(addon_api.bp)
+    preview.init_app(app)
     cli.init_app(app)
     return app

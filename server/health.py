@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from server.db import database_is_reachable
 from server.errors import error_response
@@ -22,13 +22,15 @@ _TEXT = {
         "tagline": "A helpdesk that lives inside Gmail.",
         "running": "The Postdesk backend is running.",
         "health": "database check",
-        "next": "The settings page, reports and the add-on card previewer are on their way.",
+        "next": "The settings page and reports are on their way.",
+        "previewer": "the add-on's cards, clicked through as an agent (demo)",
     },
     "ru": {
         "tagline": "Служба поддержки внутри Gmail.",
         "running": "Сервер Postdesk работает.",
         "health": "проверка базы данных",
-        "next": "Страница настроек, отчёты и просмотр карточек дополнения скоро появятся.",
+        "next": "Страница настроек и отчёты скоро появятся.",
+        "previewer": "карточки дополнения глазами агента (демо)",
     },
 }
 
@@ -36,4 +38,5 @@ _TEXT = {
 @bp.get("/")
 def index() -> str:
     lang = request.accept_languages.best_match(list(_TEXT), default="en") or "en"
-    return render_template("index.html", lang=lang, text=_TEXT[lang])
+    previewer = "addon_preview.page" in current_app.view_functions
+    return render_template("index.html", lang=lang, text=_TEXT[lang], previewer=previewer)

@@ -11,12 +11,15 @@ import click
 from flask import Flask
 from werkzeug.serving import make_server
 
+from server.addon_api.preview import is_loopback
 from server.gmail.sandbox import Sandbox, SandboxServer
 from server.gmail.sandbox.seed import DEMO_MAILBOX, DEMO_MAILBOX_NAME, DEMO_TEAM, seed_demo_mailbox
 
 log = logging.getLogger(__name__)
 #: How often the demo process syncs the sandbox mailbox.
 DEMO_POLL_SECONDS = 10
+#: The demo's stand-in for the add-on's OAuth client id (the audience of the previewer's tokens).
+DEMO_CLIENT_ID = "postdesk-demo.apps.googleusercontent.com"
 
 
 def serve_web(host: str, port: int, workers: int) -> None:
@@ -94,9 +97,17 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     )
     worker.start()
     web = make_server(host, port, app, threaded=True)
+    base = f"http://{host}:{web.server_address[1]}"
+    # The previewer's tokens are signed by this process's demo key, published at /dev/addon/certs.
+    app.config.update(
+        ADDON_CLIENT_ID=DEMO_CLIENT_ID,
+        ADDON_CERTS_URL=f"{base}/dev/addon/certs",
+        ADDON_SETTINGS_URL=base + "/",
+    )
     urls: dict[str, Any] = {
-        "web": f"http://{host}:{web.server_address[1]}/",
-        "health": f"http://{host}:{web.server_address[1]}/healthz",
+        "web": f"{base}/",
+        "health": f"{base}/healthz",
+        "add-on preview": f"{base}/dev/addon" if is_loopback(host) else "off (only with a loopback --host)",
         "gmail sandbox": sandbox.url,
         "mailbox": f"{DEMO_MAILBOX} ({len(sandbox.sandbox.user(DEMO_MAILBOX).messages)} messages)",
         "tickets": f"{synced.tickets_opened} opened by the first sync",

@@ -392,9 +392,11 @@ def ticket_card(call: Call, ticket: Ticket) -> dict[str, Any]:
         .where(mailbox_members.c.mailbox_id == ticket.mailbox_id, Agent.active.is_(True))
         .order_by(Agent.name, Agent.email)
     ).all()
-    status_buttons = [
-        cards.button(call.say("assign_me"), cards.action(c, "assign_me", ticket=ticket.id), filled=True)
-    ]
+    status_buttons = []
+    if ticket.assignee_id != call.agent.id:
+        status_buttons.append(
+            cards.button(call.say("assign_me"), cards.action(c, "assign_me", ticket=ticket.id), filled=True)
+        )
     if ticket.status in ACTIVE:
         status_buttons.append(
             cards.button(call.say("solve"), cards.action(c, "set_status", ticket=ticket.id, status="solved"))

@@ -1,0 +1,231 @@
+"""``/dev/addon``: the card previewer — the add-on clicked through in a browser, without Google.
+
+Demo mode only (``DEMO``), and only for a browser on this machine talking to a server bound to
+loopback: anything else gets 404, as if the pages did not exist. The page posts the same event
+objects as the Apps Script shim to the same ``/addon/v1/*`` routes with a bearer ID token, shows the
+JSON they answer and renders its cards as HTML. The tokens are signed by a key this process makes
+up at start (:class:`DemoIdentity`); they pass the ordinary token checks only because ``postdesk
+demo`` points ``ADDON_CERTS_URL`` at ``/dev/addon/certs`` — production never trusts that key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import time
+from typing import Any
+
+import jinja2
+import nh3
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from google.auth import crypt, jwt
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from server.addon_api.auth import client_ids
+from server.db import get_session
+from server.errors import error_response
+from server.models import Agent, Mailbox, Message, Ticket
+
+bp = Blueprint("addon_preview", __name__, url_prefix="/dev/addon")
+EXTENSION = "postdesk.demo_identity"
+#: Demo tokens live as long as Google's.
+TOKEN_SECONDS = 3600
+#: Threads offered on the page (the newest first).
+THREADS_SHOWN = 200
+#: The little HTML card text understands (Google's "formatted text"); everything else is dropped.
+CARD_TAGS = {"b", "i", "u", "s", "br", "font", "a"}
+CARD_ATTRIBUTES = {"font": {"color"}, "a": {"href"}}
+
+_TEXT = {
+    "en": {
+        "title": "Add-on card previewer",
+        "intro": "The add-on as an agent sees it in Gmail: the same routes, the same JSON, demo tokens.",
+        "agent": "Agent",
+        "thread": "Email thread",
+        "language": "Language",
+        "zone": "Time zone",
+        "open": "Open email",
+        "homepage": "Homepage",
+        "compose": "Compose",
+        "back": "Back",
+        "json": "JSON answer",
+        "draft": "Inserted into the draft",
+        "link": "Opens",
+        "no_ticket": "no ticket",
+    },
+    "ru": {
+        "title": "Просмотр карточек дополнения",
+        "intro": "Дополнение так, как его видит агент в Gmail: те же адреса, тот же JSON, демо-токены.",
+        "agent": "Агент",
+        "thread": "Переписка",
+        "language": "Язык",
+        "zone": "Часовой пояс",
+        "open": "Открыть письмо",
+        "homepage": "Главная",
+        "compose": "Новое письмо",
+        "back": "Назад",
+        "json": "Ответ в JSON",
+        "draft": "Вставлено в черновик",
+        "link": "Открывается",
+        "no_ticket": "без заявки",
+    },
+}
+
+
+class DemoIdentity:
+    """A signing key made up at start, published like Google's, minting ID tokens for agents."""
+
+    KEY_ID = "postdesk-demo"
+
+    def __init__(self) -> None:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        self._signer = crypt.RSASigner.from_string(private, key_id=self.KEY_ID)
+        self.public_pem = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+
+    def token(self, email: str, audience: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": "https://accounts.google.com",
+            "aud": audience,
+            "sub": "demo-" + secrets.token_hex(8),
+            "email": email,
+            "email_verified": True,
+            "iat": now,
+            "exp": now + TOKEN_SECONDS,
+        }
+        return jwt.encode(self._signer, claims).decode()
+
+
+def init_app(app: Flask) -> None:
+    """In demo mode: make up the demo key and serve the previewer."""
+    if not app.config["DEMO"]:
+        return
+    app.extensions[EXTENSION] = DemoIdentity()
+    app.register_blueprint(bp)
+    app.add_template_filter(card_html, "card_html")
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@bp.before_request
+def _this_machine_only() -> None:
+    """404 unless demo mode, a loopback client, a loopback Host and a server bound to loopback."""
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    bound = request.environ.get("SERVER_NAME")
+    if not (
+        current_app.config["DEMO"]
+        and is_loopback(request.remote_addr)
+        and is_loopback(host)
+        and (bound is None or is_loopback(bound))
+    ):
+        abort(404)
+
+
+def card_html(value: object) -> Markup:
+    """Card text as Gmail shows it: its few formatting tags kept, anything else removed."""
+    cleaned = nh3.clean(
+        str(value), tags=CARD_TAGS, attributes=CARD_ATTRIBUTES, url_schemes={"http", "https", "mailto"}
+    )
+    return Markup(cleaned)  # nh3 has just removed everything but the card tags
+
+
+def _threads() -> list[dict[str, Any]]:
+    """The newest threads of every mailbox: what an agent could open in Gmail."""
+    session = get_session()
+    rows = session.execute(
+        select(Message, Mailbox.address, Ticket.number)
+        .join(Mailbox, Mailbox.id == Message.mailbox_id)
+        .outerjoin(Ticket, Ticket.id == Message.ticket_id)
+        .order_by(Message.id.desc())
+        .limit(THREADS_SHOWN * 4)
+    ).all()
+    threads: dict[tuple[int, str], dict[str, Any]] = {}
+    for message, address, number in rows:
+        key = (message.mailbox_id, message.gmail_thread_id)
+        if key in threads:
+            continue
+        threads[key] = {
+            "mailbox": address,
+            "thread": message.gmail_thread_id,
+            "message": message.gmail_id,
+            "rfc822": message.rfc822_message_id or "",
+            "subject": message.subject or "",
+            "number": number,
+        }
+    # Tickets first, newest number first; then the threads that are not tickets (agents' own mail).
+    ordered = sorted(threads.values(), key=lambda t: (t["number"] is None, -(t["number"] or 0)))
+    return ordered[:THREADS_SHOWN]
+
+
+@bp.get("")
+def page() -> str:
+    lang = request.accept_languages.best_match(list(_TEXT), default="en") or "en"
+    session = get_session()
+    agents = session.scalars(
+        select(Agent).options(joinedload(Agent.mailboxes)).where(Agent.active.is_(True)).order_by(Agent.id)
+    ).unique()
+    return render_template(
+        "addon_preview.html", lang=lang, text=_TEXT[lang], agents=list(agents), threads=_threads()
+    )
+
+
+@bp.get("/certs")
+def certs() -> Response:
+    """The demo key, published the way Google publishes its keys."""
+    identity: DemoIdentity = current_app.extensions[EXTENSION]
+    return jsonify({identity.KEY_ID: identity.public_pem})
+
+
+@bp.post("/token")
+def token() -> Response | tuple[Response, int]:
+    """An ID token for an active agent, as ``ScriptApp.getIdentityToken()`` would give them.
+
+    JSON only, so a page on another site cannot ask for one without a CORS preflight we never answer.
+    """
+    body = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(body, dict) or not isinstance(body.get("agent"), str):
+        return error_response(400, "bad_request", 'send JSON {"agent": "<email>"}')
+    audiences = client_ids(current_app.config["ADDON_CLIENT_ID"])
+    if not audiences:
+        return error_response(409, "not_configured", "ADDON_CLIENT_ID is empty: postdesk demo sets it")
+    email = body["agent"].strip().lower()
+    agent = get_session().scalar(select(Agent).where(Agent.email == email, Agent.active.is_(True)))
+    if agent is None:
+        return error_response(404, "not_found", "no active agent with that email")
+    identity: DemoIdentity = current_app.extensions[EXTENSION]
+    return jsonify({"token": identity.token(agent.email, audiences[0]), "expires_in": TOKEN_SECONDS})
+
+
+@bp.post("/render")
+def render() -> Response | tuple[Response, int]:
+    """One card of an answer as HTML (the page asks for each card it shows)."""
+    body = request.get_json(silent=True) if request.is_json else None
+    card = body.get("card") if isinstance(body, dict) else None
+    if not isinstance(card, dict):
+        return error_response(400, "bad_request", 'send JSON {"card": {...}}')
+    try:
+        html = render_template("addon_preview_card.html", card=card)
+    except (TypeError, ValueError, AttributeError, jinja2.TemplateError) as exc:  # any JSON can arrive
+        return error_response(400, "bad_request", f"not a card the previewer can show: {exc}")
+    return Response(html, mimetype="text/html")
