@@ -122,28 +122,33 @@ def gmail_link(mailbox: Mailbox, thread_id: str | None) -> str:
     return f"https://mail.google.com/mail/u/?authuser={mailbox.address}#all/{thread_id}"
 
 
+#: The ticket's fields a template sees as they are, and those written as a date for the reader.
+_TICKET_FIELDS = ("number", "subject", "status", "priority")
+_TICKET_DATES = ("due_at", "first_response_due_at", "resolution_due_at", "created_at")
+
+
 def mail_context(
-    ticket: Ticket, mailbox: Mailbox, *, locale: str, zone: str, agent: Agent | None = None
+    ticket: Ticket | None, mailbox: Mailbox, *, locale: str, zone: str, agent: Agent | None = None
 ) -> dict[str, Any]:
-    """The variables a template sees (server.templating), dates written for this reader."""
-    customer: Customer | None = ticket.customer
+    """The variables a template sees (server.templating), dates written for this reader.
+
+    Without a ticket (a template inserted into a new email) every ticket and customer variable is
+    empty, so the same templates render everywhere.
+    """
+    customer: Customer | None = ticket.customer if ticket else None
+    assignee = ticket.assignee if ticket else None
+    fields: dict[str, Any] = {name: getattr(ticket, name) if ticket else "" for name in _TICKET_FIELDS}
+    fields |= {
+        name: format_when(getattr(ticket, name), locale, zone) if ticket else "" for name in _TICKET_DATES
+    }
+    fields["assignee"] = (assignee.name or assignee.email) if assignee else ""
+    fields["link"] = gmail_link(mailbox, ticket.gmail_thread_id) if ticket else ""
     return {
         "customer": {
             "name": customer.name if customer else "",
             "email": customer.email if customer else "",
         },
-        "ticket": {
-            "number": ticket.number,
-            "subject": ticket.subject,
-            "status": ticket.status,
-            "priority": ticket.priority,
-            "due_at": format_when(ticket.due_at, locale, zone),
-            "first_response_due_at": format_when(ticket.first_response_due_at, locale, zone),
-            "resolution_due_at": format_when(ticket.resolution_due_at, locale, zone),
-            "created_at": format_when(ticket.created_at, locale, zone),
-            "assignee": (ticket.assignee.name or ticket.assignee.email) if ticket.assignee else "",
-            "link": gmail_link(mailbox, ticket.gmail_thread_id),
-        },
+        "ticket": fields,
         "agent": {"name": agent.name if agent else "", "email": agent.email if agent else ""},
         "mailbox": {"address": mailbox.address, "name": mailbox.display_name or mailbox.address},
     }

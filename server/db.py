@@ -64,6 +64,19 @@ def _close_session(_exc: BaseException | None = None) -> None:
         session.close()
 
 
+def upsert(session: Session, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:
+    """Insert the row with these keys, or update its ``values`` if it exists: one statement, no race.
+
+    SQLite and PostgreSQL both spell it ``INSERT … ON CONFLICT (keys) DO UPDATE``.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    statement = insert(table).values(**keys, **values)
+    session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=values))
+
+
 def database_is_reachable() -> bool:
     try:
         with get_engine().connect() as connection:

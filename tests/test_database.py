@@ -94,3 +94,42 @@ def test_foreign_keys_are_enforced(session):
     with pytest.raises(IntegrityError):
         session.commit()
     session.rollback()
+
+
+def test_upsert_lets_two_writers_of_the_same_row_both_succeed(app, session, helpdesk):
+    """Two cards opened at once by one agent: the second view waits and updates, never collides."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from server.db import upsert
+    from server.models import Agent, TicketView
+
+    box = helpdesk.connect("support@example.com", agents=["anna@example.com"])
+    ticket = Ticket(mailbox_id=box.id, number=1, subject="s")
+    session.add(ticket)
+    session.commit()
+    anna = session.scalar(select(Agent).where(Agent.email == "anna@example.com"))
+    keys = {"ticket_id": ticket.id, "agent_id": anna.id}
+    first, second = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    engine = get_engine(app)
+    errors: list[BaseException] = []
+
+    def later_writer() -> None:
+        try:
+            with Session(engine) as other:
+                upsert(other, TicketView, keys, {"viewed_at": second})
+                other.commit()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    with Session(engine) as one:
+        upsert(one, TicketView, keys, {"viewed_at": first})  # holds the row (or SQLite's write lock)
+        writer = threading.Thread(target=later_writer)
+        writer.start()
+        writer.join(timeout=0.5)  # it waits for us
+        one.commit()
+    writer.join(timeout=30)
+    assert errors == [] and not writer.is_alive()
+    rows = session.execute(select(TicketView.viewed_at)).scalars().all()
+    assert rows == [second]

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from server import tickets
@@ -31,7 +31,7 @@ from server.addon_api.auth import (
 )
 from server.addon_api.text import locale_of, say
 from server.automation import find_template, mail_context, team_addresses, ticket_locale
-from server.db import get_session
+from server.db import get_session, upsert
 from server.errors import error_response
 from server.gmail.send import enqueue, reply_subject, thread_headers
 from server.mailbox_settings import reminder_settings
@@ -314,17 +314,13 @@ def _record_view(call: Call, ticket: Ticket) -> list[tuple[str, datetime]]:
         .order_by(TicketView.viewed_at.desc())
     ).all()
     others = [(name or email, view.viewed_at) for view, name, email in rows if view.agent_id != call.agent.id]
-    mine = next((view for view, _n, _e in rows if view.agent_id == call.agent.id), None)
-    if mine is not None:
-        mine.viewed_at = call.now
-    else:
-        updated = call.session.execute(
-            update(TicketView)
-            .where(TicketView.ticket_id == ticket.id, TicketView.agent_id == call.agent.id)
-            .values(viewed_at=call.now)
-        )
-        if not updated.rowcount:  # type: ignore[attr-defined]
-            call.session.add(TicketView(ticket_id=ticket.id, agent_id=call.agent.id, viewed_at=call.now))
+    # One statement, so two cards opened at once by the same agent cannot collide on the key.
+    upsert(
+        call.session,
+        TicketView,
+        {"ticket_id": ticket.id, "agent_id": call.agent.id},
+        {"viewed_at": call.now},
+    )
     return others
 
 
@@ -885,24 +881,7 @@ def _insert_template(call: Call) -> dict[str, Any]:
         mailbox = call.session.get(Mailbox, int(raw_mailbox))
         assert mailbox is not None
         template = _template(call, mailbox, call.locale)
-        blank = {
-            "number": "",
-            "subject": "",
-            "status": "",
-            "priority": "",
-            "due_at": "",
-            "first_response_due_at": "",
-            "resolution_due_at": "",
-            "created_at": "",
-            "assignee": "",
-            "link": "",
-        }
-        context = {
-            "customer": {"name": "", "email": ""},
-            "ticket": blank,
-            "agent": {"name": call.agent.name, "email": call.agent.email},
-            "mailbox": {"address": mailbox.address, "name": mailbox.display_name or mailbox.address},
-        }
+        context = mail_context(None, mailbox, locale=template.locale, zone=call.zone, agent=call.agent)
     try:
         rendered = render_mail(template.subject, template.body_text, template.body_html, context)
     except TemplateError as exc:
