@@ -92,6 +92,15 @@ def test_an_agent_assigns_and_solves_a_ticket_through_the_previewer(tmp_path):
                 assert page.locator("#error").inner_text() == ""
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(ARTIFACTS / "addon-previewer.png"), full_page=True)
+
+                # The other two triggers: the homepage, and a template rendered into the draft.
+                page.click("#open-homepage")
+                expect(card.locator(".card-title")).to_have_text("My queue")
+                page.click("#open-compose")
+                expect(card.locator(".card-title")).to_have_text("Insert a template")
+                card.get_by_role("button", name="Insert").click()
+                expect(page.locator("#draft")).to_contain_text(f"#{number}")
+                assert page.locator("#error").inner_text() == ""
             finally:
                 browser.close()
     finally:
