@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,16 @@ def _yaml_file(path: str) -> Any:
         raise CliError(f"{path} is not valid YAML or JSON: {exc}") from exc
 
 
+def problems_error(path: str, problems: Sequence[str]) -> CliError:
+    """Every problem of a file at once, one per line, so one edit can fix them all."""
+    return CliError(f"{path} has {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems))
+
+
 def _load_rule_file(path: str, mailbox: Mailbox) -> list[rule_engine.Rule]:
     try:
         loaded = rule_engine.loads(_read(path))
     except rule_engine.RuleError as exc:
-        raise CliError(
-            f"{path} has {len(exc.problems)} problem(s):\n" + "\n".join(f"  {p}" for p in exc.problems)
-        ) from exc
+        raise problems_error(path, exc.problems) from exc
     known = {t for t in get_session().scalars(select(Template.name).where(Template.mailbox_id == mailbox.id))}
     missing = []
     for index, rule in enumerate(loaded):
@@ -194,26 +198,26 @@ def _template_entries(path: str) -> list[dict[str, Any]]:
     for index, item in enumerate(items):
         where = f"templates[{index}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
-            problems.append(f"  {where}: a template needs a name")
+            problems.append(f"{where}: a template needs a name")
             continue
         locale = item.get("locale", "en")
         if locale not in {loc.value for loc in Locale}:
-            problems.append(f"  {where}.locale: expected one of {[loc.value for loc in Locale]}")
+            problems.append(f"{where}.locale: expected one of {[loc.value for loc in Locale]}")
         subject, body, html = item.get("subject", ""), item.get("text", ""), item.get("html")
         if not all(isinstance(v, str) for v in (subject, body)) or (
             html is not None and not isinstance(html, str)
         ):
-            problems.append(f"  {where}: subject, text and html are text")
+            problems.append(f"{where}: subject, text and html are text")
             continue
         try:
             check_template(subject, body, html)
         except TemplateError as exc:
-            problems.append(f"  {where} ({item['name']}): {exc}")
+            problems.append(f"{where} ({item['name']}): {exc}")
         entries.append(
             {"name": item["name"].strip(), "locale": locale, "subject": subject, "text": body, "html": html}
         )
     if problems:
-        raise CliError(f"{path} has {len(problems)} problem(s):\n" + "\n".join(problems))
+        raise problems_error(path, problems)
     return entries
 
 
@@ -329,9 +333,7 @@ def _calendar_file(path: str) -> Any:
     try:
         return calendar_from_config(data)
     except CalendarError as exc:
-        raise CliError(
-            f"{path} has {len(exc.problems)} problem(s):\n" + "\n".join(f"  {p}" for p in exc.problems)
-        ) from exc
+        raise problems_error(path, exc.problems) from exc
 
 
 def _instant(value: str, calendar: Any, option: str) -> datetime:
@@ -395,11 +397,11 @@ def sla_policy_import(path: str, address: str) -> None:
         try:
             policy_from_config(item)
         except CalendarError as exc:
-            problems += [f"  policies[{index}].{p}" for p in exc.problems]
+            problems += [f"policies[{index}].{p}" for p in exc.problems]
     if sum(1 for item in items if isinstance(item, dict) and item.get("default")) > 1:
-        problems.append("  only one policy can be the default")
+        problems.append("only one policy can be the default")
     if problems:
-        raise CliError(f"{path} has {len(problems)} problem(s):\n" + "\n".join(problems))
+        raise problems_error(path, problems)
     session = get_session()
     for item in items:
         row = session.scalar(
@@ -439,9 +441,7 @@ def mailbox_settings_command(address: str, path: str | None, as_json: bool) -> N
         try:
             settings = validate(_yaml_file(path))
         except SettingsError as exc:
-            raise CliError(
-                f"{path} has {len(exc.problems)} problem(s):\n" + "\n".join(f"  {p}" for p in exc.problems)
-            ) from exc
+            raise problems_error(path, exc.problems) from exc
         mailbox.settings = settings
         refreshed = tickets.refresh_mailbox(session, mailbox.id, at=datetime.now(UTC))
         session.commit()
