@@ -18,8 +18,6 @@ from server.gmail.sandbox.seed import DEMO_MAILBOX, DEMO_MAILBOX_NAME, DEMO_TEAM
 log = logging.getLogger(__name__)
 #: How often the demo process syncs the sandbox mailbox.
 DEMO_POLL_SECONDS = 10
-#: The demo's stand-in for the add-on's OAuth client id (the audience of the previewer's tokens).
-DEMO_CLIENT_ID = "postdesk-demo.apps.googleusercontent.com"
 
 
 def serve_web(host: str, port: int, workers: int) -> None:
@@ -98,12 +96,7 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     worker.start()
     web = make_server(host, port, app, threaded=True)
     base = f"http://{host}:{web.server_address[1]}"
-    # The previewer's tokens are signed by this process's demo key, published at /dev/addon/certs.
-    app.config.update(
-        ADDON_CLIENT_ID=DEMO_CLIENT_ID,
-        ADDON_CERTS_URL=f"{base}/dev/addon/certs",
-        ADDON_SETTINGS_URL=base + "/",
-    )
+    app.config["ADDON_SETTINGS_URL"] = base + "/"
     urls: dict[str, Any] = {
         "web": f"{base}/",
         "health": f"{base}/healthz",

@@ -4,13 +4,11 @@ demo, cards rendered with nothing but Gmail's card formatting, any JSON answered
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-import requests
 from addon_support import GoogleKeys
 from flask import Flask
 from google.auth import jwt
@@ -18,29 +16,20 @@ from helpers import MAILBOX, make_email
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from server import create_app
+from server.addon_api.preview import DEMO_CLIENT_ID
 from server.db import get_engine
 from server.models import Agent
-
-DEMO_CLIENT_ID = "previewer-test.apps.googleusercontent.com"
 
 
 @pytest.fixture
 def demo_app(database_url: str, tmp_path) -> Iterator[Flask]:
-    """A demo-mode app on the same database as ``app``, served over real HTTP on loopback."""
+    """A demo-mode app on the same database as ``app`` (its own instance folder, so its own key)."""
     app = create_app(
         {"TESTING": True, "DEMO": True, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "demo")}
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    app.config.update(ADDON_CLIENT_ID=DEMO_CLIENT_ID, ADDON_CERTS_URL=f"{base}/dev/addon/certs", BASE=base)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     yield app
-    server.shutdown()
-    server.server_close()
     get_engine(app).dispose()
 
 
@@ -53,8 +42,7 @@ def team(app, helpdesk, deliver, session):
 
 
 def test_the_previewer_exists_only_in_demo_mode_and_only_for_this_machine(client, demo_app, team):
-    for path in ("/dev/addon", "/dev/addon/certs"):
-        assert client.get(path).status_code == 404  # not demo mode: no previewer at all
+    assert client.get("/dev/addon").status_code == 404  # not demo mode: no previewer at all
     assert client.post("/dev/addon/token", json={"agent": "anna@example.com"}).status_code == 404
     demo = demo_app.test_client()
     page = demo.get("/dev/addon")
@@ -84,28 +72,42 @@ def test_a_demo_token_wants_json_and_an_active_agent(demo_app, team, session):
     issued = demo.post("/dev/addon/token", json={"agent": " Anna@Example.com "})
     claims = jwt.decode(issued.get_json()["token"], verify=False)
     assert (claims["aud"], claims["email"], claims["email_verified"]) == (
-        DEMO_CLIENT_ID,
+        DEMO_CLIENT_ID,  # the demo stands in for the add-on's client id
         "anna@example.com",
         True,
     )
 
 
-def test_demo_tokens_open_the_add_on_only_where_the_demo_key_is_trusted(app, demo_app, team):
-    base = demo_app.config["BASE"]
-    token = requests.post(f"{base}/dev/addon/token", json={"agent": "anna@example.com"}, timeout=10).json()
+def test_demo_tokens_open_the_add_on_only_where_the_demo_key_is_trusted(app, demo_app, team, tmp_path):
+    demo = demo_app.test_client()
+    token = demo.post("/dev/addon/token", json={"agent": "anna@example.com"}).get_json()["token"]
     event = {"commonEventObject": {"userLocale": "en"}, "postdesk": {"rfc822MessageId": "<alice-1@x.test>"}}
-    headers = {"Authorization": f"Bearer {token['token']}"}
-    shown = requests.post(f"{base}/addon/v1/message", json=event, headers=headers, timeout=10)
+    headers = {"Authorization": f"Bearer {token}"}
+    shown = demo.post("/addon/v1/message", json=event, headers=headers)
     assert shown.status_code == 200
-    assert shown.json()["action"]["navigations"][0]["pushCard"]["header"]["title"] == "#1 Cannot log in"
-    # A production app (Google's keys, or any other) refuses the same token, even with the same client id.
+    assert shown.get_json()["action"]["navigations"][0]["pushCard"]["header"]["title"] == "#1 Cannot log in"
+    # Another demo process on the same instance folder shares the key (gunicorn's workers do).
+    twin = create_app(
+        {
+            "TESTING": True,
+            "DEMO": True,
+            "DATABASE_URL": demo_app.config["DATABASE_URL"],
+            "INSTANCE_PATH": demo_app.instance_path,
+        }
+    )
+    assert twin.test_client().post("/addon/v1/message", json=event, headers=headers).status_code == 200
+    get_engine(twin).dispose()
+    # Outside demo mode the same token is refused, even with the demo's client id and certs URL.
     keys = GoogleKeys()
     try:
-        app.config.update(ADDON_CLIENT_ID=DEMO_CLIENT_ID, ADDON_CERTS_URL=keys.url)
-        refused = app.test_client().post("/addon/v1/message", json=event, headers=headers)
+        app.config.update(ADDON_CLIENT_ID=demo_app.config["ADDON_CLIENT_ID"], ADDON_CERTS_URL=keys.url)
+        refused = [app.test_client().post("/addon/v1/message", json=event, headers=headers)]
+        app.config["ADDON_CERTS_URL"] = demo_app.config["ADDON_CERTS_URL"]  # the .invalid URL
+        refused.append(app.test_client().post("/addon/v1/message", json=event, headers=headers))
     finally:
         keys.close()
-    assert refused.status_code == 401 and "Cannot log in" not in refused.get_data(as_text=True)
+    assert [r.status_code for r in refused] == [401, 401]
+    assert all("Cannot log in" not in r.get_data(as_text=True) for r in refused)
 
 
 class _Parsed(HTMLParser):

@@ -42,7 +42,9 @@ class Unauthorized(Exception):
 
 
 @dataclass(frozen=True)
-class _Cached:
+class StoredResponse:
+    """An HTTP answer as google-auth's transports give it (status, headers, data)."""
+
     status: int
     headers: Mapping[str, str]
     data: bytes
@@ -55,7 +57,7 @@ class CachingRequest(google.auth.transport.Request):
         self._session = requests.Session()
         self._inner = google.auth.transport.requests.Request(self._session)
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, _Cached]] = {}
+        self._cache: dict[str, tuple[float, StoredResponse]] = {}
         self._lock = threading.Lock()
 
     def __call__(
@@ -74,7 +76,7 @@ class CachingRequest(google.auth.transport.Request):
             if hit is not None and hit[0] > time.monotonic():
                 return hit[1]
         response = self._inner(url, method="GET", headers=headers, timeout=timeout, **kwargs)
-        kept = _Cached(response.status, dict(response.headers), response.data)
+        kept = StoredResponse(response.status, dict(response.headers), response.data)
         if response.status == 200:
             with self._lock:
                 self._cache[url] = (time.monotonic() + self._ttl, kept)

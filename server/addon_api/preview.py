@@ -3,18 +3,21 @@
 Demo mode only (``DEMO``), and only for a browser on this machine talking to a server bound to
 loopback: anything else gets 404, as if the pages did not exist. The page posts the same event
 objects as the Apps Script shim to the same ``/addon/v1/*`` routes with a bearer ID token, shows the
-JSON they answer and renders its cards as HTML. The tokens are signed by a key this process makes
-up at start (:class:`DemoIdentity`); they pass the ordinary token checks only because ``postdesk
-demo`` points ``ADDON_CERTS_URL`` at ``/dev/addon/certs`` — production never trusts that key.
+JSON they answer and renders its cards as HTML. The tokens are signed by a demo key kept in the
+instance folder (:class:`DemoIdentity`); they go through the ordinary token checks because, in demo
+mode only, the certs URL is :data:`DEMO_CERTS_URL`, which :class:`DemoCerts` answers from memory.
+Outside demo mode nothing knows that URL or that key.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 import time
 from typing import Any
 
+import google.auth.transport
 import jinja2
 import nh3
 from cryptography.hazmat.primitives import serialization
@@ -25,13 +28,19 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from server.addon_api.auth import client_ids
+from server.addon_api.auth import StoredResponse, client_ids
+from server.config import Defaults
+from server.crypto import instance_secret
 from server.db import get_session
 from server.errors import error_response
 from server.models import Agent, Mailbox, Message, Ticket
 
 bp = Blueprint("addon_preview", __name__, url_prefix="/dev/addon")
 EXTENSION = "postdesk.demo_identity"
+#: Stand-ins for Google's in demo mode: the audience of demo tokens and where their key is "published"
+#: (``.invalid`` never resolves: :class:`DemoCerts` answers it without a network).
+DEMO_CLIENT_ID = "postdesk-demo.apps.googleusercontent.com"
+DEMO_CERTS_URL = "https://postdesk-demo.invalid/oauth2/v1/certs"
 #: Demo tokens live as long as Google's.
 TOKEN_SECONDS = 3600
 #: Threads offered on the page (the newest first).
@@ -77,21 +86,20 @@ _TEXT = {
 
 
 class DemoIdentity:
-    """A signing key made up at start, published like Google's, minting ID tokens for agents."""
+    """The demo's signing key (kept in the instance folder, so every web process shares it), minting
+    ID tokens for agents the way ``ScriptApp.getIdentityToken()`` gets them from Google."""
 
     KEY_ID = "postdesk-demo"
 
     def __init__(self) -> None:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        private = instance_secret("addon-demo-key.pem", _new_private_key)
+        key = serialization.load_pem_private_key(private.encode(), password=None)
         self._signer = crypt.RSASigner.from_string(private, key_id=self.KEY_ID)
-        self.public_pem = (
-            key.public_key()
+        self.certs = {
+            self.KEY_ID: key.public_key()
             .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
             .decode()
-        )
+        }
 
     def token(self, email: str, audience: str) -> str:
         now = int(time.time())
@@ -107,13 +115,44 @@ class DemoIdentity:
         return jwt.encode(self._signer, claims).decode()
 
 
+def _new_private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+class DemoCerts(google.auth.transport.Request):
+    """The certs transport of demo mode: :data:`DEMO_CERTS_URL` from memory, any other URL as usual."""
+
+    def __init__(self, identity: DemoIdentity, usual: google.auth.transport.Request) -> None:
+        self._body = json.dumps(identity.certs).encode()
+        self._usual = usual
+
+    def __call__(self, url: str, method: str = "GET", **kwargs: Any) -> Any:  # type: ignore[override]
+        if url == DEMO_CERTS_URL and method == "GET":
+            return StoredResponse(200, {"content-type": "application/json"}, self._body)
+        return self._usual(url, method=method, **kwargs)
+
+
 def init_app(app: Flask) -> None:
-    """In demo mode: make up the demo key and serve the previewer."""
+    """In demo mode: the demo key, Google's stand-ins unless configured otherwise, the previewer."""
     if not app.config["DEMO"]:
         return
-    app.extensions[EXTENSION] = DemoIdentity()
+    with app.app_context():
+        app.extensions[EXTENSION] = DemoIdentity()
+    if not app.config["ADDON_CLIENT_ID"]:
+        app.config["ADDON_CLIENT_ID"] = DEMO_CLIENT_ID
+    if app.config["ADDON_CERTS_URL"] == Defaults.ADDON_CERTS_URL:
+        app.config["ADDON_CERTS_URL"] = DEMO_CERTS_URL
     app.register_blueprint(bp)
     app.add_template_filter(card_html, "card_html")
+
+
+def certs_transport(usual: google.auth.transport.Request) -> google.auth.transport.Request:
+    """The transport that fetches signing keys: the usual one, or in demo mode :class:`DemoCerts`."""
+    identity = current_app.extensions.get(EXTENSION)
+    return DemoCerts(identity, usual) if identity is not None else usual
 
 
 def is_loopback(host: str | None) -> bool:
@@ -188,13 +227,6 @@ def page() -> str:
     return render_template(
         "addon_preview.html", lang=lang, text=_TEXT[lang], agents=list(agents), threads=_threads()
     )
-
-
-@bp.get("/certs")
-def certs() -> Response:
-    """The demo key, published the way Google publishes its keys."""
-    identity: DemoIdentity = current_app.extensions[EXTENSION]
-    return jsonify({identity.KEY_ID: identity.public_pem})
 
 
 @bp.post("/token")

@@ -29,6 +29,7 @@ from server.addon_api.auth import (
     client_ids,
     verify_identity,
 )
+from server.addon_api.preview import certs_transport
 from server.addon_api.text import locale_of, say
 from server.automation import find_template, mail_context, team_addresses, ticket_locale
 from server.db import get_session, upsert
@@ -143,7 +144,7 @@ def _begin() -> Call:
     verifier = Verifier(
         client_ids=client_ids(config["ADDON_CLIENT_ID"]),
         certs_url=config["ADDON_CERTS_URL"],
-        request=_certs_request,
+        request=certs_transport(_certs_request),
         service_account=config["ADDON_SERVICE_ACCOUNT"],
         endpoint_url=_public_url(request.path) if config["ADDON_PUBLIC_URL"] else "",
     )
