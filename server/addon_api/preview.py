@@ -43,7 +43,7 @@ DEMO_CLIENT_ID = "postdesk-demo.apps.googleusercontent.com"
 DEMO_CERTS_URL = "https://postdesk-demo.invalid/oauth2/v1/certs"
 #: Demo tokens live as long as Google's.
 TOKEN_SECONDS = 3600
-#: Threads offered on the page (the newest first).
+#: Threads offered on the page (tickets first, the newest number first).
 THREADS_SHOWN = 200
 #: The little HTML card text understands (Google's "formatted text"); everything else is dropped.
 CARD_TAGS = {"b", "i", "u", "s", "br", "font", "a"}

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -159,7 +159,7 @@ def _begin() -> Call:
     if isinstance(event.get("postdesk"), dict):  # the Apps Script shim: buttons call its function
         function = APPS_SCRIPT_FUNCTION
     else:  # the HTTP runtime: buttons call this backend's URL
-        function = _public_url(url_for("addon.action"))
+        function = _public_url(f"{bp.url_prefix}/action")
     return Call(
         session=session,
         agent=agent,
