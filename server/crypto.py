@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,18 @@ def instance_secret(name: str, make: Callable[[], str]) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     value = make()
-    # O_EXCL: two processes starting together must not each write their own key.
+    # Written whole to a private file, then linked into place: two processes starting together keep
+    # one key, and neither can read a half-written file.
+    draft = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        os.link(draft, path)
     except FileExistsError:
         return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
+    finally:
+        draft.unlink(missing_ok=True)
     return value
 
 

@@ -59,3 +59,30 @@ def test_the_front_page_speaks_the_browsers_language(client):
     russian = client.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"})
     assert english.status_code == 200 and "A helpdesk that lives inside Gmail." in english.text
     assert 'lang="ru"' in russian.text and "Служба поддержки внутри Gmail." in russian.text
+
+
+_START_ONE = """
+import sys
+from server import create_app
+app = create_app({"INSTANCE_PATH": sys.argv[1], "DEMO": True})
+print(app.config["SECRET_KEY"])
+"""
+
+
+def test_processes_starting_together_share_one_set_of_generated_keys(tmp_path):
+    """gunicorn's workers start at once: each must end with the same keys, none with a half-written one."""
+    import subprocess
+    import sys
+
+    for attempt in range(3):
+        folder = tmp_path / f"inst{attempt}"
+        starts = [
+            subprocess.Popen(
+                [sys.executable, "-c", _START_ONE, str(folder)], stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(4)
+        ]
+        keys = {start.communicate(timeout=60)[0].strip() for start in starts}
+        assert len(keys) == 1 and "" not in keys
+        assert sorted(p.name for p in folder.iterdir()) == ["addon-demo-key.pem", "secret.key"]
+        assert (folder / "addon-demo-key.pem").read_text().startswith("-----BEGIN PRIVATE KEY-----")
