@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,7 +69,8 @@ class GoogleKeys:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/v1/certs"
+        # A path of its own: the backend caches keys by URL, and a later test may get the same port.
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/v1/certs/{uuid.uuid4().hex}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
