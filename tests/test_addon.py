@@ -423,12 +423,7 @@ def test_homepage_compose_and_not_a_ticket_cards(addon, session, desk, keys):
     desk.cycle(MAILBOX)
     own = addon.message("<offer-1@example.com>")
     assert "Not a ticket yet" in strings(own.get_json())
-    create = next(
-        b["onClick"]["action"]["parameters"]
-        for s in cards.cards_in(own.get_json())[0]["sections"]
-        for w in s["widgets"]
-        for b in w.get("buttonList", {}).get("buttons", [])
-    )
+    create = _buttons(cards.cards_in(own.get_json())[0])[0]["onClick"]["action"]["parameters"]
     params = {p["key"]: p["value"] for p in create}
     created = addon.act("create_ticket", mailbox=params["mailbox"], thread=params["thread"])
     ticket = session.scalar(select(Ticket).where(Ticket.subject == "Our offer"))

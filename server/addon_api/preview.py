@@ -95,11 +95,11 @@ class DemoIdentity:
         private = instance_secret("addon-demo-key.pem", _new_private_key)
         key = serialization.load_pem_private_key(private.encode(), password=None)
         self._signer = crypt.RSASigner.from_string(private, key_id=self.KEY_ID)
-        self.certs = {
-            self.KEY_ID: key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        }
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        #: The key published the way Google publishes its own: ``{key id: PEM}`` as JSON.
+        self.certs_json = json.dumps({self.KEY_ID: public.decode()}).encode()
 
     def token(self, email: str, audience: str) -> str:
         now = int(time.time())
@@ -126,7 +126,7 @@ class DemoCerts(google.auth.transport.Request):
     """The certs transport of demo mode: :data:`DEMO_CERTS_URL` from memory, any other URL as usual."""
 
     def __init__(self, identity: DemoIdentity, usual: google.auth.transport.Request) -> None:
-        self._body = json.dumps(identity.certs).encode()
+        self._body = identity.certs_json
         self._usual = usual
 
     def __call__(self, url: str, method: str = "GET", **kwargs: Any) -> Any:  # type: ignore[override]

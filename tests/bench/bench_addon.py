@@ -9,7 +9,6 @@ the median time of a request. Target: 100,000 tickets cost at most 1.5x the time
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -21,34 +20,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from addon_support import CLIENT_ID, GoogleKeys
+from common import bench_app, support_mailbox, verdict
 from sqlalchemy import insert
 
-from server import create_app
-from server.accounts import MailboxSpec, add_mailbox, ensure_agent
-from server.db import get_session, init_db
-from server.models import AuthKind, Customer, Event, Message, Ticket
+from server.db import get_session
+from server.models import Customer, Event, Message, Ticket
 
 TARGET_RATIO = 1.5
 NOW = datetime.now(UTC)
 
 
 def build(path: Path, total: int, keys: GoogleKeys):
-    app = create_app(
-        {
-            "DATABASE_URL": f"sqlite:///{path}",
-            "INSTANCE_PATH": str(path.parent),
-            "ADDON_CLIENT_ID": CLIENT_ID,
-            "ADDON_CERTS_URL": keys.url,
-        }
-    )
+    app = bench_app(path, ADDON_CLIENT_ID=CLIENT_ID, ADDON_CERTS_URL=keys.url)
     with app.app_context():
-        init_db(app)
         session = get_session()
-        box = add_mailbox(
-            session,
-            MailboxSpec("support@example.com", AuthKind.SANDBOX, "http://127.0.0.1:9/", None, "Support"),
-        )
-        agent = ensure_agent(session, "anna@example.com", "Anna", mailbox=box)
+        box, agent = support_mailbox(session)
         session.commit()
         for start in range(0, total, 10_000):
             numbers = range(start + 1, min(total, start + 10_000) + 1)
@@ -164,25 +150,17 @@ def main() -> int:
         keys.close()
     small, large = (statistics.median(timings[n]) for n in (options.small, options.large))
     ratio = large / small
-    print(
-        json.dumps(
-            {
-                f"message_card_{options.small}_ms": round(small * 1000, 2),
-                f"message_card_{options.large}_ms": round(large * 1000, 2),
-                "ratio": round(ratio, 2),
-                "target_ratio": TARGET_RATIO,
-            },
-            indent=2,
-        )
-    )
-    print(
+    figures = {
+        f"message_card_{options.small}_ms": round(small * 1000, 2),
+        f"message_card_{options.large}_ms": round(large * 1000, 2),
+        "ratio": round(ratio, 2),
+        "target_ratio": TARGET_RATIO,
+    }
+    summary = (
         f"add-on message card: {small * 1000:.1f} ms with {options.small:,} tickets, {large * 1000:.1f} ms with "
         f"{options.large:,} ({ratio:.2f}x; target <= {TARGET_RATIO}x)"
     )
-    if ratio > TARGET_RATIO:
-        print("FAIL: the message card grows with the database")
-        return 1
-    return 0
+    return verdict(figures, summary, ratio, TARGET_RATIO, "the message card grows with the database")
 
 
 if __name__ == "__main__":

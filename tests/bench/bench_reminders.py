@@ -9,7 +9,6 @@ figure is the median of several scans (the due tickets are made due again betwee
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -17,12 +16,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from common import bench_app, support_mailbox, verdict
 from sqlalchemy import delete, insert, update
 
-from server import create_app
-from server.accounts import MailboxSpec, add_mailbox, ensure_agent
-from server.db import get_session, init_db
-from server.models import AuthKind, Event, Outbox, ReminderMark, Ticket
+from server.db import get_session
+from server.models import Event, Outbox, ReminderMark, Ticket
 from server.reminders import run_reminders
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, inside business hours
@@ -31,16 +29,11 @@ TARGET_RATIO = 2.0
 
 
 def build(path: Path, total: int) -> object:
-    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "INSTANCE_PATH": str(path.parent)})
+    app = bench_app(path)
     with app.app_context():
-        init_db(app)
         session = get_session()
-        box = add_mailbox(
-            session,
-            MailboxSpec("support@example.com", AuthKind.SANDBOX, "http://127.0.0.1:9/", None, "Support"),
-        )
+        box, agent = support_mailbox(session)
         box.settings = {"reminders": {"digest": False}}
-        agent = ensure_agent(session, "anna@example.com", "Anna", mailbox=box)
         session.commit()
         rows = []
         for n in range(1, total + 1):
@@ -127,15 +120,13 @@ def main() -> int:
         "ratio": round(ratio, 2),
         "target_ratio": TARGET_RATIO,
     }
-    print(json.dumps(figures, indent=2))
-    print(
+    summary = (
         f"reminder scan: {small * 1000:.1f} ms over {options.small:,} tickets, {large * 1000:.1f} ms over "
         f"{options.large:,} ({ratio:.2f}x; target <= {TARGET_RATIO}x)"
     )
-    if ratio > TARGET_RATIO:
-        print("FAIL: the reminder scan grows with the table, not with what is due")
-        return 1
-    return 0
+    return verdict(
+        figures, summary, ratio, TARGET_RATIO, "the reminder scan grows with the table, not with what is due"
+    )
 
 
 if __name__ == "__main__":
