@@ -7,7 +7,7 @@
 from rules.errors import Problem, RuleError
 from rules.evaluate import Evaluation, evaluate
 from rules.load import dump_rule, dump_rules, dumps_json, dumps_yaml, load_rule, load_rules, loads
-from rules.model import FIELDS, OPERATORS, Action, ActionKind, Rule, Trigger
+from rules.model import FIELDS, OPERATORS, Action, ActionKind, Priority, Rule, TicketStatus, Trigger
 
 __all__ = [
     "FIELDS",
@@ -15,9 +15,11 @@ __all__ = [
     "Action",
     "ActionKind",
     "Evaluation",
+    "Priority",
     "Problem",
     "Rule",
     "RuleError",
+    "TicketStatus",
     "Trigger",
     "dump_rule",
     "dump_rules",

@@ -85,8 +85,31 @@ OPERATORS: dict[str, tuple[str, bool]] = {
     "is_not_empty": ("is_empty", True),
 }
 
-PRIORITIES = ("low", "normal", "high", "urgent")
-STATUSES = ("open", "pending", "on_hold", "solved", "closed")
+
+class TicketStatus(StrEnum):
+    """A ticket's status; the server's models, pages and rules all read this one list."""
+
+    OPEN = "open"
+    PENDING = "pending"
+    ON_HOLD = "on_hold"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+
+class Priority(StrEnum):
+    """A ticket's priority, lowest first."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+#: Statuses of a ticket still being worked on (the rest are done).
+ACTIVE_STATUSES = (TicketStatus.OPEN.value, TicketStatus.PENDING.value, TicketStatus.ON_HOLD.value)
+DONE_STATUSES = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
+PRIORITIES = tuple(p.value for p in Priority)
+STATUSES = tuple(s.value for s in TicketStatus)
 ASSIGN_STRATEGIES = ("round_robin", "least_open")
 NOTIFY_GROUPS = ("assignee", "admins", "agents", "customer")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 
 import rules as rule_engine
 from rules import ActionKind, Evaluation, Rule, RuleError
+from rules.model import ACTIVE_STATUSES, DONE_STATUSES
 from server import tickets
 from server.gmail.mime import ParsedMessage
 from server.gmail.send import enqueue, reply_subject, thread_headers
+from server.gmail.sync import LabelRequest, TicketEvent
 from server.mailbox_settings import setting
 from server.models import (
     ActorKind,
@@ -47,16 +49,6 @@ from server.tickets import Actor
 log = logging.getLogger(__name__)
 
 _CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
-
-
-@dataclass
-class TicketEvent:
-    """Something that happened to a ticket during sync, for the rules to look at."""
-
-    trigger: rule_engine.Trigger
-    ticket_id: int
-    message: ParsedMessage | None = None
-    at: datetime | None = None
 
 
 @dataclass
@@ -271,7 +263,7 @@ class Automation:
         self.dry_run = dry_run
         self.rules = rules if rules is not None else load_mailbox_rules(session, mailbox.id)
         #: (gmail message id, label name) for sync to apply in Gmail after the commit.
-        self.label_requests: list[tuple[str, str]] = []
+        self.label_requests: list[LabelRequest] = []
 
     def handle(self, event: TicketEvent) -> list[Outcome]:
         ticket = self.session.get(Ticket, event.ticket_id)
@@ -380,9 +372,7 @@ class Automation:
                     select(Ticket.assignee_id, func.count())
                     .where(
                         Ticket.mailbox_id == self.mailbox.id,
-                        Ticket.status.in_(
-                            [TicketStatus.OPEN.value, TicketStatus.PENDING.value, TicketStatus.ON_HOLD.value]
-                        ),
+                        Ticket.status.in_(ACTIVE_STATUSES),
                         Ticket.assignee_id.is_not(None),
                     )
                     .group_by(Ticket.assignee_id)
@@ -521,6 +511,14 @@ class Automation:
         return f"notify {', '.join(recipients)}"
 
 
+def run_rules_on_events(session: Session, mailbox: Mailbox, events: list[TicketEvent]) -> list[LabelRequest]:
+    """Sync's event handler: the mailbox's rules on each event of a page, in the page's transaction."""
+    automation = Automation(session, mailbox, now=datetime.now(UTC))
+    for event in events:
+        automation.handle(event)
+    return automation.label_requests
+
+
 def parsed_from_row(message: Any) -> ParsedMessage:
     """A stored message seen as the rules see new mail (for dry runs over past tickets)."""
     from server.gmail.mime import Address, Attachment, parse_addresses
@@ -568,15 +566,14 @@ def run_time_rules(session: Session, mailbox: Mailbox, *, now: datetime) -> int:
             select(RuleFiring).where(RuleFiring.rule_id.in_([row.id for row, _ in time_rules]))
         )
     }
-    active = [TicketStatus.OPEN.value, TicketStatus.PENDING.value, TicketStatus.ON_HOLD.value]
-    done = [TicketStatus.SOLVED.value, TicketStatus.CLOSED.value]
     candidates = session.scalars(
         select(Ticket).where(
             Ticket.mailbox_id == mailbox.id,
             or_(
-                Ticket.status.in_(active),
+                Ticket.status.in_(ACTIVE_STATUSES),
                 and_(
-                    Ticket.status.in_(done), Ticket.solved_at >= now - timedelta(days=TIME_RULE_SOLVED_DAYS)
+                    Ticket.status.in_(DONE_STATUSES),
+                    Ticket.solved_at >= now - timedelta(days=TIME_RULE_SOLVED_DAYS),
                 ),
             ),
         )

@@ -33,7 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
 
-from rules.model import Trigger  # the rule engine owns the list of triggers
+# The rule engine owns the lists a rule can name: triggers, statuses, priorities.
+from rules.model import Priority, TicketStatus, Trigger
 
 # Stable constraint names, so Alembic can alter them on every backend.
 NAMING_CONVENTION = {
@@ -103,21 +104,6 @@ class Role(StrEnum):
 class Locale(StrEnum):
     EN = "en"
     RU = "ru"
-
-
-class TicketStatus(StrEnum):
-    OPEN = "open"
-    PENDING = "pending"
-    ON_HOLD = "on_hold"
-    SOLVED = "solved"
-    CLOSED = "closed"
-
-
-class Priority(StrEnum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
 
 
 class Direction(StrEnum):

@@ -43,6 +43,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from rules.model import ACTIVE_STATUSES
 from server import tickets
 from server.automation import (
     available_agents,
@@ -77,7 +78,7 @@ from server.templating import TemplateError, format_when, render_mail
 
 log = logging.getLogger(__name__)
 
-ACTIVE = frozenset({TicketStatus.OPEN.value, TicketStatus.PENDING.value, TicketStatus.ON_HOLD.value})
+ACTIVE = frozenset(ACTIVE_STATUSES)
 #: Tickets per transaction.
 BATCH = 200
 #: A reminder more than this late is not sent (it is still marked, and breaches still recorded).

@@ -65,9 +65,9 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     from server.db import get_session, init_db
     from server.defaults import install_defaults
     from server.gmail.client import client_for_mailbox
-    from server.gmail.sync import sync_mailbox
     from server.models import AuthKind, Role
     from server.scheduler import run_worker
+    from server.sync_runner import sync_with_rules
 
     sandbox = start_sandbox(host, sandbox_port, seed="demo").start()
     database = Path(instance_path) / "demo.sqlite3"
@@ -86,7 +86,7 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         install_defaults(session, mailbox)
         session.commit()
         with client_for_mailbox(mailbox) as client:
-            synced = sync_mailbox(session, mailbox.id, client)
+            synced = sync_with_rules(session, mailbox.id, client)
     # The worker runs in this process too: polls, rules, the Outbox, time rules and reminders.
     app.config["POLL_SECONDS"] = DEMO_POLL_SECONDS
     stop_worker = threading.Event()

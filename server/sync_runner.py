@@ -1,4 +1,8 @@
-"""Running sync for the CLI (and later the worker): which mailboxes, how often, what to print."""
+"""Running sync for the CLI and the worker: which mailboxes, how often, what to print.
+
+This is where the Gmail adapter (:mod:`server.gmail.sync`) meets the rules: :func:`sync_with_rules`
+is sync with the mailbox's rules as its event handler, and every face that syncs calls it.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,24 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from server.automation import run_rules_on_events
 from server.db import get_session
-from server.gmail.client import client_for_mailbox
+from server.gmail.client import GmailClient, client_for_mailbox
 from server.gmail.errors import GmailError
 from server.gmail.send import deliver_due
-from server.gmail.sync import sync_mailbox
+from server.gmail.sync import SyncResult, sync_mailbox
 from server.models import Mailbox
 
 log = logging.getLogger(__name__)
 #: A full sync prints a progress line every this many messages.
 PROGRESS_EVERY = 500
+
+
+def sync_with_rules(session: Session, mailbox_id: int, client: GmailClient, **options: Any) -> SyncResult:
+    """One sync of the mailbox with its rules run on every page's new events (same transaction)."""
+    return sync_mailbox(session, mailbox_id, client, on_events=run_rules_on_events, **options)
 
 
 class SyncRunner:
@@ -62,7 +73,7 @@ class SyncRunner:
                 address = mailbox.address
                 try:
                     with client_for_mailbox(mailbox) as client:
-                        result = sync_mailbox(
+                        result = sync_with_rules(
                             session,
                             mailbox_id,
                             client,

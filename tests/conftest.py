@@ -174,7 +174,7 @@ def mailbox(session: Session, gmail: SandboxServer) -> Any:
 @pytest.fixture
 def sync(session: Session, mailbox: Any, gmail_client: Callable[..., GmailClient]) -> Callable[..., Any]:
     """Run one sync of the test mailbox with a real client against the sandbox."""
-    from server.gmail.sync import sync_mailbox
+    from server.sync_runner import sync_with_rules as sync_mailbox
 
     client = gmail_client()
 
@@ -220,7 +220,7 @@ class Helpdesk:
 
     def cycle(self, address: str = MAILBOX, *, send: bool = True) -> Any:
         from server.gmail.send import deliver_due
-        from server.gmail.sync import sync_mailbox
+        from server.sync_runner import sync_with_rules as sync_mailbox
 
         box = self.mailboxes[address]
         result = sync_mailbox(self.session, box.id, self.clients[address])

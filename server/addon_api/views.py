@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from rules.model import ACTIVE_STATUSES
 from server import tickets
 from server.addon_api import cards
 from server.addon_api.auth import (
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("addon", __name__, url_prefix="/addon/v1")
 #: The Apps Script shim's global function that every card button calls (addon/Code.js).
 APPS_SCRIPT_FUNCTION = "onPostdeskAction"
-ACTIVE = (TicketStatus.OPEN.value, TicketStatus.PENDING.value, TicketStatus.ON_HOLD.value)
+ACTIVE = ACTIVE_STATUSES
 #: Other agents' views shown on the ticket card, if this recent.
 VIEWS_SHOWN_FOR = timedelta(hours=2)
 MAX_SNOOZE = timedelta(days=366)

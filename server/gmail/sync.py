@@ -3,6 +3,10 @@
 Each unit of work — one page of ``history.list``, or one chunk of a full sync — is committed in one
 transaction together with the checkpoint that says it is done, so a crash anywhere and a re-run give
 the same database. Unique keys (mailbox, gmail id) and (mailbox, thread) make every step idempotent.
+
+This is the Gmail adapter: it files mail and says what happened (:class:`TicketEvent`), and knows
+nothing of rules. Its caller passes an :data:`EventHandler` that acts on each page's events inside the
+page's transaction (``server.sync_runner`` wires the mailbox's rules in).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from sqlalchemy.orm import Session
 
 from rules import Trigger
 from server import tickets
-from server.automation import Automation, TicketEvent
 from server.gmail.client import GmailClient
 from server.gmail.errors import GmailError, HistoryExpired
 from server.gmail.mime import ParsedMessage, parse_gmail_message, text_from_raw
@@ -39,6 +42,23 @@ _TICKET_TOKEN = re.compile(r"\[#(\d{1,9})\]")
 EVERYTHING = datetime.min.replace(tzinfo=UTC)
 
 Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class TicketEvent:
+    """Something that happened to a ticket during sync, for the rules to look at."""
+
+    trigger: Trigger
+    ticket_id: int
+    message: ParsedMessage | None = None
+    at: datetime | None = None
+
+
+#: (gmail message id, label name): a label to put on a message in Gmail after the page's commit.
+LabelRequest = tuple[str, str]
+#: Acts on one page's ticket events inside the page's transaction (it must not commit); returns the
+#: Gmail labels to apply once the page is committed.
+EventHandler = Callable[[Session, Mailbox, list[TicketEvent]], list[LabelRequest]]
 
 
 @dataclass
@@ -70,12 +90,13 @@ def sync_mailbox(
     progress: Progress | None = None,
     now: datetime | None = None,
     run_rules: bool = True,
+    on_events: EventHandler | None = None,
 ) -> SyncResult:
     """Bring one mailbox up to date: incremental from its checkpoint, or a bounded full sync.
 
-    The mailbox's rules run on what arrives, except during the first full sync of a new mailbox:
-    a month of old mail must not be acknowledged (after an expired checkpoint, mail received since the
-    last good sync still counts).
+    ``on_events`` sees what arrives, except during the first full sync of a new mailbox: a month of
+    old mail must not be acknowledged (after an expired checkpoint, mail received since the last good
+    sync still counts). Without it mail is filed and nothing else happens.
     """
     mailbox = session.get(Mailbox, mailbox_id)
     if mailbox is None:
@@ -83,16 +104,19 @@ def sync_mailbox(
     result = SyncResult(mailbox.address)
     units_before = client.meter.units_total
     since = mailbox.last_sync_at if run_rules else None
+    handler = on_events if run_rules else None
     when = now or datetime.now(UTC)
     try:
         if mailbox.history_id is None:
-            _full_sync(session, mailbox, client, result, full_sync_days, progress, when, since)
+            _full_sync(session, mailbox, client, result, full_sync_days, progress, when, since, handler)
         else:
             try:
-                _incremental_sync(session, mailbox, client, result, EVERYTHING if run_rules else None)
+                _incremental_sync(
+                    session, mailbox, client, result, EVERYTHING if run_rules else None, handler
+                )
             except HistoryExpired:
                 log.info("sync_history_expired mailbox=%s checkpoint=%s", mailbox.address, mailbox.history_id)
-                _full_sync(session, mailbox, client, result, full_sync_days, progress, when, since)
+                _full_sync(session, mailbox, client, result, full_sync_days, progress, when, since, handler)
     except Exception as exc:
         session.rollback()
         _record_failure(session, mailbox_id, exc)
@@ -121,6 +145,7 @@ def _full_sync(
     progress: Progress | None,
     now: datetime,
     rules_since: datetime | None,
+    on_events: EventHandler | None,
 ) -> None:
     result.mode = "full"
     # The profile's historyId is taken first: whatever arrives while we list is caught by the next poll.
@@ -136,7 +161,17 @@ def _full_sync(
     for start in range(0, len(todo), FULL_SYNC_CHUNK):
         chunk = todo[start : start + FULL_SYNC_CHUNK]
         parsed = _fetch(client, chunk)
-        _commit_page(session, mailbox, parsed, {}, [], result, rules_since=rules_since, client=client)
+        _commit_page(
+            session,
+            mailbox,
+            parsed,
+            {},
+            [],
+            result,
+            rules_since=rules_since,
+            client=client,
+            on_events=on_events,
+        )
         done += len(chunk)
         if progress:
             progress(mailbox.address, done, len(todo))
@@ -149,7 +184,12 @@ def _full_sync(
 
 # --- incremental sync ---------------------------------------------------------------------------------
 def _incremental_sync(
-    session: Session, mailbox: Mailbox, client: GmailClient, result: SyncResult, rules_since: datetime | None
+    session: Session,
+    mailbox: Mailbox,
+    client: GmailClient,
+    result: SyncResult,
+    rules_since: datetime | None,
+    on_events: EventHandler | None,
 ) -> None:
     assert mailbox.history_id is not None
     start = mailbox.history_id
@@ -186,6 +226,7 @@ def _incremental_sync(
             checkpoint=max(checkpoint, start),
             rules_since=rules_since,
             client=client,
+            on_events=on_events,
         )
         if not token:
             mailbox.sync_state = SyncState.INCREMENTAL.value
@@ -230,22 +271,19 @@ def _commit_page(
     *,
     checkpoint: int | None = None,
     rules_since: datetime | None = None,
-    run_rules: bool = True,
     client: GmailClient | None = None,
+    on_events: EventHandler | None = None,
 ) -> None:
-    """File a page, run the rules on what it brought, apply labels and deletions, move the
-    checkpoint — all in one commit."""
+    """File a page, hand its ticket events to ``on_events``, apply label changes and deletions, move
+    the checkpoint — all in one commit."""
     for attempt in (1, 2):
         try:
             filer = Filer(session, mailbox)
-            filer.events_since = rules_since if run_rules else None
+            filer.events_since = rules_since if on_events is not None else None
             counts = filer.file_all(sorted(parsed, key=lambda p: (p.internal_date, p.gmail_id)))
-            label_requests: list[tuple[str, str]] = []
-            if filer.events:
-                automation = Automation(session, mailbox, now=datetime.now(UTC))
-                for event in filer.events:
-                    automation.handle(event)
-                label_requests = automation.label_requests
+            label_requests: list[LabelRequest] = []
+            if filer.events and on_events is not None:
+                label_requests = on_events(session, mailbox, filer.events)
             changed = filer.apply_labels(labels)
             removed = filer.mark_deleted(deleted)
             if checkpoint is not None:
@@ -266,7 +304,7 @@ def _commit_page(
         return
 
 
-def _apply_gmail_labels(client: GmailClient, requests: list[tuple[str, str]]) -> None:
+def _apply_gmail_labels(client: GmailClient, requests: list[LabelRequest]) -> None:
     """Put the labels rules asked for on their messages in Gmail (created when missing).
 
     After the page's commit and best effort: a label is a view in Gmail, and labelling twice is

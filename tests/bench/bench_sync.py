@@ -32,8 +32,8 @@ from server.db import get_session, init_db
 from server.gmail.client import client_for_mailbox
 from server.gmail.quota import PER_USER_UNITS_PER_SECOND
 from server.gmail.sandbox import Sandbox
-from server.gmail.sync import sync_mailbox
 from server.models import AuthKind
+from server.sync_runner import sync_with_rules as sync_mailbox
 
 MAILBOX = "support@example.com"
 TARGET_UNITS_PER_MESSAGE = 5.5

@@ -1,0 +1,119 @@
+"""``postdesk sla``: business-time arithmetic on a calendar file, and SLA policy import."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from server import tickets
+from server.cli.common import CliError, mailbox_named, problems_error, yaml_file
+from server.db import get_session
+
+
+@click.group("sla")
+def sla_group() -> None:
+    """Check a business-hours calendar: due times and business minutes."""
+
+
+def _calendar_file(path: str) -> Any:
+    from server.sla import CalendarError, calendar_from_config
+
+    data = yaml_file(path)
+    try:
+        return calendar_from_config(data)
+    except CalendarError as exc:
+        raise problems_error(path, exc.problems) from exc
+
+
+def _instant(value: str, calendar: Any, option: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise CliError(
+            f"{option}: {value!r} is not an ISO 8601 date-time (2026-11-23T10:00:00+03:00)"
+        ) from exc
+    # A time without an offset is read in the calendar's own zone.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=calendar.zone)
+
+
+@sla_group.command("due")
+@click.option("--calendar", "path", required=True, metavar="FILE")
+@click.option("--start", required=True, metavar="ISO8601")
+@click.option("--minutes", required=True, type=click.IntRange(0, 10_000_000))
+def sla_due(path: str, start: str, minutes: int) -> None:
+    """Print the instant N business minutes after START (ISO 8601, in the calendar's zone)."""
+    from server.sla import CalendarError, add_business_minutes
+
+    calendar = _calendar_file(path)
+    try:
+        due = add_business_minutes(calendar, _instant(start, calendar, "--start"), minutes)
+    except CalendarError as exc:
+        raise CliError(str(exc)) from exc
+    click.echo(due.astimezone(calendar.zone).isoformat())
+
+
+@sla_group.command("between")
+@click.option("--calendar", "path", required=True, metavar="FILE")
+@click.option("--start", required=True, metavar="ISO8601")
+@click.option("--end", required=True, metavar="ISO8601")
+def sla_between(path: str, start: str, end: str) -> None:
+    """Print the business minutes from START to END."""
+    from server.sla import business_minutes_between
+
+    calendar = _calendar_file(path)
+    minutes = business_minutes_between(
+        calendar, _instant(start, calendar, "--start"), _instant(end, calendar, "--end")
+    )
+    click.echo(f"{minutes:g}")
+
+
+@sla_group.command("policy-import")
+@click.argument("path", metavar="FILE")
+@click.option("--mailbox", "address", required=True, metavar="ADDRESS")
+@with_appcontext
+def sla_policy_import(path: str, address: str) -> None:
+    """Add or update the SLA policies in FILE ({policies: [{name, calendar, targets, pausing_statuses, default}]})."""
+    from server.models import SlaPolicy
+    from server.sla import CalendarError, policy_from_config
+
+    mailbox = mailbox_named(address)
+    data = yaml_file(path)
+    items = data.get("policies") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise CliError(f"{path}: expected a non-empty list of policies under 'policies'")
+    problems: list[str] = []
+    for index, item in enumerate(items):
+        try:
+            policy_from_config(item)
+        except CalendarError as exc:
+            problems += [f"policies[{index}].{p}" for p in exc.problems]
+    if sum(1 for item in items if isinstance(item, dict) and item.get("default")) > 1:
+        problems.append("only one policy can be the default")
+    if problems:
+        raise problems_error(path, problems)
+    session = get_session()
+    for item in items:
+        row = session.scalar(
+            select(SlaPolicy).where(
+                SlaPolicy.mailbox_id == mailbox.id, SlaPolicy.name == item["name"].strip()
+            )
+        )
+        if row is None:
+            row = SlaPolicy(mailbox_id=mailbox.id, name=item["name"].strip())
+            session.add(row)
+        row.calendar = item.get("calendar") or {}
+        row.targets = item.get("targets") or {}
+        row.pausing_statuses = item.get("pausing_statuses", ["pending", "on_hold"])
+        if item.get("default"):
+            for other in session.scalars(select(SlaPolicy).where(SlaPolicy.mailbox_id == mailbox.id)):
+                other.is_default = False
+            row.is_default = True
+    refreshed = tickets.refresh_mailbox(session, mailbox.id, at=datetime.now(UTC))
+    session.commit()
+    click.echo(
+        f"{len(items)} SLA policies imported into {mailbox.address}; {refreshed} open tickets re-timed"
+    )
