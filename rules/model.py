@@ -54,6 +54,8 @@ FIELDS: dict[str, FieldType] = {
     "subject": FieldType.TEXT,
     "body": FieldType.TEXT,
     "has_attachment": FieldType.BOOL,
+    # Why the mail was taken for automatic ("delivery report", "Auto-Submitted: auto-replied" …), or "".
+    "auto_reason": FieldType.TEXT,
     "labels": FieldType.LIST,
     "within_business_hours": FieldType.BOOL,
     "weekday": FieldType.TEXT,

@@ -1,16 +1,15 @@
 """Running a mailbox's rules on ticket events, and applying their actions through ticket actions.
 
-Sync calls :class:`Automation` for each event it files (``ticket_created``, ``customer_replied``,
+Sync hands :func:`run_rules_on_events` each page's events (``ticket_created``, ``customer_replied``,
 ``agent_replied``) inside the page's transaction, so ticket changes, Outbox rows and the Gmail
-checkpoint commit together. Every change is an Event naming the rule; every auto-reply that is not
-sent is an ``auto_reply_suppressed`` Event with the reason.
+checkpoint commit together. The actions go through :mod:`server.actions` (one handler per kind).
+Every change is an Event naming the rule; every auto-reply that is not sent is an
+``auto_reply_suppressed`` Event with the reason.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,36 +18,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import rules as rule_engine
-from rules import ActionKind, Evaluation, Rule, RuleError
+from rules import Evaluation, Rule, RuleError
 from rules.model import ACTIVE_STATUSES, DONE_STATUSES
-from server import tickets
+from server import actions, tickets
 from server.gmail.mime import ParsedMessage
-from server.gmail.send import enqueue, reply_subject, thread_headers
 from server.gmail.sync import LabelRequest, TicketEvent
 from server.mailbox_settings import setting
 from server.models import (
     ActorKind,
-    Agent,
-    Customer,
-    Locale,
     Mailbox,
-    OutboxKind,
-    Priority,
-    Role,
-    SlaPolicy,
-    Template,
     Ticket,
-    TicketStatus,
-    mailbox_members,
 )
-from server.models import Outbox as OutboxRow
 from server.models import Rule as RuleRow
-from server.templating import RenderedMail, TemplateError, format_when, render_mail
 from server.tickets import Actor
 
 log = logging.getLogger(__name__)
-
-_CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
 
 
 @dataclass
@@ -59,107 +43,6 @@ class Outcome:
     matched: bool
     explanation: list[str]
     actions: list[str] = field(default_factory=list)
-
-
-def customer_locale(message: ParsedMessage | None, mailbox: Mailbox) -> str:
-    """Russian when the customer wrote in Cyrillic, else the mailbox's language."""
-    sample = f"{message.subject} {message.text[:2000]}" if message else ""
-    if _CYRILLIC.search(sample):
-        return Locale.RU.value
-    return str(setting(mailbox, "locale"))
-
-
-def find_template(session: Session, mailbox: Mailbox, name: str, locale: str) -> Template | None:
-    """The mailbox's shared template ``name`` in ``locale``, else in the mailbox's language, else any."""
-    candidates = {
-        t.locale: t
-        for t in session.scalars(
-            select(Template).where(
-                Template.mailbox_id == mailbox.id, Template.name == name, Template.owner_id.is_(None)
-            )
-        )
-    }
-    return (
-        candidates.get(locale)
-        or candidates.get(str(setting(mailbox, "locale")))
-        or next(iter(candidates.values()), None)
-    )
-
-
-def available_agents(session: Session, mailbox_id: int) -> list[Agent]:
-    """The mailbox's active members who are not away: who gets work and team reminders."""
-    return list(
-        session.scalars(
-            select(Agent)
-            .join(mailbox_members, mailbox_members.c.agent_id == Agent.id)
-            .where(
-                mailbox_members.c.mailbox_id == mailbox_id,
-                Agent.active.is_(True),
-                Agent.away.is_(False),
-            )
-            .order_by(Agent.id)
-        )
-    )
-
-
-def team_addresses(session: Session, mailbox: Mailbox) -> set[str]:
-    """The mailbox's own address and every agent's: never a customer, never auto-answered."""
-    return {mailbox.address.lower()} | {email.lower() for email in session.scalars(select(Agent.email))}
-
-
-def gmail_link(mailbox: Mailbox, thread_id: str | None) -> str:
-    """A link that opens the thread in the shared mailbox's Gmail (for agents, never for customers)."""
-    if not thread_id:
-        return ""
-    return f"https://mail.google.com/mail/u/?authuser={mailbox.address}#all/{thread_id}"
-
-
-#: The ticket's fields a template sees as they are, and those written as a date for the reader.
-_TICKET_FIELDS = ("number", "subject", "status", "priority")
-_TICKET_DATES = ("due_at", "first_response_due_at", "resolution_due_at", "created_at")
-
-
-def mail_context(
-    ticket: Ticket | None, mailbox: Mailbox, *, locale: str, zone: str, agent: Agent | None = None
-) -> dict[str, Any]:
-    """The variables a template sees (server.templating), dates written for this reader.
-
-    Without a ticket (a template inserted into a new email) every ticket and customer variable is
-    empty, so the same templates render everywhere.
-    """
-    customer: Customer | None = ticket.customer if ticket else None
-    assignee = ticket.assignee if ticket else None
-    fields: dict[str, Any] = {name: getattr(ticket, name) if ticket else "" for name in _TICKET_FIELDS}
-    fields |= {
-        name: format_when(getattr(ticket, name), locale, zone) if ticket else "" for name in _TICKET_DATES
-    }
-    fields["assignee"] = (assignee.name or assignee.email) if assignee else ""
-    fields["link"] = gmail_link(mailbox, ticket.gmail_thread_id) if ticket else ""
-    return {
-        "customer": {
-            "name": customer.name if customer else "",
-            "email": customer.email if customer else "",
-        },
-        "ticket": fields,
-        "agent": {"name": agent.name if agent else "", "email": agent.email if agent else ""},
-        "mailbox": {"address": mailbox.address, "name": mailbox.display_name or mailbox.address},
-    }
-
-
-def ticket_locale(session: Session, ticket: Ticket, mailbox: Mailbox) -> str:
-    """The customer's language for mail about an existing ticket: Russian when they wrote in Cyrillic."""
-    from server.models import Direction, Message
-
-    latest = session.execute(
-        select(Message.subject, Message.text)
-        .where(Message.ticket_id == ticket.id, Message.direction == Direction.INBOUND.value)
-        .order_by(Message.sent_at.desc())
-        .limit(1)
-    ).first()
-    sample = f"{ticket.subject} {latest[0]} {latest[1][:2000]}" if latest else ticket.subject
-    if _CYRILLIC.search(sample):
-        return Locale.RU.value
-    return str(setting(mailbox, "locale"))
 
 
 def facts_for(
@@ -186,6 +69,7 @@ def facts_for(
         "subject": message.subject if message else ticket.subject,
         "body": message.text if message else "",
         "has_attachment": bool(message.attachments) if message else False,
+        "auto_reason": (message.automatic or "") if message else "",
         "labels": list(message.label_ids) if message else [],
         # Business hours arrive with SLA calendars; until then Mon–Fri 09:00–18:00 in the mailbox's zone.
         "within_business_hours": local.weekday() < 5 and 9 <= local.hour < 18,
@@ -287,228 +171,27 @@ class Automation:
         return outcomes
 
     def apply_rule(self, row: Any, rule: Rule, ticket: Ticket, event: TicketEvent, outcome: Outcome) -> None:
-        actor = Actor(ActorKind.RULE, rule_id=row.id)
-        for action in rule.actions:
-            outcome.actions.append(self._apply(action, ticket, event, actor, row))
-
-    def _record(self, ticket: Ticket, kind: str, actor: Actor, **after: Any) -> None:
-        if not self.dry_run:
-            tickets.record_event(self.session, ticket, kind, actor=actor, after=after, at=self.now)
-
-    # --- actions --------------------------------------------------------------------------------------
-    def _apply(
-        self, action: rule_engine.Action, ticket: Ticket, event: TicketEvent, actor: Actor, row: RuleRow
-    ) -> str:
-        kind, value, at = action.kind, action.value, self.now
-        if kind is ActionKind.ASSIGN:
-            agent = self._pick_agent(str(value), ticket)
-            if agent is None:
-                return f"assign: no available agent for {value}"
-            if not self.dry_run:
-                tickets.assign(self.session, ticket, agent.id, at=at, actor=actor)
-            return f"assign to {agent.email}"
-        if kind is ActionKind.SET_PRIORITY:
-            if not self.dry_run:
-                tickets.set_priority(self.session, ticket, Priority(value), at=at, actor=actor)
-            return f"set priority {value}"
-        if kind is ActionKind.ADD_TAG:
-            if not self.dry_run:
-                tickets.add_tag(self.session, ticket, str(value), at=at, actor=actor)
-            return f"add tag {value}"
-        if kind is ActionKind.REMOVE_TAG:
-            if not self.dry_run:
-                tickets.remove_tag(self.session, ticket, str(value), at=at, actor=actor)
-            return f"remove tag {value}"
-        if kind is ActionKind.SET_STATUS:
-            if not self.dry_run:
-                tickets.set_status(self.session, ticket, TicketStatus(value), at=at, actor=actor)
-            return f"set status {value}"
-        if kind is ActionKind.SET_SLA_POLICY:
-            policy = self.session.scalar(
-                select(SlaPolicy).where(SlaPolicy.mailbox_id == self.mailbox.id, SlaPolicy.name == value)
-            )
-            if policy is None:
-                return f"set SLA policy: no policy named {value!r}"
-            if not self.dry_run:
-                tickets.set_sla_policy(self.session, ticket, policy, at=at, actor=actor)
-            return f"set SLA policy {value}"
-        if kind is ActionKind.ADD_NOTE:
-            if not self.dry_run:
-                tickets.add_note(self.session, ticket, str(value), at=at, actor=actor)
-            return "add a note"
-        if kind is ActionKind.AUTO_REPLY:
-            return self._auto_reply(str(value["template"]), ticket, event, actor, row)
-        if kind is ActionKind.NOTIFY:
-            return self._notify(value, ticket, event, actor, row)
-        if kind is ActionKind.GMAIL_LABEL:
-            if not self.dry_run and event.message is not None:
-                self.label_requests.append((event.message.gmail_id, str(value)))
-                tickets.record_event(
-                    self.session, ticket, "gmail_label_added", actor=actor, after={"label": value}, at=at
-                )
-            return f"label {value} in Gmail"
-        return f"{kind.value}: not supported"
-
-    def _eligible_agents(self) -> list[Agent]:
-        return available_agents(self.session, self.mailbox.id)
-
-    def _pick_agent(self, value: str, ticket: Ticket) -> Agent | None:
-        agents = self._eligible_agents()
-        if not agents:
-            return None
-        if value == "round_robin":
-            if not self.dry_run:  # PostgreSQL: two workers must not both take the same turn
-                self.session.refresh(
-                    self.mailbox, attribute_names=["round_robin_cursor"], with_for_update=True
-                )
-            cursor = self.mailbox.round_robin_cursor or 0
-            chosen = next((a for a in agents if a.id > cursor), agents[0])
-            if not self.dry_run:
-                self.mailbox.round_robin_cursor = chosen.id
-            return chosen
-        if value == "least_open":
-            open_counts = dict(
-                self.session.execute(
-                    select(Ticket.assignee_id, func.count())
-                    .where(
-                        Ticket.mailbox_id == self.mailbox.id,
-                        Ticket.status.in_(ACTIVE_STATUSES),
-                        Ticket.assignee_id.is_not(None),
-                    )
-                    .group_by(Ticket.assignee_id)
-                ).all()
-            )
-            return min(agents, key=lambda a: (open_counts.get(a.id, 0), a.id))
-        return next((a for a in agents if a.email == value.lower()), None)
-
-    def _template(self, name: str, locale: str) -> Template | None:
-        return find_template(self.session, self.mailbox, name, locale)
-
-    def context(self, ticket: Ticket, locale: str, agent: Agent | None = None) -> dict[str, Any]:
-        return mail_context(
-            ticket, self.mailbox, locale=locale, zone=str(setting(self.mailbox, "timezone")), agent=agent
-        )
-
-    def _render(self, name: str, ticket: Ticket, locale: str) -> RenderedMail | str:
-        template = self._template(name, locale)
-        if template is None:
-            return f"no template named {name!r}"
-        try:
-            return render_mail(
-                template.subject,
-                template.body_text,
-                template.body_html,
-                self.context(ticket, template.locale),
-            )
-        except TemplateError as exc:
-            return f"template {name!r}: {exc}"
-
-    def auto_reply_blocked(self, ticket: Ticket, message: ParsedMessage | None) -> str | None:
-        """Why an automatic answer to this mail must not go out (DESIGN: loop-safe), or None."""
-        if message is None or message.sender is None:
-            return "no sender to answer"
-        if message.automatic:
-            return message.automatic
-        sender = message.sender.email
-        team = team_addresses(self.session, self.mailbox)
-        if sender in team:
-            return "the sender is this mailbox or a team member"
-        limit = int(setting(self.mailbox, "auto_replies_per_sender_per_hour"))
-        recent = self.session.scalar(
-            select(func.count())
-            .select_from(OutboxRow)
-            .where(
-                OutboxRow.mailbox_id == self.mailbox.id,
-                OutboxRow.kind == OutboxKind.AUTO_REPLY.value,
-                OutboxRow.to == sender,
-                OutboxRow.created_at >= self.now - timedelta(hours=1),
-            )
-        )
-        if recent is not None and recent >= limit:
-            return f"{recent} auto-replies to {sender} in the last hour (limit {limit})"
-        already = self.session.scalar(
-            select(OutboxRow.id)
-            .where(OutboxRow.ticket_id == ticket.id, OutboxRow.kind == OutboxKind.AUTO_REPLY.value)
-            .limit(1)
-        )
-        if already is not None:
-            return "this thread already got an automatic answer"
-        return None
-
-    def _auto_reply(self, name: str, ticket: Ticket, event: TicketEvent, actor: Actor, row: RuleRow) -> str:
-        reason = self.auto_reply_blocked(ticket, event.message)
-        if reason:
-            self._record(ticket, "auto_reply_suppressed", actor, reason=reason, template=name)
-            return f"auto-reply suppressed: {reason}"
-        assert event.message is not None and event.message.sender is not None
-        rendered = self._render(name, ticket, customer_locale(event.message, self.mailbox))
-        if isinstance(rendered, str):
-            self._record(ticket, "auto_reply_failed", actor, reason=rendered)
-            return f"auto-reply not sent: {rendered}"
-        if self.dry_run:
-            return f"auto-reply {name!r} to {event.message.sender.email}"
-        headers = thread_headers(self.session, ticket)
-        enqueue(
-            self.session,
+        """Each of the rule's actions through the one table of handlers (server.actions)."""
+        ctx = actions.ActionContext(
+            session=self.session,
             mailbox=self.mailbox,
-            kind=OutboxKind.AUTO_REPLY,
-            key=f"auto_reply:{ticket.id}:{row.id}:{event.message.gmail_id}",
-            to=[event.message.sender.email],
-            # Gmail keeps a reply in its thread only when the subject matches: "Re: " + the customer's subject.
-            subject=reply_subject(event.message.subject or ticket.subject),
-            text=rendered.text,
-            html=rendered.html,
             ticket=ticket,
-            headers=headers,
+            actor=Actor(ActorKind.RULE, rule_id=row.id),
             now=self.now,
+            dry_run=self.dry_run,
+            event=event,
+            label_requests=self.label_requests,
         )
-        self._record(ticket, "auto_reply_queued", actor, template=name)
-        return f"auto-reply {name!r} to {event.message.sender.email}"
-
-    def _notify(
-        self, value: Mapping[str, Any], ticket: Ticket, event: TicketEvent, actor: Actor, row: RuleRow
-    ) -> str:
-        recipients: list[str] = []
-        for target in value["to"]:
-            if target == "assignee" and ticket.assignee is not None:
-                recipients.append(ticket.assignee.email)
-            elif target in {"admins", "agents"}:
-                agents = self._eligible_agents()
-                recipients += [a.email for a in agents if target == "agents" or a.role == Role.ADMIN.value]
-            elif target == "customer" and ticket.customer is not None:
-                recipients.append(ticket.customer.email)
-            elif "@" in target:
-                recipients.append(target.lower())
-        recipients = list(dict.fromkeys(recipients))
-        if not recipients:
-            return "notify: nobody to tell"
-        rendered = self._render(str(value["template"]), ticket, str(setting(self.mailbox, "locale")))
-        if isinstance(rendered, str):
-            self._record(ticket, "notify_failed", actor, reason=rendered)
-            return f"notify not sent: {rendered}"
-        if self.dry_run:
-            return f"notify {', '.join(recipients)}"
-        message_key = (
-            event.message.gmail_id if event.message else f"{event.trigger.value}:{self.now.isoformat()}"
-        )
-        customer = ticket.customer.email if ticket.customer else None
-        for recipient in recipients:
-            in_thread = recipient == customer  # the customer hears it in the ticket's own thread
-            subject = rendered.subject or f"[#{ticket.number}] {ticket.subject}"
-            enqueue(
-                self.session,
-                mailbox=self.mailbox,
-                kind=OutboxKind.NOTIFICATION,
-                key=f"notify:{ticket.id}:{row.id}:{message_key}:{recipient}",
-                to=[recipient],
-                subject=reply_subject(ticket.subject) if in_thread else subject,
-                text=rendered.text,
-                html=rendered.html,
-                ticket=ticket,
-                headers=thread_headers(self.session, ticket) if in_thread else {"internal": True},
-                now=self.now,
-            )
-        return f"notify {', '.join(recipients)}"
+        for action in rule.actions:
+            try:
+                outcome.actions.append(actions.perform(ctx, action.kind, action.value))
+            except actions.ActionRefused as exc:
+                outcome.actions.append(exc.summary)
+                if exc.event is not None and not self.dry_run:
+                    kind, details = exc.event
+                    tickets.record_event(
+                        self.session, ticket, kind, actor=ctx.actor, after=details, at=self.now
+                    )
 
 
 def run_rules_on_events(session: Session, mailbox: Mailbox, events: list[TicketEvent]) -> list[LabelRequest]:
@@ -537,7 +220,7 @@ def parsed_from_row(message: Any) -> ParsedMessage:
             Attachment(a.get("filename", ""), a.get("mime_type", ""), 0, None, "")
             for a in message.attachments or []
         ],
-        automatic="automatic mail (stored)" if message.is_auto else None,
+        automatic=(message.auto_reason or "automatic mail") if message.is_auto else None,
     )
     return parsed
 

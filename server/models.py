@@ -262,6 +262,9 @@ class Ticket(Base):
     paused_at: Mapped[datetime | None]
     #: When the status last changed (a pending ticket's follow-up counts from here).
     status_changed_at: Mapped[datetime | None]
+    #: Since when nobody has the ticket (None while someone has it): "unassigned for N minutes" counts
+    #: from here, so a ticket unassigned later gets its own reminder.
+    unassigned_at: Mapped[datetime | None]
     #: When the reminder scan must next look at the ticket (server.reminders); every change sets it to
     #: "now", the scan moves it to the next reminder or clears it. Indexed: the scan reads only what is due.
     remind_at: Mapped[datetime | None]
@@ -335,6 +338,8 @@ class Message(Base):
     labels: Mapped[list[Any]] = mapped_column(default=list)
     #: Automatic mail (auto-replies, bounces, lists): filed, never acted on.
     is_auto: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Why it was taken for automatic mail ("delivery report", "Auto-Submitted: auto-replied" …).
+    auto_reason: Mapped[str | None] = mapped_column(String(200))
     #: What could not be parsed or decoded (charset, boundary …); empty when the mail was clean.
     parse_problems: Mapped[list[Any]] = mapped_column(default=list)
     trashed: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -18,7 +18,8 @@ Kinds, per ticket (windows in business minutes of the ticket's SLA calendar, fol
   with an ``sla_breached`` Event (the Event even when reminders are off).
 - ``first_response_escalated`` / ``resolution_escalated``: ``escalate_minutes`` after the deadline,
   to the mailbox's admins.
-- ``unassigned``: ``unassigned_minutes`` after an open ticket came in with nobody assigned, to the team.
+- ``unassigned``: ``unassigned_minutes`` after an open ticket was left with nobody assigned (when it came
+  in, or when its agent was taken off it), to the team.
 - ``snooze_ended``: at ``snoozed_until`` the ticket wakes (always) and the assignee hears of it.
 - ``pending_followup``: a pending ticket the customer has not answered for ``pending_followup_days``
   gets a gentle follow-up in its thread; ``pending_autosolve_days`` later it is solved, if enabled.
@@ -45,7 +46,7 @@ from sqlalchemy.orm import Session
 
 from rules.model import ACTIVE_STATUSES
 from server import tickets
-from server.automation import (
+from server.composing import (
     available_agents,
     find_template,
     gmail_link,
@@ -165,8 +166,9 @@ def plan(ticket: Ticket, settings: ReminderSettings, calendar: Calendar) -> list
         and ticket.assignee_id is None
         and ticket.status == TicketStatus.OPEN.value
     ):
-        at = add_business_minutes(calendar, ticket.created_at, settings.unassigned_minutes)
-        dues.append(Due("unassigned", at, ticket.created_at))
+        since = ticket.unassigned_at or ticket.created_at
+        at = add_business_minutes(calendar, since, settings.unassigned_minutes)
+        dues.append(Due("unassigned", at, since))
     if ticket.snoozed_until is not None:
         dues.append(Due("snooze_ended", ticket.snoozed_until, ticket.snoozed_until))
     if settings.enabled and ticket.status == TicketStatus.PENDING.value:

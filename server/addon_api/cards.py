@@ -128,6 +128,11 @@ def push(card_json: Json) -> Json:
     return {"action": {"navigations": [{"pushCard": card_json}]}}
 
 
+def push_navigation(card_json: Json) -> Json:
+    """An action's answer: open this card on top of the current one (Back returns)."""
+    return {"renderActions": {"action": {"navigations": [{"pushCard": card_json}]}}}
+
+
 def update(card_json: Json, notification: str | None = None) -> Json:
     """An action's answer: replace the card on screen, optionally with a toast."""
     result: Json = {"navigations": [{"updateCard": card_json}]}

@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 import rules as rule_engine
+from server import actions
 from server.automation import Automation, load_mailbox_rules, parsed_from_row
 from server.cli.common import CliError, mailbox_named, problems_error, read_text_file
 from server.db import get_session
@@ -20,7 +21,6 @@ from server.models import (
     Direction,
     Mailbox,
     Message,
-    Template,
     Ticket,
 )
 
@@ -30,18 +30,15 @@ def _load_rule_file(path: str, mailbox: Mailbox) -> list[rule_engine.Rule]:
         loaded = rule_engine.loads(read_text_file(path))
     except rule_engine.RuleError as exc:
         raise problems_error(path, exc.problems) from exc
-    known = {t for t in get_session().scalars(select(Template.name).where(Template.mailbox_id == mailbox.id))}
-    missing = []
-    for index, rule in enumerate(loaded):
-        for number, action in enumerate(rule.actions):
-            if action.kind in {rule_engine.ActionKind.AUTO_REPLY, rule_engine.ActionKind.NOTIFY}:
-                name = action.value["template"]
-                if name not in known:
-                    missing.append(
-                        f"  rules[{index}].actions[{number}]: no template named {name!r} in {mailbox.address}"
-                    )
+    session = get_session()
+    missing = [
+        f"  rules[{index}].actions[{number}]: {problem}"
+        for index, rule in enumerate(loaded)
+        for number, action in enumerate(rule.actions)
+        for problem in actions.check(session, mailbox, action.kind, action.value)
+    ]
     if missing:
-        raise CliError(f"{path} names templates that do not exist:\n" + "\n".join(missing))
+        raise CliError(f"{path} names what {mailbox.address} does not have:\n" + "\n".join(missing))
     return loaded
 
 

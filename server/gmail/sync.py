@@ -518,6 +518,7 @@ class Filer:
             attachments=[a.as_json() for a in parsed.attachments],
             labels=list(parsed.label_ids),
             is_auto=parsed.automatic is not None,
+            auto_reason=parsed.automatic[:200] if parsed.automatic is not None else None,
             parse_problems=parsed.problems,
             trashed="TRASH" in parsed.label_ids,
         )
@@ -537,6 +538,14 @@ class Filer:
                 tickets.record_first_response(self.session, ticket, at=at)
             tickets.touch(ticket, at)
             return
+        if parsed.automatic is not None:  # filed, not acted on: the card says why
+            tickets.record_event(
+                self.session,
+                ticket,
+                "automatic_mail",
+                after={"gmail_id": parsed.gmail_id, "reason": parsed.automatic[:200]},
+                at=at,
+            )
         # Gmail's receive time decides "after it was solved": a customer's clock may be off.
         arrived = parsed.internal_date
         if (

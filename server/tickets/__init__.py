@@ -21,6 +21,7 @@ from server.tickets.actions import (
     set_sla_policy,
     set_status,
     snooze,
+    take_next,
     touch,
 )
 
@@ -41,5 +42,6 @@ __all__ = [
     "set_sla_policy",
     "set_status",
     "snooze",
+    "take_next",
     "touch",
 ]

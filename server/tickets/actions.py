@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
+from rules.model import ACTIVE_STATUSES
 from server.models import (
     ActorKind,
     Customer,
@@ -109,6 +110,7 @@ def open_ticket(
         gmail_thread_id=gmail_thread_id,
         status=TicketStatus.OPEN.value,
         status_changed_at=created_at,
+        unassigned_at=created_at,
         created_at=created_at,
         updated_at=created_at,
     )
@@ -210,8 +212,9 @@ def _change(
 def assign(
     session: Session, ticket: Ticket, agent_id: int | None, *, at: datetime, actor: Actor = SYSTEM
 ) -> None:
-    """Give the ticket to an agent (``None``: unassign)."""
-    _change(session, ticket, "assignee_id", agent_id, "assigned", "agent_id", at=at, actor=actor)
+    """Give the ticket to an agent (``None``: unassign, and the "unassigned for" clock starts)."""
+    if _change(session, ticket, "assignee_id", agent_id, "assigned", "agent_id", at=at, actor=actor):
+        ticket.unassigned_at = at if agent_id is None else None
 
 
 def set_priority(
@@ -359,3 +362,52 @@ def _move_pause_clock(session: Session, ticket: Ticket, at: datetime) -> None:
             stood_still = 0.0
         ticket.resolution_paused_minutes = (ticket.resolution_paused_minutes or 0.0) + max(0.0, stood_still)
         ticket.paused_at = None
+
+
+#: How many unassigned tickets "take the next one" tries before it says there is none left to take.
+TAKE_NEXT_TRIES = 20
+
+
+def take_next(
+    session: Session, mailbox_ids: list[int], agent_id: int, *, at: datetime, actor: Actor = SYSTEM
+) -> Ticket | None:
+    """Assign the oldest unassigned active ticket of these mailboxes to the agent, race-safe.
+
+    Each try is one conditional UPDATE (``… WHERE assignee_id IS NULL``): when two agents press at once,
+    the database lets one of them have each ticket and the other moves on to the next one.
+    """
+    candidates = session.scalars(
+        select(Ticket.id)
+        .where(
+            Ticket.mailbox_id.in_(mailbox_ids or [-1]),
+            Ticket.assignee_id.is_(None),
+            Ticket.status.in_(ACTIVE_STATUSES),
+            or_(Ticket.snoozed_until.is_(None), Ticket.snoozed_until <= at),
+        )
+        .order_by(Ticket.created_at, Ticket.id)
+        .limit(TAKE_NEXT_TRIES)
+    ).all()
+    for ticket_id in candidates:
+        taken = session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.assignee_id.is_(None))
+            .values(assignee_id=agent_id, unassigned_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(taken, CursorResult)  # an UPDATE's result has a row count
+        if taken.rowcount != 1:
+            continue
+        ticket = session.get(Ticket, ticket_id, populate_existing=True)
+        assert ticket is not None  # we just updated it
+        touch(ticket, at)
+        record_event(
+            session,
+            ticket,
+            "assigned",
+            actor=actor,
+            before={"agent_id": None},
+            after={"agent_id": agent_id},
+            at=at,
+        )
+        return ticket
+    return None

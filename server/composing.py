@@ -1,0 +1,134 @@
+"""Mail about a ticket: who the team is, which language and template, what the template sees.
+
+Rules, reminders, the add-on and every later face build their mail with these, so a template renders
+the same everywhere and "the team" means one thing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.gmail.mime import ParsedMessage
+from server.mailbox_settings import setting
+from server.models import (
+    Agent,
+    Customer,
+    Direction,
+    Locale,
+    Mailbox,
+    Message,
+    Template,
+    Ticket,
+    mailbox_members,
+)
+from server.templating import RenderedMail, format_when, render_mail
+
+_CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
+
+
+def customer_locale(message: ParsedMessage | None, mailbox: Mailbox) -> str:
+    """Russian when the customer wrote in Cyrillic, else the mailbox's language."""
+    sample = f"{message.subject} {message.text[:2000]}" if message else ""
+    if _CYRILLIC.search(sample):
+        return Locale.RU.value
+    return str(setting(mailbox, "locale"))
+
+
+def find_template(session: Session, mailbox: Mailbox, name: str, locale: str) -> Template | None:
+    """The mailbox's shared template ``name`` in ``locale``, else in the mailbox's language, else any."""
+    candidates = {
+        t.locale: t
+        for t in session.scalars(
+            select(Template).where(
+                Template.mailbox_id == mailbox.id, Template.name == name, Template.owner_id.is_(None)
+            )
+        )
+    }
+    return (
+        candidates.get(locale)
+        or candidates.get(str(setting(mailbox, "locale")))
+        or next(iter(candidates.values()), None)
+    )
+
+
+def available_agents(session: Session, mailbox_id: int) -> list[Agent]:
+    """The mailbox's active members who are not away: who gets work and team reminders."""
+    return list(
+        session.scalars(
+            select(Agent)
+            .join(mailbox_members, mailbox_members.c.agent_id == Agent.id)
+            .where(
+                mailbox_members.c.mailbox_id == mailbox_id,
+                Agent.active.is_(True),
+                Agent.away.is_(False),
+            )
+            .order_by(Agent.id)
+        )
+    )
+
+
+def team_addresses(session: Session, mailbox: Mailbox) -> set[str]:
+    """The mailbox's own address and every agent's: never a customer, never auto-answered."""
+    return {mailbox.address.lower()} | {email.lower() for email in session.scalars(select(Agent.email))}
+
+
+def gmail_link(mailbox: Mailbox, thread_id: str | None) -> str:
+    """A link that opens the thread in the shared mailbox's Gmail (for agents, never for customers)."""
+    if not thread_id:
+        return ""
+    return f"https://mail.google.com/mail/u/?authuser={mailbox.address}#all/{thread_id}"
+
+
+#: The ticket's fields a template sees as they are, and those written as a date for the reader.
+_TICKET_FIELDS = ("number", "subject", "status", "priority")
+_TICKET_DATES = ("due_at", "first_response_due_at", "resolution_due_at", "created_at")
+
+
+def mail_context(
+    ticket: Ticket | None, mailbox: Mailbox, *, locale: str, zone: str, agent: Agent | None = None
+) -> dict[str, Any]:
+    """The variables a template sees (server.templating), dates written for this reader.
+
+    Without a ticket (a template inserted into a new email) every ticket and customer variable is
+    empty, so the same templates render everywhere.
+    """
+    customer: Customer | None = ticket.customer if ticket else None
+    assignee = ticket.assignee if ticket else None
+    fields: dict[str, Any] = {name: getattr(ticket, name) if ticket else "" for name in _TICKET_FIELDS}
+    fields |= {
+        name: format_when(getattr(ticket, name), locale, zone) if ticket else "" for name in _TICKET_DATES
+    }
+    fields["assignee"] = (assignee.name or assignee.email) if assignee else ""
+    fields["link"] = gmail_link(mailbox, ticket.gmail_thread_id) if ticket else ""
+    return {
+        "customer": {
+            "name": customer.name if customer else "",
+            "email": customer.email if customer else "",
+        },
+        "ticket": fields,
+        "agent": {"name": agent.name if agent else "", "email": agent.email if agent else ""},
+        "mailbox": {"address": mailbox.address, "name": mailbox.display_name or mailbox.address},
+    }
+
+
+def ticket_locale(session: Session, ticket: Ticket, mailbox: Mailbox) -> str:
+    """The customer's language for mail about an existing ticket: Russian when they wrote in Cyrillic."""
+    latest = session.execute(
+        select(Message.subject, Message.text)
+        .where(Message.ticket_id == ticket.id, Message.direction == Direction.INBOUND.value)
+        .order_by(Message.sent_at.desc())
+        .limit(1)
+    ).first()
+    sample = f"{ticket.subject} {latest[0]} {latest[1][:2000]}" if latest else ticket.subject
+    if _CYRILLIC.search(sample):
+        return Locale.RU.value
+    return str(setting(mailbox, "locale"))
+
+
+def render_template(template: Template, context: dict[str, Any]) -> RenderedMail:
+    """The template rendered with ``context`` (raises ``server.templating.TemplateError``)."""
+    return render_mail(template.subject, template.body_text, template.body_html, context)
