@@ -28,6 +28,9 @@ from server.db import get_engine, get_session, init_db
 from server.gmail.client import GmailClient, RetryPolicy
 from server.gmail.sandbox import SandboxServer
 
+#: The add-on tests' fixtures (keys, desk, addon) for every test module that needs them.
+pytest_plugins = ["addon_fixtures"]
+
 
 def pytest_report_header(config: pytest.Config) -> str:
     url = os.environ.get("POSTDESK_TEST_DATABASE_URL")
