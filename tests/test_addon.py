@@ -397,3 +397,20 @@ def test_golden_answers_for_the_shim(addon, session, desk):
             encoding="utf-8",
         )
     assert len(list(GOLDEN.glob("*.json"))) >= len(answers)
+
+
+def test_the_same_template_again_after_the_agents_own_reply_is_a_new_decision(addon, session, desk):
+    """Anna answers with a template; the answer goes out and comes back through sync. With no new
+    mail from the customer she sends the same template again (a follow-up): it goes out too. Before,
+    the Outbox key named only the customer's last message and the second answer was dropped as a
+    duplicate."""
+    ticket = _ticket(session)
+    form = {"template": {"stringInputs": {"value": ["Acknowledgement"]}}}
+    addon.act("reply", form=form, ticket=ticket.id)
+    desk.cycle(MAILBOX)  # sent
+    desk.cycle(MAILBOX)  # and filed back as the agents' reply
+    again = addon.act("reply", form=form, ticket=ticket.id)
+    assert again.get_json()["renderActions"]["action"]["notification"]["text"] == "The reply is on its way"
+    double = addon.act("reply", form=form, ticket=ticket.id)
+    assert double.get_json()["renderActions"]["action"]["notification"]["text"] == "This reply was already sent"
+    assert len(session.scalars(select(Outbox).where(Outbox.kind == "reply")).all()) == 2

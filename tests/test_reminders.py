@@ -16,7 +16,7 @@ from server import tickets
 from server.db import get_engine
 from server.defaults import replace_rules
 from server.mailbox_settings import ReminderSettings, SettingsError, reminder_settings, validate
-from server.models import ActorKind, Agent, Event, Outbox, Priority, Ticket, TicketStatus
+from server.models import ActorKind, Agent, Event, Outbox, Priority, ReminderMark, Ticket, TicketStatus
 from server.reminders import due_query, plan, run_reminders
 from server.sla import calendar_from_config
 
@@ -434,3 +434,29 @@ def test_the_scan_reads_the_remind_at_index(app, session, mailbox):
             connection.execute(text("ANALYZE tickets"))
             described = " ".join(row[0] for row in connection.execute(text(f"EXPLAIN {statement}")))
     assert "ix_tickets_remind_at" in described, described
+
+
+def test_a_ticket_left_unassigned_later_gets_its_own_unassigned_reminder(
+    app, helpdesk, team, deliver, session
+):
+    """Bob takes a ticket at once; a day later he is taken off it. The team hears of it an hour after
+    that (in business time), not never: the clock starts when the ticket became unassigned."""
+    box, anna, bob = team
+    with time_machine.travel(msk(23, 10), tick=False):
+        deliver(make_email("Cannot export", "The export button fails.", sender="alice@customer.test"))
+        helpdesk.cycle()
+        ticket = session.scalar(select(Ticket).where(Ticket.subject == "Cannot export"))
+        tickets.assign(session, ticket, bob.id, at=msk(23, 10, 5))
+        session.commit()
+    tickets.assign(session, ticket, None, at=msk(24, 10))
+    session.commit()
+    assert ticket.unassigned_at == msk(24, 10)
+    scan(app, msk(24, 10, 59))
+    assert session.scalars(select(ReminderMark).where(ReminderMark.kind == "unassigned")).all() == []
+    scan(app, msk(24, 11, 1))
+    marks = session.scalars(select(ReminderMark).where(ReminderMark.kind == "unassigned")).all()
+    assert sorted((m.ticket_id, m.agent_id) for m in marks) == [(ticket.id, anna.id), (ticket.id, bob.id)]
+    tickets.assign(session, ticket, anna.id, at=msk(24, 11, 30))
+    session.commit()
+    assert ticket.unassigned_at is None
+    assert plan(ticket, reminder_settings(box), MOSCOW)[0].kind != "unassigned"
