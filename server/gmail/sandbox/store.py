@@ -7,6 +7,7 @@ search and the JSON resources. :mod:`server.gmail.sandbox.api` puts HTTP around 
 from __future__ import annotations
 
 import base64
+import email.policy
 import json
 import os
 import re
@@ -49,15 +50,18 @@ def _message_ids(value: str | None) -> list[str]:
 
 
 def _decoded_header(message: Message, name: str) -> str:
-    from email.header import decode_header, make_header
-
+    """A header's text as RFC 5322 and RFC 2047 read it: unfolded, adjacent encoded words joined, the
+    whitespace between an encoded word and plain text kept (``Re: =?utf-8?b?…?=`` CRLF `` (10006)``
+    is ``Re: … (10006)``), as Gmail compares subjects. The modern policy's parser does exactly this;
+    a value it cannot read is kept as it is, unfolded."""
     value = message.get(name)
     if value is None:
         return ""
+    raw = str(value)
     try:
-        return str(make_header(decode_header(str(value))))
-    except (LookupError, UnicodeError, ValueError):
-        return str(value)
+        return str(email.policy.default.header_fetch_parse(name, raw))
+    except (LookupError, UnicodeError, ValueError, TypeError, IndexError, AttributeError):
+        return re.sub(r"\r?\n[ \t]*", " ", raw)
 
 
 @dataclass
