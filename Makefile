@@ -22,7 +22,7 @@ demo: deps
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy rules
+	$(BIN)/mypy
 
 # The whole suite on SQLite, then on a throw-away PostgreSQL (tests/matrix.py says what it does),
 # then the add-on shim's checks on the card JSON the Python tests wrote.

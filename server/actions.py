@@ -102,7 +102,7 @@ class Prepared:
     """An action ready to apply: what it will do, in words, and how."""
 
     description: str
-    apply: Callable[[], None]
+    apply: Callable[[], object]
 
 
 def _nothing_to_check(session: Session, mailbox: Mailbox, value: Any) -> list[str]:

@@ -47,7 +47,8 @@ def make_engine(url: str) -> Engine:
 
 def get_engine(app: Flask | None = None) -> Engine:
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    return app.extensions[_EXTENSION]["engine"]
+    engine: Engine = app.extensions[_EXTENSION]["engine"]
+    return engine
 
 
 def get_session() -> Session:

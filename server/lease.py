@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,13 +21,14 @@ def acquire(
     session: Session, holder: str, *, now: datetime, ttl: timedelta, name: str = WORKER_LEASE
 ) -> bool:
     """Take or renew the lease for ``holder``; False while somebody else holds an unexpired one."""
-    taken = session.execute(
+    result = session.execute(
         update(WorkerLease)
         .where(WorkerLease.name == name, or_(WorkerLease.holder == holder, WorkerLease.expires_at <= now))
         .values(holder=holder, expires_at=now + ttl)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if taken:
+    )
+    assert isinstance(result, CursorResult)  # an UPDATE's result has a row count
+    if result.rowcount:
         session.commit()
         return True
     session.rollback()

@@ -34,7 +34,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
 
 # The rule engine owns the lists a rule can name: triggers, statuses, priorities.
-from rules.model import Priority, TicketStatus, Trigger
+from rules.model import Priority as Priority
+from rules.model import TicketStatus as TicketStatus
+from rules.model import Trigger as Trigger
 
 # Stable constraint names, so Alembic can alter them on every backend.
 NAMING_CONVENTION = {

@@ -482,7 +482,7 @@ class Scan:
             self.report.digests += 1
 
 
-def due_query(now: datetime, limit: int = BATCH) -> Select[tuple[Ticket]]:
+def due_query(now: datetime, limit: int = BATCH) -> Select[Ticket]:
     """The tickets the scan must look at: an index range read on ``remind_at``."""
     return select(Ticket).where(Ticket.remind_at <= now).order_by(Ticket.remind_at, Ticket.id).limit(limit)
 

@@ -412,5 +412,7 @@ def test_the_same_template_again_after_the_agents_own_reply_is_a_new_decision(ad
     again = addon.act("reply", form=form, ticket=ticket.id)
     assert again.get_json()["renderActions"]["action"]["notification"]["text"] == "The reply is on its way"
     double = addon.act("reply", form=form, ticket=ticket.id)
-    assert double.get_json()["renderActions"]["action"]["notification"]["text"] == "This reply was already sent"
+    assert (
+        double.get_json()["renderActions"]["action"]["notification"]["text"] == "This reply was already sent"
+    )
     assert len(session.scalars(select(Outbox).where(Outbox.kind == "reply")).all()) == 2

@@ -68,7 +68,7 @@ class CachingRequest(google.auth.transport.Request):
         headers: Any = None,
         timeout: Any = 10,
         **kwargs: Any,
-    ) -> Any:  # type: ignore[override]
+    ) -> Any:
         if method != "GET":
             return self._inner(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
         with self._lock:

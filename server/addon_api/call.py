@@ -178,7 +178,7 @@ def begin() -> Call:
     )
 
 
-def ticket_query() -> Select[tuple[Ticket]]:
+def ticket_query() -> Select[Ticket]:
     """A ticket with everything its card shows, loaded in a few queries."""
     return select(Ticket).options(
         joinedload(Ticket.mailbox),

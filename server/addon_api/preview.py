@@ -112,7 +112,8 @@ class DemoIdentity:
             "iat": now,
             "exp": now + TOKEN_SECONDS,
         }
-        return jwt.encode(self._signer, claims).decode()
+        token: bytes = jwt.encode(self._signer, claims)
+        return token.decode()
 
 
 def _new_private_key() -> str:

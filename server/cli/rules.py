@@ -29,7 +29,7 @@ def _load_rule_file(path: str, mailbox: Mailbox) -> list[rule_engine.Rule]:
     try:
         loaded = rule_engine.loads(read_text_file(path))
     except rule_engine.RuleError as exc:
-        raise problems_error(path, exc.problems) from exc
+        raise problems_error(path, [str(p) for p in exc.problems]) from exc
     session = get_session()
     missing = [
         f"  rules[{index}].actions[{number}]: {problem}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from flask.cli import with_appcontext
@@ -96,7 +97,7 @@ def outbox_list(address: str | None, state: str | None, as_json: bool) -> None:
         query = query.where(Mailbox.id == mailbox_named(address).id)
     if state:
         query = query.where(Outbox.state == state)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": row.id,
             "mailbox": mailbox,

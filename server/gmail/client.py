@@ -58,7 +58,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None, rng: Callable[[], float]) -> float:
         """Full-jitter exponential backoff for ``attempt`` (1-based), never shorter than Retry-After."""
         jittered = rng() * min(self.cap, self.base * 2 ** (attempt - 1))
-        return max(jittered, min(retry_after or 0.0, MAX_RETRY_AFTER))
+        return float(max(jittered, min(retry_after or 0.0, MAX_RETRY_AFTER)))
 
 
 @dataclass
@@ -128,7 +128,8 @@ def credentials_for(auth_kind: str, secret: dict[str, Any] | None, address: str)
             from google.oauth2 import service_account
 
             creds = service_account.Credentials.from_service_account_info(secret, scopes=SCOPES)
-            return creds.with_subject(address)
+            delegated: Credentials = creds.with_subject(address)
+            return delegated
         if auth_kind == "oauth":
             from google.oauth2.credentials import Credentials as UserCredentials
 
@@ -202,8 +203,10 @@ class GmailClient:
         return self._messages
 
     # --- the one way to call Gmail -----------------------------------------------------------------
-    def call(self, method: str, request: HttpRequest) -> Any:
-        """Execute ``request`` (Gmail method ``method``), retrying what is worth retrying."""
+    def call(self, method: str, request: HttpRequest) -> dict[str, Any]:
+        """Execute ``request`` (Gmail method ``method``), retrying what is worth retrying.
+
+        Every Gmail method Postdesk calls answers a JSON object (an empty one for ``stop``)."""
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
                 result = request.execute(num_retries=0)
@@ -220,7 +223,7 @@ class GmailClient:
                 problem = type(error).__name__
             else:
                 self.meter.spend(method)
-                return result
+                return result if isinstance(result, dict) else {}
             if attempt == self.retry.max_attempts:
                 raise GmailUnavailable(f"{method}: gave up after {attempt} attempts ({problem})")
             delay = self.retry.delay(attempt, retry_after, self.rng)
@@ -236,7 +239,8 @@ class GmailClient:
         return self.call("getProfile", self.users.getProfile(userId=self.address))
 
     def labels(self) -> list[dict[str, Any]]:
-        return self.call("labels.list", self.users.labels().list(userId=self.address)).get("labels", [])
+        labels = self.call("labels.list", self.users.labels().list(userId=self.address)).get("labels", [])
+        return [label for label in labels if isinstance(label, dict)]
 
     def create_label(self, name: str) -> dict[str, Any]:
         request = self.users.labels().create(userId=self.address, body={"name": name})

@@ -18,7 +18,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, true, update
 from sqlalchemy.orm import Session
 
 from server.gmail.client import GmailClient
@@ -63,7 +63,7 @@ def reply_subject(subject: str) -> str:
 
 def thread_headers(session: Session, ticket: Ticket) -> dict[str, Any]:
     """In-Reply-To, References and the Gmail thread of the latest message in the ticket's own thread."""
-    thread = Message.gmail_thread_id == ticket.gmail_thread_id if ticket.gmail_thread_id else True
+    thread = Message.gmail_thread_id == ticket.gmail_thread_id if ticket.gmail_thread_id else true()
     last = session.scalar(
         select(Message)
         .where(Message.ticket_id == ticket.id, Message.rfc822_message_id.is_not(None), thread)
@@ -150,12 +150,14 @@ def _claim(session: Session, row: Outbox, expected_state: str, lease_until: date
     The claim is a lease: until ``lease_until`` no other sender picks the row up, so a message in
     flight is never sent a second time; after it (a crash), the next sender checks Gmail first.
     """
-    claimed = session.execute(
+    result = session.execute(
         update(Outbox)
         .where(Outbox.id == row.id, Outbox.state == expected_state, Outbox.attempts == row.attempts)
         .values(state=OutboxState.SENDING.value, attempts=Outbox.attempts + 1, next_attempt_at=lease_until)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
+    assert isinstance(result, CursorResult)  # an UPDATE's result has a row count
+    claimed = result.rowcount
     session.commit()
     session.refresh(row)
     return claimed == 1

@@ -352,11 +352,13 @@ class Filer:
         mailbox = self.mailbox_id
         for threads in self._in_chunks(p.thread_id for p in batch):
             self.thread_tickets.update(
-                self.session.execute(
+                (thread, ticket_id)
+                for thread, ticket_id in self.session.execute(
                     select(Ticket.gmail_thread_id, Ticket.id).where(
                         Ticket.mailbox_id == mailbox, Ticket.gmail_thread_id.in_(threads)
                     )
-                ).all()
+                )
+                if thread is not None
             )
             for thread, ticket_id in self.session.execute(
                 select(Message.gmail_thread_id, Message.ticket_id).where(

@@ -64,7 +64,7 @@ def _is_attachment(part: Message) -> bool:
 def _body_bytes(part: Message) -> bytes:
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
-        if isinstance(inner, list) and inner:
+        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             return inner[0].as_bytes()
     data = part.get_payload(decode=True)
     if isinstance(data, bytes):
