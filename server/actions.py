@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rules import ActionKind
-from rules.model import ACTIVE_STATUSES
+from rules.model import ACTIVE_STATUSES, ASSIGN_STRATEGIES
 from server import tickets
 from server.composing import (
     available_agents,
@@ -51,11 +51,10 @@ from server.models import (
 from server.models import Outbox as OutboxRow
 from server.templating import RenderedMail, TemplateError
 from server.tickets import Actor
+from server.tickets.actions import MAX_TAG_LENGTH
 
-#: Longest tag and note an action accepts (the same limits on every face).
-MAX_TAG_LENGTH = 100
+#: Longest note an action accepts (the same limit on every face).
 MAX_NOTE_LENGTH = 20_000
-ASSIGN_STRATEGIES = ("round_robin", "least_open")
 
 
 @dataclass

@@ -42,6 +42,8 @@ class Actor:
 
 
 SYSTEM = Actor(ActorKind.SYSTEM)
+#: The longest tag (the width of ``ticket_tags.name``); every face refuses longer ones.
+MAX_TAG_LENGTH = 100
 CLOSED_STATUSES = frozenset({TicketStatus.SOLVED.value, TicketStatus.CLOSED.value})
 
 
@@ -228,7 +230,7 @@ def set_priority(
 
 
 def add_tag(session: Session, ticket: Ticket, name: str, *, at: datetime, actor: Actor = SYSTEM) -> None:
-    name = name.strip()[:100]
+    name = name.strip()[:MAX_TAG_LENGTH]
     if not name or name in {tag.name for tag in ticket.tags}:
         return
     ticket.tags.append(TicketTag(name=name))
