@@ -322,6 +322,37 @@ def test_a_claimed_email_is_left_to_its_sender_then_confirmed_not_resent(desk, d
     assert len(desk.sent_by(MAILBOX)) == 1
 
 
+def test_a_reply_bigger_than_a_json_request_is_sent_once_in_the_customers_thread(desk, deliver, session):
+    # Failed before: Gmail's 413 on the JSON body marked the reply failed and it was never sent.
+    from server.gmail.send import enqueue, reply_subject, thread_headers
+    from server.models import OutboxKind
+
+    original = deliver(make_email("Invoice copies", sender="dina@example.org", message_id="<inv@x>"))
+    desk.cycle()
+    ticket = session.scalar(select(Ticket))
+    enqueue(
+        session,
+        mailbox=ticket.mailbox,
+        kind=OutboxKind.REPLY,
+        key="big-reply",
+        to=["dina@example.org"],
+        subject=reply_subject(ticket.subject),
+        text="Все счета за год:\n" + "Счёт № 0001 — оплачен.\n" * 200_000,
+        ticket=ticket,
+        headers=thread_headers(session, ticket),
+    )
+    session.commit()
+
+    delivery = desk.cycle().delivery
+    again = desk.cycle().delivery
+
+    row = session.scalar(select(Outbox).where(Outbox.idempotency_key == "big-reply"))
+    big = [m for m in desk.sent_by(MAILBOX) if m.rfc822_id == row.message_id]
+    assert (delivery.sent, delivery.failed, again.sent) == (1, 0, 0) and row.state == "sent"
+    assert len(big) == 1 and len(big[0].raw) > 5 * 1024 * 1024
+    assert big[0].thread_id == original["threadId"]
+
+
 def test_the_customer_hears_once_per_solve_in_the_same_thread(desk, deliver, session):
     from server import tickets
     from server.automation import run_time_rules

@@ -375,23 +375,100 @@ def test_quota_is_metered_with_gmails_unit_prices(deliver, users, gmail):
     assert quota["units_total"] == 113
 
 
-def test_the_per_user_rate_limit_answers_429_when_switched_on(users, gmail):
+def _statuses(calls: Any) -> list[int | str]:
+    """200 for each call that passed, else the error's status and reason."""
+    outcomes: list[int | str] = []
+    for call in calls:
+        try:
+            call.execute()
+            outcomes.append(200)
+        except HttpError as error:
+            reason = json.loads(error.content)["error"]["errors"][0]
+            outcomes.append(f"{error.resp.status} {reason['reason']} {reason['domain']}")
+    return outcomes
+
+
+def test_a_burst_gmail_allows_in_a_minute_passes_and_the_next_unit_is_refused(users, gmail):
+    # Failed before: a strict one-second window of 250 units refused the third send of a burst.
     import time_machine
 
     control(gmail, "POST", "sandbox/quota", {"enforce": True, "reset": True})
-    statuses = []
+    raw = base64.urlsafe_b64encode(make_email("burst", sender=MAILBOX, to="x@example.org")).decode()
     with time_machine.travel(1_800_000_000, tick=False) as clock:  # every call in the same instant
-        for _ in range(60):  # 60 x 5 units = 300 > 250 in one second
-            try:
-                users.messages().list(userId=MAILBOX).execute()
-                statuses.append(200)
-            except HttpError as error:
-                statuses.append(error.resp.status)
-        clock.shift(1.01)
-        users.messages().list(userId=MAILBOX).execute()  # a second later there is room again
+        burst = _statuses(users.messages().send(userId=MAILBOX, body={"raw": raw}) for _ in range(150))
+        over = _statuses([users.getProfile(userId=MAILBOX)])  # 150 x 100 = 15,000: not one unit more
+        clock.shift(59.9)
+        still_over = _statuses([users.getProfile(userId=MAILBOX)])
+        clock.shift(0.2)  # the burst has left the last minute
+        again = _statuses([users.getProfile(userId=MAILBOX)])
+        other_user = _statuses([users.getProfile(userId="bob@example.org")])
 
-    assert statuses == [200] * 50 + [429] * 10
-    assert control(gmail, "GET", "sandbox/quota")["units_total"] == 51 * 5
+    assert burst == [200] * 150
+    assert over == still_over == ["403 userRateLimitExceeded usageLimits"]
+    assert again == other_user == [200]
+    assert control(gmail, "GET", "sandbox/quota")["units_total"] == 150 * 100 + 2
+
+
+def test_the_project_limit_counts_every_user_together(users, gmail):
+    import time_machine
+
+    control(
+        gmail,
+        "POST",
+        "sandbox/quota",
+        {"enforce": True, "reset": True, "user_units_per_minute": 60, "project_units_per_minute": 100},
+    )
+    with time_machine.travel(1_800_000_000, tick=False):
+        anna = _statuses(users.messages().list(userId="anna@example.org") for _ in range(13))
+        bob = _statuses(users.messages().list(userId="bob@example.org") for _ in range(9))
+    quota = control(gmail, "GET", "sandbox/quota")
+
+    user_limit, project_limit = "403 userRateLimitExceeded usageLimits", "403 rateLimitExceeded usageLimits"
+    assert anna == [200] * 12 + [user_limit]  # 12 x 5 = 60 units: the user's minute is full
+    assert bob == [200] * 8 + [project_limit]  # 60 + 40 = 100 units: the project's minute is full
+    assert quota["user_units_per_minute"] == 60 and quota["project_units_per_minute"] == 100
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"user_units_per_minute": 0}, {"project_units_per_minute": "many"}, {"user_units_per_minute": True}],
+)
+def test_quota_limits_must_be_positive_integers(gmail, body):
+    status, content, _ = http("POST", f"{gmail.url}sandbox/quota", body)
+
+    assert status == 400 and "positive integer" in content["error"]["message"]
+    assert control(gmail, "GET", "sandbox/quota")["user_units_per_minute"] == 15_000
+
+
+def test_bcc_stays_in_the_senders_copy_and_leaves_every_delivered_copy(users, gmail):
+    raw = (
+        f"From: {MAILBOX}\r\nTo: anna@example.org\r\nCc: carl@example.org\r\n"
+        "Bcc: boss@example.org,\r\n anna@example.org\r\nSubject: Hush\r\n\r\nSecret list.\r\n"
+    ).encode()
+    for address in ("anna@example.org", "carl@example.org", "boss@example.org"):
+        users.getProfile(userId=address).execute()  # the recipients exist in the sandbox
+
+    sent = (
+        users.messages().send(userId=MAILBOX, body={"raw": base64.urlsafe_b64encode(raw).decode()}).execute()
+    )
+    copies = {}
+    for address in ("anna@example.org", "carl@example.org", "boss@example.org"):
+        listed = users.messages().list(userId=address).execute()["messages"]
+        copies[address] = [
+            base64.urlsafe_b64decode(
+                users.messages().get(userId=address, id=m["id"], format="raw").execute()["raw"]
+            )
+            for m in listed
+        ]
+    own = users.messages().get(userId=MAILBOX, id=sent["id"], format="metadata").execute()
+
+    assert {h["name"]: h["value"] for h in own["payload"]["headers"]}["Bcc"] == (
+        "boss@example.org, anna@example.org"
+    )
+    assert all(len(found) == 1 for found in copies.values())  # anna is in To and Bcc: one copy
+    for (message,) in copies.values():
+        assert b"bcc" not in message.lower() and b"boss@" not in message
+        assert message.endswith(b"Subject: Hush\r\n\r\nSecret list.\r\n")
 
 
 def test_latency_is_injected(users, gmail):

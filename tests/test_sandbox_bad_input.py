@@ -254,3 +254,99 @@ def test_any_json_body_to_modify_and_labels_gets_a_gmail_answer(gmail, deliver, 
         assert status in (200, 400, 409), (url, answer)
     http("DELETE", f"{gmail.url}sandbox/faults")
     http("POST", f"{gmail.url}sandbox/quota", {"enforce": False})
+
+
+def _start_upload(gmail, **headers: str) -> str:
+    status, _, answer = http(
+        "POST",
+        f"{gmail.url}upload/{API}/messages/send?uploadType=resumable",
+        {},
+        headers={"X-Upload-Content-Type": "message/rfc822", **headers},
+    )
+    assert status == 200
+    return answer["Location"]
+
+
+def _put(url: str, data: bytes, content_range: str | None):
+    return http("PUT", url, raw=data, headers={"Content-Range": content_range} if content_range else {})
+
+
+def test_a_resumable_upload_follows_googles_protocol_step_by_step(gmail):
+    raw = make_email("Resumed", "x" * 1000, sender=MAILBOX, to="bob@example.org")
+    total, half = len(raw), len(raw) // 2
+    url = _start_upload(gmail, **{"X-Upload-Content-Length": str(total)})
+
+    nothing_yet = _put(url, b"", f"bytes */{total}")
+    first = _put(url, raw[:half], f"bytes 0-{half - 1}/{total}")
+    query = _put(url, b"", f"bytes */{total}")
+    gap = _put(url, raw[half + 10 :], f"bytes {half + 10}-{total - 1}/{total}")  # skips ten bytes
+    done = _put(url, raw[half:], f"bytes {half}-{total - 1}/{total}")
+    after = _put(url, b"", f"bytes */{total}")
+
+    assert nothing_yet[0] == 308 and "Range" not in nothing_yet[2]
+    assert first[0] == query[0] == gap[0] == 308
+    assert first[2]["Range"] == query[2]["Range"] == gap[2]["Range"] == f"bytes=0-{half - 1}"
+    assert done[0] == after[0] == 200 and done[1] == after[1]  # a lost answer is asked for again
+    assert gmail.sandbox.user(MAILBOX).messages[done[1]["id"]].raw == raw
+    assert http("GET", f"{gmail.url}sandbox/quota")[1]["calls_by_method"] == {"messages.send": 1}
+
+
+@pytest.mark.parametrize(
+    ("content_range", "data", "status"),
+    [
+        ("bytes 0-9/5", b"x" * 10, 400),  # ends beyond its total
+        ("bytes 0-3/10", b"x" * 10, 400),  # does not match the bytes sent
+        ("bytes=0-9/10", b"x" * 10, 400),  # not the syntax
+        ("bytes 0-9/99999999999", b"x" * 10, 413),
+        ("bytes 0-9/10", b"x" * 10, 400),  # differs from X-Upload-Content-Length
+    ],
+)
+def test_a_bad_content_range_is_a_400_or_413_and_the_session_survives(gmail, content_range, data, status):
+    raw = make_email("Ok", sender=MAILBOX, to="bob@example.org")
+    url = _start_upload(gmail, **{"X-Upload-Content-Length": str(len(raw))})
+
+    refused = _put(url, data, content_range)
+    finished = _put(url, raw, None)
+
+    _gmail_error(refused[1], status)
+    assert finished[0] == 200 and finished[1]["labelIds"] == ["SENT"]
+
+
+def test_an_unknown_or_foreign_upload_session_is_a_404(gmail):
+    url = _start_upload(gmail)
+    foreign = url.replace(f"users/{MAILBOX}", "users/bob@example.org")
+
+    unknown = _put(url.replace("upload_id=", "upload_id=nope"), b"x", None)
+    other = _put(foreign, b"x", None)
+    too_big = http(
+        "POST",
+        f"{gmail.url}upload/{API}/messages/send?uploadType=resumable",
+        {},
+        headers={"X-Upload-Content-Length": str(40 * 1024 * 1024)},
+    )
+
+    assert unknown[0] == other[0] == 404
+    assert too_big[0] == 413
+
+
+def test_a_refused_message_can_be_sent_again_on_its_session(gmail):
+    url = _start_upload(gmail)
+    no_recipient = b"Subject: nobody\r\n\r\nhi\r\n"
+
+    refused = _put(url, no_recipient, None)
+    again = _put(url, no_recipient, None)
+    query = _put(url, b"", f"bytes */{len(no_recipient)}")
+
+    assert refused[0] == again[0] == 400 and "Recipient" in again[1]["error"]["message"]
+    assert query[0] == 308 and "Range" not in query[2]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content_range=st.text(max_size=40), data=st.binary(max_size=64))
+def test_any_content_range_answers_without_a_server_error(gmail, content_range, data):
+    url = _start_upload(gmail)
+    header = content_range.encode("latin-1", "replace").decode("latin-1").replace("\r", "").replace("\n", "")
+
+    status, _, _ = _put(url, data, header or None)
+
+    assert status in (200, 308, 400, 413)

@@ -58,7 +58,11 @@ def web_command(host: str, port: int, workers: int) -> None:
 @click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--seed", type=click.Choice(["demo", "empty"]), default="empty", show_default=True)
 @click.option("--state", "state_file", metavar="FILE", help="Keep the mailboxes in FILE across restarts.")
-@click.option("--no-rate-limit", is_flag=True, help="Do not answer 429 above 250 quota units per second.")
+@click.option(
+    "--no-rate-limit",
+    is_flag=True,
+    help="Do not enforce Gmail's per-minute rate limits (15,000 units a user, 1,200,000 in all).",
+)
 def sandbox_command(host: str, port: int, seed: str, state_file: str | None, no_rate_limit: bool) -> None:
     """Run the local Gmail API sandbox."""
     from server.serving import start_sandbox

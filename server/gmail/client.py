@@ -7,6 +7,7 @@ timeouts with exponential backoff and full jitter, honours ``Retry-After``, and 
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import logging
@@ -14,6 +15,7 @@ import random
 import socket
 import ssl
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,11 +26,11 @@ import google_auth_httplib2
 import httplib2
 from google.auth.credentials import AnonymousCredentials, Credentials
 from googleapiclient.discovery import build
-from googleapiclient.errors import HttpError
-from googleapiclient.http import BatchHttpRequest, HttpRequest
+from googleapiclient.errors import HttpError, MediaUploadSizeError
+from googleapiclient.http import BatchHttpRequest, HttpRequest, MediaInMemoryUpload
 
 from server.gmail.errors import GmailApiError, GmailCredentialsError, GmailUnavailable, HistoryExpired
-from server.gmail.quota import units_for
+from server.gmail.quota import MAX_JSON_REQUEST_BYTES, units_for
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,11 @@ SCOPES = ("https://www.googleapis.com/auth/gmail.modify",)
 GOOGLE_BATCH_URI = "https://gmail.googleapis.com/batch/gmail/v1"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+#: Calls not repeated after a broken connection, whose first attempt may have taken effect (a
+#: resumable upload is: it asks its session what happened).
+UNSAFE_TO_REPEAT = frozenset({"messages.send"})
+#: Bytes per request of a resumable upload (Google asks for multiples of 256 KiB).
+UPLOAD_CHUNK = 4 * 1024 * 1024
 #: The longest Retry-After we honour; a larger one is treated as this many seconds.
 MAX_RETRY_AFTER = 300.0
 _TRANSPORT_ERRORS = (
@@ -164,12 +171,17 @@ class GmailClient:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.address = address
+        self.api_endpoint = api_endpoint
         self.retry = retry or RetryPolicy()
         self.batch_size = max(1, min(batch_size, 100))
         self.sleep = sleep
         self.rng = rng
         self.meter = QuotaMeter()
-        http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
+        transport = httplib2.Http(timeout=timeout)
+        # A resumable upload's "308 Resume Incomplete" is not a redirect (the client library's own
+        # build_http() says the same).
+        transport.redirect_codes = transport.redirect_codes - {308}
+        http = google_auth_httplib2.AuthorizedHttp(credentials, http=transport)
         options = {"api_endpoint": api_endpoint} if api_endpoint else None
         self.service = build(
             "gmail", "v1", http=http, client_options=options, static_discovery=True, cache_discovery=False
@@ -219,6 +231,10 @@ class GmailClient:
                 retry_after = parse_retry_after(error.resp.get("retry-after"))
                 problem = f"HTTP {status} {reason}"
             except _TRANSPORT_ERRORS as error:
+                if method in UNSAFE_TO_REPEAT and request.resumable is None:
+                    # Gmail may have sent it before the connection broke: the caller finds out
+                    # (the Outbox looks the message up by its Message-ID) instead of sending twice.
+                    raise GmailUnavailable(f"{method}: outcome unknown ({type(error).__name__})") from error
                 retry_after = None
                 problem = type(error).__name__
             else:
@@ -371,12 +387,36 @@ class GmailClient:
         return failed, max(waits) if waits else None
 
     def send(self, raw: bytes, thread_id: str | None = None) -> dict[str, Any]:
-        import base64
+        """Send ``raw`` (RFC 822 bytes): as JSON when it fits Gmail's request limit, else uploaded.
 
-        body: dict[str, Any] = {"raw": base64.urlsafe_b64encode(raw).decode("ascii")}
-        if thread_id:
-            body["threadId"] = thread_id
-        return self.call("messages.send", self.messages.send(userId=self.address, body=body))
+        The upload is resumable: a retry continues the same session, and when the answer to its last
+        request was lost, asking the session for its state returns the sent message instead of
+        sending it twice."""
+        metadata: dict[str, Any] = {"threadId": thread_id} if thread_id else {}
+        body = {"raw": base64.urlsafe_b64encode(raw).decode("ascii"), **metadata}
+        if len(json.dumps(body)) <= MAX_JSON_REQUEST_BYTES:
+            return self.call("messages.send", self.messages.send(userId=self.address, body=body))
+        media = MediaInMemoryUpload(raw, mimetype="message/rfc822", chunksize=UPLOAD_CHUNK, resumable=True)
+        try:
+            request = self.messages.send(userId=self.address, body=metadata, media_body=media)
+        except MediaUploadSizeError as exc:
+            raise GmailApiError(
+                "messages.send",
+                413,
+                "uploadTooLarge",
+                f"the message is {len(raw)} bytes, above Gmail's limit",
+            ) from exc
+        request.uri = self._upload_uri(request.uri)
+        return self.call("messages.send", request)
+
+    def _upload_uri(self, uri: str) -> str:
+        """The client library moves an upload URI to a custom endpoint's host but keeps ``https``;
+        point it at the configured endpoint exactly (the sandbox serves plain HTTP on loopback)."""
+        if not self.api_endpoint:
+            return uri
+        endpoint = urllib.parse.urlsplit(self.api_endpoint)
+        parts = urllib.parse.urlsplit(uri)
+        return urllib.parse.urlunsplit(parts._replace(scheme=endpoint.scheme, netloc=endpoint.netloc))
 
     def modify(self, message_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> dict[str, Any]:
         body = {"addLabelIds": list(add), "removeLabelIds": list(remove)}

@@ -1,12 +1,18 @@
-"""Gmail's published quota costs, the one table both the client meter and the sandbox use.
+"""Gmail's published quota costs and limits, the one table both the client and the sandbox use.
 
-Source: the Gmail API "Usage limits" page (per-method quota units; per-user rate limit of 250 units per
-second as a moving average, i.e. 15,000 per minute).
+Source: the Gmail API "Usage limits" page (per-method quota units; 15,000 units per user per minute
+and 1,200,000 per project per minute) and the "Uploading attachments" guide (a plain request body of
+about 5 MB at most; larger messages go through the /upload URI).
 """
 
 from __future__ import annotations
 
-PER_USER_UNITS_PER_SECOND = 250
+#: Quota units one user (mailbox) may spend per minute before Gmail answers ``userRateLimitExceeded``.
+PER_USER_UNITS_PER_MINUTE = 15_000
+#: Quota units one Cloud project may spend per minute before Gmail answers ``rateLimitExceeded``.
+PER_PROJECT_UNITS_PER_MINUTE = 1_200_000
+#: The largest plain (non-upload) JSON request body; a bigger message is sent through /upload.
+MAX_JSON_REQUEST_BYTES = 5 * 1024 * 1024
 
 QUOTA_UNITS: dict[str, int] = {
     "getProfile": 1,

@@ -16,7 +16,8 @@ from werkzeug.exceptions import HTTPException
 from server.gmail.sandbox import payload
 from server.gmail.sandbox.errors import GmailError, invalid
 from server.gmail.sandbox.faults import FaultPlan, Gate, InjectedFault
-from server.gmail.sandbox.store import Sandbox, page_size
+from server.gmail.sandbox.store import Sandbox, StoredMessage, page_size
+from server.gmail.sandbox.uploads import Upload, Uploads
 
 #: Gmail refuses a plain (non-upload) request body above a few MB with 413; uploads go to /upload.
 MAX_SIMPLE_BODY = 5 * 1024 * 1024
@@ -28,6 +29,9 @@ MAX_DELIVERY_BODY = 25 * 1024 * 1024
 MAX_CONTENT_LENGTH = 40 * 1024 * 1024
 #: Gmail: "You're limited to 100 calls in a single batch request."
 MAX_BATCH_CALLS = 100
+
+#: The per-minute limits the control API may change (both default to Gmail's).
+QUOTA_LIMIT_KEYS = ("user_units_per_minute", "project_units_per_minute")
 
 API = "/gmail/v1/users/<user>"
 _GMAIL_METHODS: dict[str, str] = {}  # Flask endpoint -> Gmail method name (for faults and quota)
@@ -66,6 +70,16 @@ def _string_list(body: dict[str, Any], key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise invalid(f"Invalid value for {key}: expected a list of strings")
     return value
+
+
+def _thread_id(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise invalid("Invalid threadId")
+    return value or None
+
+
+def _sent_json(message: StoredMessage) -> dict[str, Any]:
+    return {"id": message.id, "threadId": message.thread_id, "labelIds": list(message.label_ids)}
 
 
 def _format_args() -> tuple[str, list[str]]:
@@ -167,10 +181,7 @@ def create_sandbox_app(sandbox: Sandbox | None = None, gate: Gate | None = None)
         return _json(box.get_message(user, message_id, fmt, headers))
 
     def _send(user: str, raw: bytes, thread_id: Any) -> Response:
-        if thread_id is not None and not isinstance(thread_id, str):
-            raise invalid("Invalid threadId")
-        message = box.send(user, raw, thread_id or None)
-        return _json({"id": message.id, "threadId": message.thread_id, "labelIds": list(message.label_ids)})
+        return _json(_sent_json(box.send(user, raw, _thread_id(thread_id))))
 
     @api(f"{API}/messages/send", "messages.send", ["POST"])
     def messages_send(user: str) -> Response:
@@ -188,18 +199,29 @@ def create_sandbox_app(sandbox: Sandbox | None = None, gate: Gate | None = None)
             raise invalid("Invalid value at 'message.raw' (TYPE_BYTES), Base64 decoding failed") from exc
         return _send(user, data, body.get("threadId"))
 
+    uploads = Uploads(MAX_UPLOAD_BODY)
+    app.config["UPLOADS"] = uploads
+
     @api(f"/upload{API}/messages/send", "messages.send", ["POST"])
     def messages_send_upload(user: str) -> Response:
+        upload_type = request.args.get("uploadType", "media")
+        if upload_type not in ("media", "multipart", "resumable"):
+            raise invalid(f"uploadType {upload_type} is not supported by the sandbox")
+        with gatekeeper.lock:
+            gatekeeper.meter.uploads[upload_type] += 1
+        if upload_type == "resumable":
+            metadata = _body_json()
+            upload_id = uploads.start(
+                box.user(user).email, metadata, request.headers.get("X-Upload-Content-Length")
+            )
+            response = Response(status=200)
+            response.headers["Location"] = f"{request.base_url}?uploadType=resumable&upload_id={upload_id}"
+            return response
         data = request.get_data(cache=True)
         if len(data) > MAX_UPLOAD_BODY:
             raise GmailError(413, "uploadTooLarge", "Request Entity Too Large")
-        upload_type = request.args.get("uploadType", "media")
         if upload_type == "media":
             return _send(user, data, None)
-        if upload_type != "multipart":
-            raise invalid(
-                f"uploadType {upload_type} is not supported by the sandbox (use media or multipart)"
-            )
         parts = _related_parts(request.headers.get("Content-Type", ""), data)
         if len(parts) != 2:
             raise invalid("multipart upload needs a metadata part and a media part")
@@ -209,6 +231,32 @@ def create_sandbox_app(sandbox: Sandbox | None = None, gate: Gate | None = None)
             raise GmailError(400, "parseError", "Invalid JSON payload received.") from exc
         media = parts[1]
         return _send(user, media, metadata.get("threadId") if isinstance(metadata, dict) else None)
+
+    @app.put(f"/upload{API}/messages/send")
+    def messages_send_resumable(user: str) -> Response:
+        """The bytes of a resumable upload (metered once, by the request that opened the session)."""
+        address = box.user(user).email
+        try:
+            gatekeeper.admit("messages.send", address, metered=False)
+        except InjectedFault as fault:
+            return _error(fault.error, fault.retry_after)
+
+        def finish(upload: Upload, media: bytes) -> dict[str, Any]:
+            return _sent_json(box.send(upload.user, media, _thread_id(upload.metadata.get("threadId"))))
+
+        progress = uploads.put(
+            request.args.get("upload_id", ""),
+            address,
+            request.headers.get("Content-Range"),
+            request.get_data(),
+            finish,
+        )
+        if progress.result is not None:
+            return _json(progress.result)
+        response = Response(status=308)
+        if progress.received:
+            response.headers["Range"] = f"bytes=0-{progress.received - 1}"
+        return response
 
     @api(f"{API}/messages/<message_id>/modify", "messages.modify", ["POST"])
     def messages_modify(user: str, message_id: str) -> Response:
@@ -333,10 +381,17 @@ def create_sandbox_app(sandbox: Sandbox | None = None, gate: Gate | None = None)
         enforce = body.get("enforce")
         if enforce is not None and not isinstance(enforce, bool):
             raise invalid("enforce must be true or false")
+        limits = {key: body[key] for key in QUOTA_LIMIT_KEYS if key in body}
+        for key, value in limits.items():  # lowered as an admin can lower them in the Cloud console
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise invalid(f"{key} must be a positive integer")
         if body.get("reset", False):
             gatekeeper.reset_meter(enforce)
         elif enforce is not None:
             gatekeeper.meter.enforce = enforce
+        with gatekeeper.lock:
+            for key, value in limits.items():
+                setattr(gatekeeper.meter, key, value)
         return _json(gatekeeper.meter.as_json())
 
     @app.delete("/sandbox/quota")

@@ -18,18 +18,19 @@ STATUS_NAMES = {
 class GmailError(Exception):
     """An error the sandbox answers with, in Gmail's JSON error shape."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, *, domain: str = "global") -> None:
         super().__init__(f"{code} {reason}: {message}")
         self.code = code
         self.reason = reason
         self.message = message
+        self.domain = domain
 
     def body(self) -> dict[str, object]:
         return {
             "error": {
                 "code": self.code,
                 "message": self.message,
-                "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
+                "errors": [{"message": self.message, "domain": self.domain, "reason": self.reason}],
                 "status": STATUS_NAMES.get(self.code, "UNKNOWN"),
             }
         }

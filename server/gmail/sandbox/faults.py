@@ -9,7 +9,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.gmail.quota import PER_USER_UNITS_PER_SECOND, units_for
+from server.gmail.quota import PER_PROJECT_UNITS_PER_MINUTE, PER_USER_UNITS_PER_MINUTE, units_for
 from server.gmail.sandbox.errors import GmailError, invalid
 
 FAULT_STATUSES = {
@@ -68,14 +68,39 @@ class FaultPlan:
         }
 
 
+#: Gmail's rate limits are per minute: the units of the last 60 seconds count, so bursts pass.
+WINDOW_SECONDS = 60.0
+
+
+@dataclass
+class Window:
+    """Units spent in the last :data:`WINDOW_SECONDS`, kept as a queue with its running sum."""
+
+    spent: deque[tuple[float, int]] = field(default_factory=deque)
+    total: int = 0
+
+    def room(self, now: float, limit: int) -> int:
+        while self.spent and self.spent[0][0] <= now - WINDOW_SECONDS:
+            self.total -= self.spent.popleft()[1]
+        return limit - self.total
+
+    def add(self, now: float, units: int) -> None:
+        self.spent.append((now, units))
+        self.total += units
+
+
 @dataclass
 class QuotaMeter:
     enforce: bool = True
+    user_units_per_minute: int = PER_USER_UNITS_PER_MINUTE
+    project_units_per_minute: int = PER_PROJECT_UNITS_PER_MINUTE
     units_total: int = 0
     by_method: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     calls_by_method: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     by_user: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    window: dict[str, deque[tuple[float, int]]] = field(default_factory=lambda: defaultdict(deque))
+    uploads: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    user_windows: dict[str, Window] = field(default_factory=lambda: defaultdict(Window))
+    project_window: Window = field(default_factory=Window)
     batch_sizes: list[int] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -84,10 +109,26 @@ class QuotaMeter:
             "by_method": dict(self.by_method),
             "calls_by_method": dict(self.calls_by_method),
             "by_user": dict(self.by_user),
+            "uploads": dict(self.uploads),
             "batch_sizes": list(self.batch_sizes),
             "enforce": self.enforce,
-            "per_user_units_per_second": PER_USER_UNITS_PER_SECOND,
+            "user_units_per_minute": self.user_units_per_minute,
+            "project_units_per_minute": self.project_units_per_minute,
         }
+
+    def check(self, user: str, units: int, now: float) -> None:
+        """Raise Gmail's usage-limit error if ``units`` more would pass a per-minute limit."""
+        if self.project_window.room(now, self.project_units_per_minute) < units:
+            raise GmailError(403, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits")
+        if self.user_windows[user].room(now, self.user_units_per_minute) < units:
+            raise GmailError(
+                403,
+                "userRateLimitExceeded",
+                "User Rate Limit Exceeded. Rate of requests for user exceed configured project quota.",
+                domain="usageLimits",
+            )
+        self.project_window.add(now, units)
+        self.user_windows[user].add(now, units)
 
 
 class Gate:
@@ -105,8 +146,11 @@ class Gate:
         with self.lock:
             self.plan = plan
 
-    def admit(self, method: str, user: str) -> float | None:
-        """Raise the injected or rate-limit error for this call, or meter it. Returns Retry-After."""
+    def admit(self, method: str, user: str, *, metered: bool = True) -> float | None:
+        """Raise the injected or rate-limit error for this call, or meter it. Returns Retry-After.
+
+        ``metered=False`` (the later requests of a resumable upload, whose first request paid for the
+        call) applies the fault plan only."""
         with self.lock:
             plan = self.plan
             failing = (
@@ -123,18 +167,16 @@ class Gate:
         if failing:
             reason, message = FAULT_STATUSES[status]
             raise InjectedFault(GmailError(status, reason, message), plan.retry_after)
+        if not metered:
+            return None
         units = units_for(method)
         with self.lock:
             meter = self.meter
             if meter.enforce:
-                now = self.clock()
-                window = meter.window[user]
-                while window and window[0][0] <= now - 1.0:
-                    window.popleft()
-                if sum(u for _, u in window) + units > PER_USER_UNITS_PER_SECOND:
-                    error = GmailError(429, "rateLimitExceeded", "User-rate limit exceeded.")
-                    raise InjectedFault(error, 1.0)
-                window.append((now, units))
+                try:
+                    meter.check(user, units, self.clock())
+                except GmailError as error:
+                    raise InjectedFault(error, None) from error
             meter.units_total += units
             meter.by_method[method] += units
             meter.calls_by_method[method] += 1
@@ -142,9 +184,14 @@ class Gate:
         return None
 
     def reset_meter(self, enforce: bool | None = None) -> None:
+        """A fresh meter that keeps the limits (and, unless told, whether they are enforced)."""
         with self.lock:
-            keep = self.meter.enforce if enforce is None else enforce
-            self.meter = QuotaMeter(enforce=keep)
+            old = self.meter
+            self.meter = QuotaMeter(
+                enforce=old.enforce if enforce is None else enforce,
+                user_units_per_minute=old.user_units_per_minute,
+                project_units_per_minute=old.project_units_per_minute,
+            )
 
 
 class InjectedFault(Exception):

@@ -39,6 +39,25 @@ def parse_raw(raw: bytes) -> Message:
     return email.message_from_bytes(raw, policy=email.policy.compat32)
 
 
+def without_header(raw: bytes, name: str) -> bytes:
+    """``raw`` without the header field ``name`` (with its folded lines); every other byte kept."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    newline = b"\r\n"
+    if not sep or b"\n\n" in head:
+        head, sep, body = raw.partition(b"\n\n")
+        newline = b"\n"
+    wanted = name.lower().encode("ascii")
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(newline):
+        if line[:1] not in (b" ", b"\t"):  # a new field starts; folded lines belong to the one before
+            field_name, colon, _value = line.partition(b":")
+            dropping = bool(colon) and field_name.strip().lower() == wanted
+        if not dropping:
+            kept.append(line)
+    return newline.join(kept) + sep + body
+
+
 def _header_text(value: object) -> str:
     text = str(value)
     # compat32 keeps undeclared 8-bit bytes as surrogate escapes: give them back as UTF-8 when they are,

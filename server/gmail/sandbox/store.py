@@ -315,12 +315,13 @@ class Sandbox:
                 else:
                     new_thread = True
             sent = self._store(user, raw, ["SENT"], _now_ms(), thread, new_thread=new_thread)
-            # Mail between two sandbox mailboxes arrives, as it would between two Gmail users.
+            # Mail between two sandbox mailboxes arrives, as it would between two Gmail users: the
+            # sender's copy keeps Bcc, the delivered copies do not (Gmail strips it when it sends).
             recipients = getaddresses([str(parsed.get(h, "")) for h in ("To", "Cc", "Bcc")])
-            for _name, address in recipients:
-                address = address.strip().lower()
+            delivered = payload.without_header(raw, "Bcc")
+            for address in dict.fromkeys(a.strip().lower() for _name, a in recipients):
                 if address in self.users and address != user.email:
-                    self.deliver(address, raw)
+                    self.deliver(address, delivered)
             return sent
 
     # --- reading ------------------------------------------------------------------------------------
