@@ -35,6 +35,10 @@ class Defaults:
     #: Seconds a sender keeps a claimed Outbox email before another may check Gmail and retry it.
     OUTBOX_CLAIM_SECONDS = 120
 
+    #: Open tickets given new deadlines per transaction after a mailbox's settings or SLA policies
+    #: change (a crash loses at most one batch; the next run or the worker finishes the rest).
+    RETIME_BATCH = 200
+
     # --- Worker -----------------------------------------------------------------------------------
     #: Seconds a worker's lease lasts without renewal (a dead worker is replaced after this long),
     #: and how often a worker renews it or, waiting, tries to take it.

@@ -62,6 +62,27 @@ def run_time_rules() -> None:
                 log.info("time_rules mailbox=%s fired=%d", mailbox.address, fired)
 
 
+def finish_retiming() -> None:
+    """Finish any re-timing of open tickets a settings change asked for and a crash interrupted."""
+    from sqlalchemy import select
+
+    from server.db import get_session
+    from server.models import Mailbox
+    from server.tickets import retime_pending
+
+    app = worker_app()
+    with app.app_context():
+        session = get_session()
+        pending = session.scalars(
+            select(Mailbox.id).where(Mailbox.retime_cursor.is_not(None)).order_by(Mailbox.id)
+        ).all()
+        for mailbox_id in pending:
+            done = retime_pending(
+                session, mailbox_id, at=datetime.now(UTC), batch=max(1, int(app.config["RETIME_BATCH"]))
+            )
+            log.info("retimed mailbox_id=%d tickets=%d", mailbox_id, done)
+
+
 def send_reminders() -> None:
     """Do the reminders that are due (server.reminders) and send the mail they queued."""
     from server.db import get_session

@@ -164,6 +164,11 @@ class Mailbox(Base):
     round_robin_cursor: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     #: Per-mailbox settings (see server.mailbox_settings): locale, auto-reply limits, reminders …
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: While open tickets still need new deadlines after a change of settings or SLA policies: the
+    #: last ticket id re-timed (0 at the start); NULL when nothing is pending. Each request bumps
+    #: the generation, so a run that a newer request overtook notices and starts again.
+    retime_cursor: Mapped[int | None]
+    retime_generation: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list[Agent]] = relationship(secondary=mailbox_members, back_populates="mailboxes")

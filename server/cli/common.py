@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 import yaml
+from flask import current_app
 from sqlalchemy import select
 
 from server.db import get_session
@@ -28,6 +29,14 @@ def mailbox_named(address: str) -> Mailbox:
     if mailbox is None:
         raise CliError(f"no mailbox {address}: see postdesk mailbox list")
     return mailbox
+
+
+def retime_batch() -> int:
+    """``RETIME_BATCH`` from the configuration, as a positive number (a usage error otherwise)."""
+    value = current_app.config["RETIME_BATCH"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CliError(f"POSTDESK_RETIME_BATCH must be a positive whole number, not {value!r}")
+    return value
 
 
 def read_text_file(path: str) -> str:

@@ -22,7 +22,7 @@ from server.accounts import (
     load_service_account,
     normalize_address,
 )
-from server.cli.common import CliError, mailbox_named, problems_error, yaml_file
+from server.cli.common import CliError, mailbox_named, problems_error, retime_batch, yaml_file
 from server.db import get_session
 from server.models import (
     AuthKind,
@@ -207,8 +207,7 @@ def mailbox_settings_command(address: str, path: str | None, as_json: bool) -> N
         except SettingsError as exc:
             raise problems_error(path, exc.problems) from exc
         mailbox.settings = settings
-        refreshed = tickets.refresh_mailbox(session, mailbox.id, at=datetime.now(UTC))
-        session.commit()
+        refreshed = tickets.refresh_mailbox(session, mailbox, at=datetime.now(UTC), batch=retime_batch())
         click.echo(f"settings of {mailbox.address} saved; {refreshed} open tickets re-timed")
         return
     stored = dict(mailbox.settings or {})

@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from server import tickets
-from server.cli.common import CliError, mailbox_named, problems_error, yaml_file
+from server.cli.common import CliError, mailbox_named, problems_error, retime_batch, yaml_file
 from server.db import get_session
 
 
@@ -112,8 +112,7 @@ def sla_policy_import(path: str, address: str) -> None:
             for other in session.scalars(select(SlaPolicy).where(SlaPolicy.mailbox_id == mailbox.id)):
                 other.is_default = False
             row.is_default = True
-    refreshed = tickets.refresh_mailbox(session, mailbox.id, at=datetime.now(UTC))
-    session.commit()
+    refreshed = tickets.refresh_mailbox(session, mailbox, at=datetime.now(UTC), batch=retime_batch())
     click.echo(
         f"{len(items)} SLA policies imported into {mailbox.address}; {refreshed} open tickets re-timed"
     )

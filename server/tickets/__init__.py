@@ -2,6 +2,8 @@
 
 Actions work inside the caller's transaction and never commit: a view or job decides what is one unit
 of work (sync commits a page of Gmail history with its ticket changes, rule actions and Outbox rows).
+The one exception is re-timing a whole mailbox (``refresh_mailbox``, ``retime_pending``), which is
+many units of work: it commits each batch with the cursor that records it.
 """
 
 from server.tickets.actions import (
@@ -17,6 +19,8 @@ from server.tickets.actions import (
     refresh_mailbox,
     remove_tag,
     reopen,
+    request_retime,
+    retime_pending,
     set_priority,
     set_sla_policy,
     set_status,
@@ -36,6 +40,8 @@ __all__ = [
     "record_event",
     "record_first_response",
     "refresh_mailbox",
+    "request_retime",
+    "retime_pending",
     "remove_tag",
     "reopen",
     "set_priority",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -339,16 +340,83 @@ def refresh_due_times(session: Session, ticket: Ticket) -> None:
     ticket.due_at = result.next
 
 
-def refresh_mailbox(session: Session, mailbox_id: int, *, at: datetime) -> int:
-    """After the mailbox's settings or policies changed: re-time its active tickets, remind anew."""
-    count = 0
-    for ticket in session.scalars(
-        select(Ticket).where(Ticket.mailbox_id == mailbox_id, Ticket.status.not_in(CLOSED_STATUSES))
-    ):
-        refresh_due_times(session, ticket)
-        look_again(ticket, at)
-        count += 1
-    return count
+#: Tickets re-timed per transaction when a mailbox's settings or policies change.
+RETIME_BATCH = 200
+
+
+def request_retime(mailbox: Mailbox) -> None:
+    """Ask for the mailbox's open tickets to be re-timed from the start (in the caller's transaction,
+    the one that changes the settings or policies, so the request cannot be lost)."""
+    mailbox.retime_cursor = 0
+    mailbox.retime_generation = Mailbox.retime_generation + 1  # in SQL: atomic across processes
+
+
+def retime_pending(
+    session: Session,
+    mailbox_id: int,
+    *,
+    at: datetime,
+    batch: int = RETIME_BATCH,
+    after_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Run the mailbox's requested re-timing to its end: new deadlines for its open tickets, and a
+    fresh look by the reminder scan, ``batch`` tickets per committed transaction.
+
+    Each batch commits together with the cursor that says it is done, so a crash loses at most the
+    batch in flight and the next run continues after the cursor. A newer request (the settings
+    changed again meanwhile) restarts from the first ticket. Returns the tickets re-timed."""
+    done = 0
+    while True:
+        state = session.execute(
+            select(Mailbox.retime_cursor, Mailbox.retime_generation).where(Mailbox.id == mailbox_id)
+        ).one_or_none()
+        if state is None or state.retime_cursor is None:
+            session.rollback()
+            return done
+        chunk = session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.mailbox_id == mailbox_id,
+                Ticket.status.not_in(CLOSED_STATUSES),
+                Ticket.id > state.retime_cursor,
+            )
+            .order_by(Ticket.id)
+            .limit(batch)
+        ).all()
+        for ticket in chunk:
+            refresh_due_times(session, ticket)
+            look_again(ticket, at)
+        finished = len(chunk) < batch
+        moved = session.execute(
+            update(Mailbox)
+            .where(
+                Mailbox.id == mailbox_id,
+                Mailbox.retime_generation == state.retime_generation,
+                Mailbox.retime_cursor == state.retime_cursor,
+            )
+            .values(retime_cursor=None if finished else chunk[-1].id)
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(moved, CursorResult)  # an UPDATE's result has a row count
+        if moved.rowcount != 1:  # another run moved on, or the settings changed again: look anew
+            session.rollback()
+            continue
+        session.commit()
+        done += len(chunk)
+        if after_batch is not None:
+            after_batch(done)
+        if finished:
+            return done
+
+
+def refresh_mailbox(session: Session, mailbox: Mailbox, *, at: datetime, batch: int = RETIME_BATCH) -> int:
+    """Commit the session's pending change of the mailbox's settings or policies together with a
+    re-timing request (none when nothing changed: an interrupted re-timing then just continues),
+    then run the re-timing in batches. Returns the tickets re-timed."""
+    if session.new or any(session.is_modified(row) for row in session.dirty):
+        request_retime(mailbox)
+    session.commit()
+    return retime_pending(session, mailbox.id, at=at, batch=batch)
 
 
 def _move_pause_clock(session: Session, ticket: Ticket, at: datetime) -> None:
