@@ -1,4 +1,9 @@
-"""Mailboxes and agents: connecting a shared mailbox, listing them, adding team members."""
+"""Mailboxes and agents: connecting a shared mailbox, listing them, adding and changing team members.
+
+Every face (the ``postdesk`` command, the settings page) calls these functions, so an agent is
+validated once: the address, the role, the language, the time zone, the mailboxes, and the rule that
+the last active admin cannot be demoted or deactivated. Each change is an audit ``Event``.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.crypto import encrypt_json
-from server.models import Agent, AuthKind, Mailbox, Role
+from server.models import Agent, AuthKind, Locale, Mailbox, Role
+from server.tickets import SYSTEM, Actor, record_event
+
+#: The longest name a person may have (the width of ``agents.name``).
+MAX_NAME_LENGTH = 200
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
@@ -130,3 +140,146 @@ def ensure_agent(
         agent.mailboxes.append(mailbox)
     session.commit()
     return agent
+
+
+@dataclass(frozen=True)
+class AgentChange:
+    """What a face asks to set on an agent; ``None`` leaves a field as it is."""
+
+    name: str | None = None
+    role: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    active: bool | None = None
+    away: bool | None = None
+    #: The addresses of the mailboxes the agent works in (replaces the list).
+    mailboxes: tuple[str, ...] | None = None
+
+
+def _snapshot(agent: Agent) -> dict[str, Any]:
+    return {
+        "email": agent.email,
+        "name": agent.name,
+        "role": agent.role,
+        "locale": agent.locale,
+        "timezone": agent.timezone,
+        "active": agent.active,
+        "away": agent.away,
+        "mailboxes": sorted(m.address for m in agent.mailboxes),
+    }
+
+
+def _validated(session: Session, change: AgentChange) -> tuple[dict[str, Any], list[Mailbox] | None]:
+    """The change's plain fields, checked, and its mailboxes looked up; every problem in one error."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    if change.name is not None:
+        name = " ".join(change.name.split())
+        if len(name) > MAX_NAME_LENGTH or any(ord(c) < 32 for c in change.name if c not in "\t\n"):
+            problems.append(f"name: at most {MAX_NAME_LENGTH} printable characters")
+        values["name"] = name
+    if change.role is not None:
+        if change.role not in {r.value for r in Role}:
+            problems.append(f"role: one of {', '.join(r.value for r in Role)}")
+        values["role"] = change.role
+    if change.locale is not None:
+        if change.locale not in {loc.value for loc in Locale}:
+            problems.append(f"locale: one of {', '.join(loc.value for loc in Locale)}")
+        values["locale"] = change.locale
+    if change.timezone is not None:
+        try:
+            ZoneInfo(change.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"timezone: unknown time zone {change.timezone!r} (e.g. Europe/Moscow)")
+        values["timezone"] = change.timezone
+    for flag in ("active", "away"):
+        if getattr(change, flag) is not None:
+            values[flag] = bool(getattr(change, flag))
+    mailboxes = None
+    if change.mailboxes is not None:
+        mailboxes = []
+        for address in dict.fromkeys(change.mailboxes):
+            try:
+                found = session.scalar(select(Mailbox).where(Mailbox.address == normalize_address(address)))
+            except AccountError:
+                found = None
+            if found is None:
+                problems.append(f"mailboxes: no mailbox {address}")
+            else:
+                mailboxes.append(found)
+    if problems:
+        raise AccountError("; ".join(problems))
+    return values, mailboxes
+
+
+def _active_admins(session: Session) -> int:
+    session.flush()
+    count = session.scalar(
+        select(func.count()).select_from(Agent).where(Agent.role == Role.ADMIN.value, Agent.active.is_(True))
+    )
+    return int(count or 0)
+
+
+def add_agent(session: Session, email: str, change: AgentChange, *, actor: Actor = SYSTEM) -> Agent:
+    """Add a person to the team (committed, with an ``agent_added`` event)."""
+    address = normalize_address(email)
+    values, mailboxes = _validated(session, change)
+    if session.scalar(select(Agent.id).where(Agent.email == address)) is not None:
+        raise AccountError(f"agent {address} already exists: see postdesk agent set")
+    agent = Agent(email=address, **{"role": Role.AGENT.value, **values})
+    agent.mailboxes = mailboxes or []
+    session.add(agent)
+    session.flush()
+    record_event(session, None, "agent_added", actor=actor, after=_snapshot(agent))
+    try:
+        session.commit()
+    except IntegrityError as exc:  # added at the same moment by someone else
+        session.rollback()
+        raise AccountError(f"agent {address} already exists") from exc
+    return agent
+
+
+def update_agent(
+    session: Session,
+    email: str,
+    change: AgentChange,
+    *,
+    actor: Actor = SYSTEM,
+) -> Agent:
+    """Change a person (committed, with an ``agent_changed`` event naming before and after)."""
+    address = normalize_address(email)
+    agent = session.scalar(select(Agent).where(Agent.email == address))
+    if agent is None:
+        raise AccountError(f"no agent {address}: see postdesk agent list")
+    values, mailboxes = _validated(session, change)
+    before = _snapshot(agent)
+    admins_before = _active_admins(session)
+    for key, value in values.items():
+        setattr(agent, key, value)
+    if mailboxes is not None:
+        agent.mailboxes = mailboxes
+    if admins_before and not _active_admins(session):  # nobody could run the settings any more
+        session.rollback()
+        raise AccountError(
+            "the last active admin cannot be demoted or deactivated: make someone else admin first"
+        )
+    after = _snapshot(agent)
+    if after != before:
+        changed = [key for key in after if after[key] != before[key]]
+        record_event(
+            session,
+            None,
+            "agent_changed",
+            actor=actor,
+            before={key: before[key] for key in changed} | {"email": address},
+            after={key: after[key] for key in changed} | {"email": address},
+        )
+    session.commit()
+    return agent
+
+
+def list_agents(session: Session, *, offset: int = 0, limit: int | None = None) -> list[Agent]:
+    query = select(Agent).order_by(Agent.email).offset(max(0, offset))
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))

@@ -99,7 +99,11 @@ class SyncState(StrEnum):
 
 
 class Role(StrEnum):
+    """What a person may do: ``admin`` everything, ``manager`` read all settings and reports and
+    change only their own profile, ``agent`` work tickets and their own profile."""
+
     ADMIN = "admin"
+    MANAGER = "manager"
     AGENT = "agent"
 
 
