@@ -15,9 +15,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then ``POSTDESK_*`` environment variables, then ``config``."""
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("POSTDESK_INSTANCE_PATH") or None
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
-    from server.config import Defaults
+    from server.config import Defaults, WebDefaults
 
     app.config.from_object(Defaults)
+    app.config.from_object(WebDefaults)
     app.config.from_prefixed_env("POSTDESK")
     if config:
         app.config.update(config)
@@ -31,10 +32,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         with app.app_context():
             app.config["SECRET_KEY"] = instance_secret("secret.key", lambda: secrets.token_urlsafe(48))
 
-    from server import cli, db, errors, health
+    from server import admin, cli, db, errors, health, web
 
     db.init_app(app)
     errors.init_app(app)
+    web.init_app(app)
+    admin.init_app(app)
     app.register_blueprint(health.bp)
     from server import addon_api
     from server.addon_api import preview

@@ -7,6 +7,7 @@ the last active admin cannot be demoted or deactivated. Each change is an audit 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -30,7 +31,16 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
 
 class AccountError(ValueError):
-    """A mailbox or agent cannot be added as asked; the message says why, in one line."""
+    """A mailbox or agent cannot be added or changed as asked; the message says why, in one line, and
+    ``problems`` names the field of each problem (for a form to show it next to the field)."""
+
+    def __init__(self, message: str, problems: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or {}
+
+
+class StaleEdit(AccountError):
+    """The record changed since the form was opened: nothing was saved."""
 
 
 def normalize_address(address: str) -> str:
@@ -171,26 +181,26 @@ def _snapshot(agent: Agent) -> dict[str, Any]:
 
 def _validated(session: Session, change: AgentChange) -> tuple[dict[str, Any], list[Mailbox] | None]:
     """The change's plain fields, checked, and its mailboxes looked up; every problem in one error."""
-    problems: list[str] = []
+    problems: dict[str, str] = {}
     values: dict[str, Any] = {}
     if change.name is not None:
         name = " ".join(change.name.split())
         if len(name) > MAX_NAME_LENGTH or any(ord(c) < 32 for c in change.name if c not in "\t\n"):
-            problems.append(f"name: at most {MAX_NAME_LENGTH} printable characters")
+            problems["name"] = f"at most {MAX_NAME_LENGTH} printable characters"
         values["name"] = name
     if change.role is not None:
         if change.role not in {r.value for r in Role}:
-            problems.append(f"role: one of {', '.join(r.value for r in Role)}")
+            problems["role"] = f"one of {', '.join(r.value for r in Role)}"
         values["role"] = change.role
     if change.locale is not None:
         if change.locale not in {loc.value for loc in Locale}:
-            problems.append(f"locale: one of {', '.join(loc.value for loc in Locale)}")
+            problems["locale"] = f"one of {', '.join(loc.value for loc in Locale)}"
         values["locale"] = change.locale
     if change.timezone is not None:
         try:
             ZoneInfo(change.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            problems.append(f"timezone: unknown time zone {change.timezone!r} (e.g. Europe/Moscow)")
+            problems["timezone"] = f"unknown time zone {change.timezone!r} (e.g. Europe/Moscow)"
         values["timezone"] = change.timezone
     for flag in ("active", "away"):
         if getattr(change, flag) is not None:
@@ -204,12 +214,18 @@ def _validated(session: Session, change: AgentChange) -> tuple[dict[str, Any], l
             except AccountError:
                 found = None
             if found is None:
-                problems.append(f"mailboxes: no mailbox {address}")
+                problems["mailboxes"] = f"no mailbox {address}"
             else:
                 mailboxes.append(found)
     if problems:
-        raise AccountError("; ".join(problems))
+        raise AccountError("; ".join(f"{field}: {text}" for field, text in problems.items()), problems)
     return values, mailboxes
+
+
+def agent_version(agent: Agent) -> str:
+    """A fingerprint of what a form shows of the agent: a save over another version is refused."""
+    snapshot = json.dumps(_snapshot(agent), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(snapshot.encode()).hexdigest()[:16]
 
 
 def _active_admins(session: Session) -> int:
@@ -245,12 +261,18 @@ def update_agent(
     change: AgentChange,
     *,
     actor: Actor = SYSTEM,
+    version: str | None = None,
 ) -> Agent:
-    """Change a person (committed, with an ``agent_changed`` event naming before and after)."""
+    """Change a person (committed, with an ``agent_changed`` event naming before and after).
+
+    ``version`` (from :func:`agent_version` when a form was opened) refuses to save over a newer
+    change with :class:`StaleEdit`."""
     address = normalize_address(email)
     agent = session.scalar(select(Agent).where(Agent.email == address))
     if agent is None:
         raise AccountError(f"no agent {address}: see postdesk agent list")
+    if version is not None and version != agent_version(agent):
+        raise StaleEdit(f"{address} was changed by someone else since the form was opened: nothing was saved")
     values, mailboxes = _validated(session, change)
     before = _snapshot(agent)
     admins_before = _active_admins(session)

@@ -69,6 +69,36 @@ class Defaults:
     ADDON_SETTINGS_URL = ""
 
 
+class WebDefaults:
+    """The settings pages: sign-in with Google, sessions, rate limits (read with :class:`Defaults`)."""
+
+    #: The OAuth client (type "Web application") whose consent screen signs people in. Empty: only
+    #: demo mode's "sign in as" exists, and /auth/sign-in explains what to configure.
+    GOOGLE_CLIENT_ID = ""
+    GOOGLE_CLIENT_SECRET = ""
+    #: Google's endpoints and keys; tests point them at a stand-in issuer on loopback.
+    GOOGLE_AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+    GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
+    GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+    GOOGLE_ISSUERS = "https://accounts.google.com accounts.google.com"
+    #: Workspace domains whose people may sign in without being added first (they join as agents).
+    SIGN_IN_DOMAINS = ""
+    #: The public base URL of the pages (``https://helpdesk.example.com``), for the redirect URI the
+    #: OAuth client lists. Empty: taken from the request.
+    PUBLIC_URL = ""
+    #: Session cookies only over HTTPS. Empty: on, except in demo mode (plain HTTP on loopback).
+    COOKIE_SECURE: bool | None = None
+    #: A session ends after this long without a request, and this long after sign-in in any case.
+    SESSION_IDLE_MINUTES = 120
+    SESSION_MAX_HOURS = 12
+    #: Sign-in attempts per client address (Flask-Limiter's notation).
+    SIGN_IN_RATE_LIMIT = "20 per minute"
+    #: Where Flask-Limiter counts ("memory://" for one process; "redis://…" for several).
+    RATELIMIT_STORAGE_URI = "memory://"
+    #: Rows per page of the settings lists.
+    PAGE_SIZE = 50
+
+
 def env_flag(name: str) -> bool:
     """True when an environment variable is set to a true-ish value (1, true, yes, on)."""
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

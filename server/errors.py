@@ -10,11 +10,11 @@ def error_response(status: int, code: str, message: str) -> tuple[Response, int]
     return jsonify({"error": {"code": code, "message": message}}), status
 
 
-def _http_error(exc: HTTPException) -> tuple[Response, int]:
+def http_error(exc: HTTPException) -> tuple[Response, int]:
     status = exc.code or 500
     code = (exc.name or "error").lower().replace(" ", "_")
     return error_response(status, code, exc.description or exc.name or "error")
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(HTTPException, http_error)

@@ -541,3 +541,18 @@ class TicketView(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
     viewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebSession(Base):
+    """A browser's session with the settings pages, kept on the server: the cookie carries a random
+    token, this row its SHA-256 (a copy of the table opens no session). Deleting an agent's rows signs
+    them out everywhere."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_agent", "agent_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

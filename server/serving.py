@@ -11,9 +11,9 @@ import click
 from flask import Flask
 from werkzeug.serving import make_server
 
-from server.addon_api.preview import is_loopback
 from server.gmail.sandbox import Sandbox, SandboxServer
 from server.gmail.sandbox.seed import DEMO_MAILBOX, DEMO_MAILBOX_NAME, DEMO_TEAM, seed_demo_mailbox
+from server.web.local import is_loopback
 
 log = logging.getLogger(__name__)
 #: How often the demo process syncs the sandbox mailbox.

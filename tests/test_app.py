@@ -84,5 +84,10 @@ def test_processes_starting_together_share_one_set_of_generated_keys(tmp_path):
         ]
         keys = {start.communicate(timeout=60)[0].strip() for start in starts}
         assert len(keys) == 1 and "" not in keys
-        assert sorted(p.name for p in folder.iterdir()) == ["addon-demo-key.pem", "secret.key"]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "addon-demo-key.pem",
+            "secret.key",
+            "translations",
+        ]
+        assert [p.name for p in (folder / "translations" / "ru" / "LC_MESSAGES").iterdir()] == ["messages.mo"]
         assert (folder / "addon-demo-key.pem").read_text().startswith("-----BEGIN PRIVATE KEY-----")

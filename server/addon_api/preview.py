@@ -11,7 +11,6 @@ Outside demo mode nothing knows that URL or that key.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 import time
@@ -22,7 +21,7 @@ import jinja2
 import nh3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from google.auth import crypt, jwt
 from markupsafe import Markup
 from sqlalchemy import select
@@ -34,6 +33,7 @@ from server.crypto import instance_secret
 from server.db import get_session
 from server.errors import error_response
 from server.models import Agent, Mailbox, Message, Ticket
+from server.web.local import this_machine_only
 
 bp = Blueprint("addon_preview", __name__, url_prefix="/dev/addon")
 EXTENSION = "postdesk.demo_identity"
@@ -156,30 +156,9 @@ def certs_transport(usual: google.auth.transport.Request) -> google.auth.transpo
     return DemoCerts(identity, usual) if identity is not None else usual
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 @bp.before_request
 def _this_machine_only() -> None:
-    """404 unless demo mode, a loopback client, a loopback Host and a server bound to loopback."""
-    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
-    bound = request.environ.get("SERVER_NAME")
-    if not (
-        current_app.config["DEMO"]
-        and is_loopback(request.remote_addr)
-        and is_loopback(host)
-        and (bound is None or is_loopback(bound))
-    ):
-        abort(404)
+    this_machine_only()
 
 
 def card_html(value: object) -> Markup:

@@ -481,3 +481,24 @@ def take_next(
         )
         return ticket
     return None
+
+
+def open_tickets_of(session: Session, agent_id: int) -> list[Ticket]:
+    """The agent's tickets that are not solved or closed, oldest first."""
+    return list(
+        session.scalars(
+            select(Ticket)
+            .where(Ticket.assignee_id == agent_id, Ticket.status.not_in(CLOSED_STATUSES))
+            .order_by(Ticket.created_at, Ticket.id)
+        )
+    )
+
+
+def reassign_all(
+    session: Session, from_agent_id: int, to_agent_id: int | None, *, at: datetime, actor: Actor = SYSTEM
+) -> int:
+    """Give every open ticket of one agent to another (None: unassigned), each with its event."""
+    moved = open_tickets_of(session, from_agent_id)
+    for ticket in moved:
+        assign(session, ticket, to_agent_id, at=at, actor=actor)
+    return len(moved)

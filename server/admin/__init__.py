@@ -1,0 +1,360 @@
+"""``/settings``: the admins' and managers' pages (profile, mailboxes, agents, audit log).
+
+Each view checks the caller's role (:func:`server.web.access.allow`), parses its form, calls one
+service (``server.accounts``, ``server.tickets``) and renders. Nothing here validates a value the
+services validate too: their problems are shown next to the form's fields.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
+from wtforms import SelectChoice
+
+from server import tickets
+from server.accounts import AccountError, AgentChange, StaleEdit, add_agent, agent_version, update_agent
+from server.admin.forms import AgentForm, InviteForm, ProfileForm, ReassignForm
+from server.db import get_session
+from server.gmail.send import enqueue
+from server.models import ActorKind, Agent, Event, Mailbox, Outbox, OutboxKind, OutboxState, Role
+from server.tickets import Actor
+from server.web.access import ADMINS, EVERYONE, READERS, allow, current_agent
+
+bp = Blueprint("admin", __name__, url_prefix="/settings")
+
+#: The Outbox states that still wait to go out (the backlog shown per mailbox).
+BACKLOG = (OutboxState.PENDING.value, OutboxState.SENDING.value)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def names() -> dict[str, Any]:
+        return {
+            "role_names": {"admin": _("Admin"), "manager": _("Manager"), "agent": _("Agent")},
+            "status_titles": {
+                400: _("Bad request"),
+                401: _("Sign-in needed"),
+                403: _("Not allowed"),
+                404: _("Not found"),
+                429: _("Too many attempts"),
+            },  # fmt: skip
+        }
+
+
+def _me() -> Agent:
+    agent = current_agent()
+    assert agent is not None  # allow() let the call through
+    return agent
+
+
+def _actor() -> Actor:
+    return Actor(ActorKind.AGENT, agent_id=_me().id)
+
+
+def _page_number() -> int:
+    try:
+        return max(1, min(int(request.args.get("page", "1")), 1_000_000))
+    except ValueError:
+        return 1
+
+
+def _page_size() -> int:
+    return max(1, int(current_app.config["PAGE_SIZE"]))
+
+
+def _show_problems(form: FlaskForm, error: AccountError) -> None:
+    """Put the service's problems next to the form's fields (the rest at the top of the page)."""
+    for field, text in error.problems.items():
+        if field in form:
+            form[field].errors = [*form[field].errors, text]
+        else:
+            flash(text, "error")
+    if not error.problems:
+        flash(str(error), "error")
+
+
+@bp.get("/")
+@allow(EVERYONE)
+def home() -> Response:
+    """Each role's first page: the mailboxes for admins and managers, the profile for agents."""
+    return redirect(url_for("admin.mailboxes" if Role(_me().role) in READERS else "admin.profile"))
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@allow(EVERYONE)
+def profile() -> str | Response:
+    me = _me()
+    form = ProfileForm(obj=me if request.method == "GET" else None)
+    if request.method == "GET":
+        form.version.data = agent_version(me)
+    elif form.validate_on_submit():
+        change = AgentChange(
+            name=form.name.data or "",
+            locale=form.locale.data,
+            timezone=form.timezone.data,
+            away=form.away.data,
+        )
+        try:
+            update_agent(get_session(), me.email, change, actor=_actor(), version=form.version.data)
+        except StaleEdit:
+            flash(_("Your profile was changed elsewhere since you opened this page: nothing was saved. "
+                    "Here it is as it is now."), "error")  # fmt: skip
+            return redirect(url_for("admin.profile"))
+        except AccountError as exc:
+            _show_problems(form, exc)
+        else:
+            flash(_("Profile saved."), "ok")
+            return redirect(url_for("admin.profile"))
+    return render_template("admin/profile.html", form=form, section="profile")
+
+
+@bp.get("/mailboxes")
+@allow(READERS)
+def mailboxes() -> str:
+    db = get_session()
+    page = _page_number()
+    size = _page_size()
+    rows = db.scalars(
+        select(Mailbox).order_by(Mailbox.address).offset((page - 1) * size).limit(size + 1)
+    ).all()
+    ids = [m.id for m in rows[:size]]
+    backlog = dict(
+        db.execute(
+            select(Outbox.mailbox_id, func.count())
+            .where(Outbox.mailbox_id.in_(ids), Outbox.state.in_(BACKLOG))
+            .group_by(Outbox.mailbox_id)
+        ).all()
+    )
+    failed = dict(
+        db.execute(
+            select(Outbox.mailbox_id, func.count())
+            .where(Outbox.mailbox_id.in_(ids), Outbox.state == OutboxState.FAILED.value)
+            .group_by(Outbox.mailbox_id)
+        ).all()
+    )
+    now = datetime.now(UTC)
+    health = [
+        {
+            "mailbox": box,
+            "lag_minutes": None
+            if box.last_sync_at is None
+            else int((now - box.last_sync_at).total_seconds() // 60),
+            "backlog": backlog.get(box.id, 0),
+            "failed": failed.get(box.id, 0),
+            "healthy": box.sync_state != "error" and box.last_sync_at is not None and not failed.get(box.id),
+        }
+        for box in rows[:size]
+    ]
+    return render_template(
+        "admin/mailboxes.html", health=health, page=page, more=len(rows) > size, section="mailboxes"
+    )
+
+
+def _mailbox_choices() -> list[SelectChoice]:
+    return [
+        SelectChoice(a, a) for a in get_session().scalars(select(Mailbox.address).order_by(Mailbox.address))
+    ]
+
+
+@bp.get("/agents")
+@allow(READERS)
+def agents() -> str:
+    db = get_session()
+    page = _page_number()
+    size = _page_size()
+    rows = db.scalars(
+        select(Agent)
+        .options(selectinload(Agent.mailboxes))
+        .order_by(Agent.email)
+        .offset((page - 1) * size)
+        .limit(size + 1)
+    ).all()
+    form = InviteForm()
+    form.mailboxes.choices = _mailbox_choices()
+    return render_template(
+        "admin/agents.html", agents=rows[:size], page=page, more=len(rows) > size, form=form, section="agents"
+    )
+
+
+@bp.post("/agents/invite")
+@allow(ADMINS)
+def invite() -> Response | tuple[str, int]:
+    form = InviteForm()
+    form.mailboxes.choices = _mailbox_choices()
+    if form.validate_on_submit():
+        db = get_session()
+        change = AgentChange(
+            name=form.name.data or "",
+            role=form.role.data,
+            locale=form.locale.data,
+            mailboxes=tuple(form.mailboxes.data or ()),
+        )
+        try:
+            agent = add_agent(db, form.email.data or "", change, actor=_actor())
+        except AccountError as exc:
+            _show_problems(form, exc)
+        else:
+            sent = _send_invitation(agent)
+            flash(_("%(email)s was added.", email=agent.email) + " " + (
+                _("An invitation is on its way.") if sent else _("Connect a mailbox to send invitations.")), "ok")  # fmt: skip
+            return redirect(url_for("admin.agents"))
+    db = get_session()
+    rows = db.scalars(
+        select(Agent).options(selectinload(Agent.mailboxes)).order_by(Agent.email).limit(_page_size())
+    ).all()
+    page = render_template("admin/agents.html", agents=rows, page=1, more=False, form=form, section="agents")
+    return page, 400
+
+
+def _send_invitation(agent: Agent) -> bool:
+    """The invitation email, in the invitee's language, from their first mailbox (through the Outbox)."""
+    db = get_session()
+    mailbox = agent.mailboxes[0] if agent.mailboxes else db.scalar(select(Mailbox).order_by(Mailbox.id))
+    if mailbox is None:
+        return False
+    base = str(current_app.config.get("PUBLIC_URL") or request.url_root).rstrip("/")
+    with force_locale(agent.locale):
+        subject = _("You are invited to the helpdesk %(mailbox)s", mailbox=mailbox.address)
+        text = _(
+            "Hello %(name)s,\n\n%(inviter)s added you to the team of %(mailbox)s in Postdesk.\n"
+            "Sign in with your Google account: %(url)s\n",
+            name=agent.name or agent.email,
+            inviter=_me().name or _me().email,
+            mailbox=mailbox.address,
+            url=f"{base}{url_for('web.sign_in')}",
+        )
+    enqueue(
+        db,
+        mailbox=mailbox,
+        kind=OutboxKind.NOTIFICATION,
+        key=f"invite:{agent.id}",
+        to=[agent.email],
+        subject=subject,
+        text=text,
+        headers={"internal": True},
+    )
+    db.commit()
+    return True
+
+
+def _agent_or_404(agent_id: int) -> Agent:
+    agent = get_session().get(Agent, agent_id)
+    if agent is None:
+        abort(404)
+    return agent
+
+
+def _reassign_form(agent: Agent) -> ReassignForm:
+    form = ReassignForm()
+    others = get_session().scalars(
+        select(Agent).where(Agent.active.is_(True), Agent.id != agent.id).order_by(Agent.name, Agent.email)
+    )
+    form.to.choices = [SelectChoice("", _("Nobody (unassigned)"))] + [
+        SelectChoice(str(a.id), a.name or a.email) for a in others
+    ]
+    return form
+
+
+@bp.route("/agents/<int:agent_id>", methods=["GET", "POST"])
+@allow(READERS)
+def agent(agent_id: int) -> str | Response | tuple[str, int]:
+    person = _agent_or_404(agent_id)
+    if request.method == "POST" and Role(_me().role) is not Role.ADMIN:
+        abort(403)
+    form = AgentForm(obj=person if request.method == "GET" else None)
+    form.mailboxes.choices = _mailbox_choices()
+    status = 200
+    if request.method == "GET":
+        form.mailboxes.data = [m.address for m in person.mailboxes]
+        form.version.data = agent_version(person)
+    elif form.validate_on_submit():
+        change = AgentChange(
+            name=form.name.data or "",
+            role=form.role.data,
+            locale=form.locale.data,
+            timezone=form.timezone.data,
+            active=form.active.data,
+            away=form.away.data,
+            mailboxes=tuple(form.mailboxes.data or ()),
+        )
+        try:
+            update_agent(get_session(), person.email, change, actor=_actor(), version=form.version.data)
+        except StaleEdit:
+            flash(_("%(email)s was changed by someone else since you opened this page: nothing was saved. "
+                    "Here is the current version.", email=person.email), "error")  # fmt: skip
+            return redirect(url_for("admin.agent", agent_id=agent_id))
+        except AccountError as exc:
+            _show_problems(form, exc)
+            status = 400
+        else:
+            flash(_("%(email)s saved.", email=person.email), "ok")
+            return redirect(url_for("admin.agent", agent_id=agent_id))
+    else:
+        status = 400
+    open_tickets = tickets.open_tickets_of(get_session(), person.id)
+    return render_template(
+        "admin/agent.html",
+        person=person,
+        form=form,
+        reassign=_reassign_form(person),
+        open_tickets=open_tickets,
+        section="agents",
+    ), status
+
+
+@bp.post("/agents/<int:agent_id>/reassign")
+@allow(ADMINS)
+def reassign(agent_id: int) -> Response:
+    person = _agent_or_404(agent_id)
+    form = _reassign_form(person)
+    if not form.validate_on_submit():
+        abort(400)
+    target = int(form.to.data) if form.to.data else None
+    db = get_session()
+    moved = tickets.reassign_all(db, person.id, target, at=datetime.now(UTC), actor=_actor())
+    db.commit()
+    flash(_("%(count)d open tickets reassigned.", count=moved), "ok")
+    return redirect(url_for("admin.agent", agent_id=agent_id))
+
+
+@bp.get("/audit")
+@allow(ADMINS)
+def audit() -> str:
+    """Every settings change (who, when, what, before and after), newest first, filterable."""
+    db = get_session()
+    page = _page_number()
+    size = _page_size()
+    kind = request.args.get("kind", "").strip()[:64]
+    who = request.args.get("who", "").strip().lower()[:320]
+    query = select(Event).where(Event.ticket_id.is_(None))
+    if kind:
+        query = query.where(Event.kind == kind)
+    if who:
+        query = query.join(Agent, Agent.id == Event.actor_agent_id).where(Agent.email == who)
+    events = db.scalars(query.order_by(Event.id.desc()).offset((page - 1) * size).limit(size + 1)).all()
+    actor_ids = {e.actor_agent_id for e in events if e.actor_agent_id}
+    actors = {a.id: a for a in db.scalars(select(Agent).where(Agent.id.in_(actor_ids)))} if actor_ids else {}
+    kinds = db.scalars(
+        select(Event.kind).where(Event.ticket_id.is_(None)).distinct().order_by(Event.kind)
+    ).all()
+    return render_template(
+        "admin/audit.html",
+        events=events[:size],
+        actors=actors,
+        kinds=kinds,
+        kind=kind,
+        who=who,
+        page=page,
+        more=len(events) > size,
+        section="audit",
+    )

@@ -1,0 +1,48 @@
+"""The settings forms (Flask-WTF: each carries its CSRF token; the services validate the values)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+from server.accounts import MAX_NAME_LENGTH
+
+LANGUAGES = [SelectChoice("en", "English"), SelectChoice("ru", "Русский")]
+
+
+def role_choices() -> list[SelectChoice]:
+    return [SelectChoice("agent", str(_l("Agent"))), SelectChoice("manager", str(_l("Manager"))),
+            SelectChoice("admin", str(_l("Admin")))]  # fmt: skip
+
+
+class ProfileForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=MAX_NAME_LENGTH)])
+    locale = SelectField(_l("Language"), choices=LANGUAGES)
+    timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)])
+    away = BooleanField(_l("Away: keep my tickets, give me no new ones"))
+    version = HiddenField()
+
+
+class InviteForm(FlaskForm):
+    email = StringField(_l("Email"), validators=[DataRequired(), Length(max=320)])
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=MAX_NAME_LENGTH)])
+    role = SelectField(_l("Role"), choices=role_choices)
+    mailboxes = SelectMultipleField(_l("Mailboxes"), choices=[])
+    locale = SelectField(_l("Language"), choices=LANGUAGES)
+
+
+class AgentForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=MAX_NAME_LENGTH)])
+    role = SelectField(_l("Role"), choices=role_choices)
+    mailboxes = SelectMultipleField(_l("Mailboxes"), choices=[])
+    locale = SelectField(_l("Language"), choices=LANGUAGES)
+    timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)])
+    active = BooleanField(_l("Active (can sign in and get tickets)"))
+    away = BooleanField(_l("Away (gets no new tickets)"))
+    version = HiddenField()
+
+
+class ReassignForm(FlaskForm):
+    to = SelectField(_l("Give their open tickets to"), choices=[])
