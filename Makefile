@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: deps demo test lint bench clean addon-check
+.PHONY: deps demo test lint bench clean addon-check catalog
 
 deps: $(STAMP)
 
@@ -51,6 +51,13 @@ bench: deps
 	$(BIN)/python tests/bench/bench_sync.py
 	$(BIN)/python tests/bench/bench_reminders.py
 	$(BIN)/python tests/bench/bench_addon.py
+
+# The settings pages' texts: new strings into server/translations/ru (then translate them; a test
+# fails while one is missing). The catalogs are compiled when the app starts.
+catalog: deps
+	@mkdir -p build
+	$(BIN)/pybabel extract -F server/translations/babel.cfg -k _l --no-location --omit-header -o build/messages.pot .
+	$(BIN)/pybabel update -i build/messages.pot -d server/translations -D messages --no-fuzzy-matching --width 110 --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -77,12 +77,33 @@ def _read_json_file(path: str, what: str) -> dict[str, Any]:
 
 def load_service_account(path: str) -> dict[str, Any]:
     """The key file of a service account with domain-wide delegation, checked for what Google needs."""
-    data = _read_json_file(path, "service-account")
+    return check_service_account(_read_json_file(path, "service-account"), path)
+
+
+def parse_service_account(content: bytes, name: str = "the uploaded key") -> dict[str, Any]:
+    """An uploaded key file (the settings page), checked like a file given to the CLI."""
+    try:
+        data = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise AccountError(f"{name} is not valid JSON", {"key": "not a JSON key file"}) from exc
+    if not isinstance(data, dict):
+        raise AccountError(f"{name} is not a JSON object", {"key": "not a JSON key file"})
+    return check_service_account(data, name)
+
+
+def check_service_account(data: dict[str, Any], name: str) -> dict[str, Any]:
     missing = [k for k in ("type", "client_email", "private_key", "token_uri") if not data.get(k)]
     if data.get("type") != "service_account" or missing:
+        problem = f"not a service-account key file (missing: {', '.join(missing) or 'type'})"
+        raise AccountError(f"{name} is {problem}", {"key": problem})
+    from google.oauth2 import service_account
+
+    try:
+        service_account.Credentials.from_service_account_info(data)
+    except (ValueError, TypeError) as exc:
         raise AccountError(
-            f"{path} is not a service-account key file (missing: {', '.join(missing) or 'type'})"
-        )
+            f"{name}: the private key cannot be read", {"key": "the private key cannot be read"}
+        ) from exc
     return data
 
 
@@ -106,11 +127,12 @@ class MailboxSpec:
     display_name: str = ""
 
 
-def add_mailbox(session: Session, spec: MailboxSpec) -> Mailbox:
-    """Store a new mailbox (credentials encrypted); a duplicate address is an :class:`AccountError`."""
+def add_mailbox(session: Session, spec: MailboxSpec, *, actor: Actor = SYSTEM) -> Mailbox:
+    """Store a new mailbox (credentials encrypted, never in the event); a duplicate address is an
+    :class:`AccountError`."""
     address = normalize_address(spec.address)
     if session.scalar(select(Mailbox.id).where(Mailbox.address == address)) is not None:
-        raise AccountError(f"mailbox {address} already exists")
+        raise AccountError(f"mailbox {address} already exists", {"address": "already connected"})
     mailbox = Mailbox(
         address=address,
         display_name=spec.display_name,
@@ -119,12 +141,24 @@ def add_mailbox(session: Session, spec: MailboxSpec) -> Mailbox:
         credentials_encrypted=encrypt_json(spec.secret) if spec.secret else None,
     )
     session.add(mailbox)
+    session.flush()
+    record_event(session, None, "mailbox_added", actor=actor, mailbox_id=mailbox.id,
+                 after={"mailbox": address, "auth": spec.auth_kind.value})  # fmt: skip
     try:
         session.commit()
     except IntegrityError as exc:  # a concurrent add of the same address
         session.rollback()
         raise AccountError(f"mailbox {address} already exists") from exc
     return mailbox
+
+
+def set_paused(session: Session, mailbox: Mailbox, paused: bool, *, actor: Actor = SYSTEM) -> None:
+    """Pause (the worker neither syncs the mailbox nor sends its mail) or resume it; committed."""
+    if mailbox.paused != paused:
+        mailbox.paused = paused
+        record_event(session, None, "mailbox_paused" if paused else "mailbox_resumed", actor=actor,
+                     mailbox_id=mailbox.id, after={"mailbox": mailbox.address})  # fmt: skip
+    session.commit()
 
 
 def list_mailboxes(session: Session) -> list[Mailbox]:

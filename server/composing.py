@@ -72,8 +72,13 @@ def available_agents(session: Session, mailbox_id: int) -> list[Agent]:
 
 
 def team_addresses(session: Session, mailbox: Mailbox) -> set[str]:
-    """The mailbox's own address and every agent's: never a customer, never auto-answered."""
-    return {mailbox.address.lower()} | {email.lower() for email in session.scalars(select(Agent.email))}
+    """The mailbox's own address, every agent's and the team addresses of its settings: never a
+    customer, never auto-answered."""
+    extra = setting(mailbox, "team_addresses")
+    listed = {str(a).lower() for a in extra} if isinstance(extra, list) else set()
+    return (
+        {mailbox.address.lower()} | {email.lower() for email in session.scalars(select(Agent.email))} | listed
+    )
 
 
 def gmail_link(mailbox: Mailbox, thread_id: str | None) -> str:

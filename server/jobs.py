@@ -107,7 +107,7 @@ def send_reminders() -> None:
             )
         for mailbox_id in sorted(report.mailbox_ids):
             mailbox = session.get(Mailbox, mailbox_id)
-            if mailbox is None:
+            if mailbox is None or mailbox.paused:  # a paused mailbox's mail waits in the Outbox
                 continue
             try:
                 with client_for_mailbox(mailbox) as client:

@@ -11,12 +11,15 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import time
+from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.orm import Session
+
 from server.models import Locale, Mailbox
 from server.sla import CalendarError, calendar_from_config
+from server.tickets import SYSTEM, Actor, record_event, refresh_mailbox
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,13 @@ DEFAULTS: dict[str, Any] = {
     "locale": Locale.EN.value,
     "timezone": "UTC",
     "auto_replies_per_sender_per_hour": 3,
+    #: Addresses of the team besides the agents' (a colleague's own mailbox, a sister team's):
+    #: never taken for customers, never answered automatically.
+    "team_addresses": [],
 }
+#: The most team addresses a mailbox keeps.
+MAX_TEAM_ADDRESSES = 200
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _LIMITS = {
     "warn_minutes": 7 * 24 * 60,
@@ -98,6 +107,14 @@ def validate(data: Any) -> dict[str, Any]:
         data["auto_replies_per_sender_per_hour"], 0, 1000
     ):
         problems.append("auto_replies_per_sender_per_hour: a whole number from 0 to 1000")
+    if "team_addresses" in data:
+        addresses = data["team_addresses"]
+        if not isinstance(addresses, list) or len(addresses) > MAX_TEAM_ADDRESSES:
+            problems.append(f"team_addresses: a list of at most {MAX_TEAM_ADDRESSES} email addresses")
+        else:
+            for address in addresses:
+                if not isinstance(address, str) or len(address) > 320 or not _EMAIL.match(address.strip()):
+                    problems.append(f"team_addresses: not an email address: {str(address)[:80]!r}")
     if data.get("calendar") is not None:
         try:
             calendar_from_config(data["calendar"])
@@ -107,7 +124,31 @@ def validate(data: Any) -> dict[str, Any]:
         problems += _reminder_problems(data["reminders"])
     if problems:
         raise SettingsError(problems)
-    return dict(data)
+    cleaned = dict(data)
+    if "team_addresses" in cleaned:
+        cleaned["team_addresses"] = sorted({a.strip().lower() for a in cleaned["team_addresses"]})
+    return cleaned
+
+
+def save(session: Session, mailbox: Mailbox, data: Any, *, actor: Actor = SYSTEM, batch: int) -> int:
+    """Replace the mailbox's settings with ``data`` (validated whole; :class:`SettingsError` lists
+    every problem and nothing changes), record the change as an event and re-time the open tickets.
+    Returns how many were re-timed. The CLI and the settings page both save through here."""
+    settings = validate(data)
+    before = dict(mailbox.settings or {})
+    mailbox.settings = settings
+    if settings != before:
+        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        record_event(
+            session,
+            None,
+            "mailbox_settings_changed",
+            actor=actor,
+            mailbox_id=mailbox.id,
+            before={k: before.get(k) for k in changed} | {"mailbox": mailbox.address},
+            after={k: settings.get(k) for k in changed} | {"mailbox": mailbox.address},
+        )
+    return refresh_mailbox(session, mailbox, at=datetime.now(UTC), batch=batch)
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,8 @@ class Mailbox(Base):
     sync_state: Mapped[str] = mapped_column(String(32), default=SyncState.NEW)
     sync_error: Mapped[str | None] = mapped_column(Text)
     next_ticket_number: Mapped[int] = mapped_column(default=1)
+    #: Paused by an admin: the worker neither syncs it nor sends its mail until resumed.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The agent who got the last round-robin assignment (fair across processes and restarts).
     round_robin_cursor: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     #: Per-mailbox settings (see server.mailbox_settings): locale, auto-reply limits, reminders …

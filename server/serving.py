@@ -18,6 +18,7 @@ from server.web.local import is_loopback
 log = logging.getLogger(__name__)
 #: How often the demo process syncs the sandbox mailbox.
 DEMO_POLL_SECONDS = 10
+DEMO_MANAGER = ("lena@example.com", "Lena Smirnova", "ru")
 
 
 def serve_web(host: str, port: int, workers: int) -> None:
@@ -83,6 +84,8 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         for index, (email, name, locale) in enumerate(DEMO_TEAM):
             role = Role.ADMIN if index == 0 else Role.AGENT
             ensure_agent(session, email, name, role=role, locale=locale, mailbox=mailbox)
+        # A team lead who reads the settings and (later) the reports, and works no tickets.
+        ensure_agent(session, DEMO_MANAGER[0], DEMO_MANAGER[1], role=Role.MANAGER, locale=DEMO_MANAGER[2])
         install_defaults(session, mailbox)
         session.commit()
         with client_for_mailbox(mailbox) as client:
@@ -96,9 +99,12 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     worker.start()
     web = make_server(host, port, app, threaded=True)
     base = f"http://{host}:{web.server_address[1]}"
-    app.config["ADDON_SETTINGS_URL"] = base + "/"
+    app.config["ADDON_SETTINGS_URL"] = base + "/settings/"
     urls: dict[str, Any] = {
         "web": f"{base}/",
+        "settings": f"{base}/settings/ (sign in as any demo agent)"
+        if is_loopback(host)
+        else f"{base}/settings/",
         "health": f"{base}/healthz",
         "add-on preview": f"{base}/dev/addon" if is_loopback(host) else "off (only with a loopback --host)",
         "gmail sandbox": sandbox.url,

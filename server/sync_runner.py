@@ -70,6 +70,9 @@ class SyncRunner:
                 mailbox = session.get(Mailbox, mailbox_id)
                 if mailbox is None:
                     continue
+                if mailbox.paused:
+                    self.echo(f"{mailbox.address}: paused, not synced")
+                    continue
                 address = mailbox.address
                 try:
                     with client_for_mailbox(mailbox) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import uuid
 
 MAILBOX = "support@example.com"
@@ -143,3 +144,24 @@ class Process:
         if self.proc.stdout:
             self.proc.stdout.close()
         return self.proc.returncode
+
+
+@functools.cache
+def service_account_key() -> dict[str, str]:
+    """A syntactically real service-account key (a fresh RSA key; it opens nothing at Google)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": "postdesk-test",
+        "private_key_id": "test-key",
+        "private_key": pem,
+        "client_email": "postdesk@postdesk-test.iam.gserviceaccount.com",
+        "client_id": "1234567890",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }

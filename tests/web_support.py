@@ -52,7 +52,7 @@ def team(web: Flask) -> dict[str, Any]:
 
     with web.app_context():
         db = get_session()
-        add_mailbox(
+        box = add_mailbox(
             db, MailboxSpec("support@example.com", AuthKind.SANDBOX, "http://127.0.0.1:9/", None, "Support")
         )
         people = {
@@ -63,6 +63,7 @@ def team(web: Flask) -> dict[str, Any]:
             ).id
             for role in ("admin", "manager", "agent")
         }
+        people["mailbox"] = box.id
     return people
 
 

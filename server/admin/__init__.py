@@ -20,11 +20,33 @@ from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from server import tickets
-from server.accounts import AccountError, AgentChange, StaleEdit, add_agent, agent_version, update_agent
-from server.admin.forms import AgentForm, InviteForm, ProfileForm, ReassignForm
+from server.accounts import (
+    AccountError,
+    AgentChange,
+    MailboxSpec,
+    StaleEdit,
+    add_agent,
+    add_mailbox,
+    agent_version,
+    parse_service_account,
+    set_paused,
+    update_agent,
+)
+from server.admin.forms import (
+    AddMailboxForm,
+    AgentForm,
+    InviteForm,
+    MailboxSettingsForm,
+    ProfileForm,
+    ReassignForm,
+)
 from server.db import get_session
+from server.gmail.client import RetryPolicy, client_for_mailbox
+from server.gmail.errors import GmailError
 from server.gmail.send import enqueue
-from server.models import ActorKind, Agent, Event, Mailbox, Outbox, OutboxKind, OutboxState, Role
+from server.mailbox_settings import SettingsError, setting
+from server.mailbox_settings import save as save_settings
+from server.models import ActorKind, Agent, AuthKind, Event, Mailbox, Outbox, OutboxKind, OutboxState, Role
 from server.tickets import Actor
 from server.web.access import ADMINS, EVERYONE, READERS, allow, current_agent
 
@@ -121,6 +143,10 @@ def profile() -> str | Response:
 @bp.get("/mailboxes")
 @allow(READERS)
 def mailboxes() -> str:
+    return _mailboxes_page(AddMailboxForm())
+
+
+def _mailboxes_page(form: FlaskForm) -> str:
     db = get_session()
     page = _page_number()
     size = _page_size()
@@ -128,36 +154,144 @@ def mailboxes() -> str:
         select(Mailbox).order_by(Mailbox.address).offset((page - 1) * size).limit(size + 1)
     ).all()
     ids = [m.id for m in rows[:size]]
-    backlog = dict(
-        db.execute(
-            select(Outbox.mailbox_id, func.count())
-            .where(Outbox.mailbox_id.in_(ids), Outbox.state.in_(BACKLOG))
-            .group_by(Outbox.mailbox_id)
-        ).all()
-    )
-    failed = dict(
-        db.execute(
-            select(Outbox.mailbox_id, func.count())
-            .where(Outbox.mailbox_id.in_(ids), Outbox.state == OutboxState.FAILED.value)
-            .group_by(Outbox.mailbox_id)
-        ).all()
-    )
+    counts: dict[tuple[int, str], int] = {
+        (mailbox_id, state): count
+        for mailbox_id, state, count in db.execute(
+            select(Outbox.mailbox_id, Outbox.state, func.count())
+            .where(Outbox.mailbox_id.in_(ids), Outbox.state.in_([*BACKLOG, OutboxState.FAILED.value]))
+            .group_by(Outbox.mailbox_id, Outbox.state)
+        )
+    }
     now = datetime.now(UTC)
-    health = [
-        {
-            "mailbox": box,
-            "lag_minutes": None
-            if box.last_sync_at is None
-            else int((now - box.last_sync_at).total_seconds() // 60),
-            "backlog": backlog.get(box.id, 0),
-            "failed": failed.get(box.id, 0),
-            "healthy": box.sync_state != "error" and box.last_sync_at is not None and not failed.get(box.id),
-        }
-        for box in rows[:size]
-    ]
+    health = []
+    for box in rows[:size]:
+        backlog = sum(counts.get((box.id, state), 0) for state in BACKLOG)
+        failed = counts.get((box.id, OutboxState.FAILED.value), 0)
+        lag = None if box.last_sync_at is None else int((now - box.last_sync_at).total_seconds() // 60)
+        healthy = not box.paused and box.sync_state != "error" and box.last_sync_at is not None and not failed
+        health.append(
+            {"mailbox": box, "lag_minutes": lag, "backlog": backlog, "failed": failed, "healthy": healthy}
+        )
     return render_template(
-        "admin/mailboxes.html", health=health, page=page, more=len(rows) > size, section="mailboxes"
+        "admin/mailboxes.html",
+        health=health,
+        page=page,
+        more=len(rows) > size,
+        form=form,
+        section="mailboxes",
     )
+
+
+#: The largest service-account key file accepted (real ones are about 2.3 KB).
+MAX_KEY_BYTES = 64 * 1024
+
+
+@bp.post("/mailboxes/add")
+@allow(ADMINS)
+def add_mailbox_page() -> Response | tuple[str, int]:
+    """Connect a Workspace mailbox through a service account with domain-wide delegation."""
+    form = AddMailboxForm()
+    if form.validate_on_submit():
+        content = form.key.data.read(MAX_KEY_BYTES + 1)
+        try:
+            if len(content) > MAX_KEY_BYTES:
+                raise AccountError(
+                    "the key file is too large", {"key": _("This is not a service-account key file.")}
+                )
+            secret = parse_service_account(content)
+            spec = MailboxSpec(form.address.data or "", AuthKind.SERVICE_ACCOUNT, None, secret,
+                               form.display_name.data or "")  # fmt: skip
+            mailbox = add_mailbox(get_session(), spec, actor=_actor())
+        except AccountError as exc:
+            _show_problems(form, exc)
+        else:
+            flash(_("%(address)s is connected. Test the connection to see that Google lets Postdesk in.",
+                    address=mailbox.address), "ok")  # fmt: skip
+            return redirect(url_for("admin.mailbox", mailbox_id=mailbox.id))
+    return _mailboxes_page(form), 400
+
+
+@bp.route("/mailboxes/<int:mailbox_id>", methods=["GET", "POST"])
+@allow(READERS)
+def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
+    box = _mailbox_or_404(mailbox_id)
+    if request.method == "POST" and Role(_me().role) is not Role.ADMIN:
+        abort(403)
+    form = MailboxSettingsForm()
+    status = 200
+    if request.method == "GET":
+        form.locale.data = setting(box, "locale")
+        form.timezone.data = setting(box, "timezone")
+        form.auto_replies_per_sender_per_hour.data = setting(box, "auto_replies_per_sender_per_hour")
+        form.team_addresses.data = "\n".join(setting(box, "team_addresses") or [])
+    elif form.validate_on_submit():
+        addresses = [line.strip() for line in (form.team_addresses.data or "").splitlines() if line.strip()]
+        data = {
+            **(box.settings or {}),
+            "locale": form.locale.data,
+            "timezone": (form.timezone.data or "").strip(),
+            "auto_replies_per_sender_per_hour": form.auto_replies_per_sender_per_hour.data,
+            "team_addresses": addresses,
+        }
+        db = get_session()
+        try:
+            retimed = save_settings(
+                db, box, data, actor=_actor(), batch=int(current_app.config["RETIME_BATCH"])
+            )
+        except SettingsError as exc:
+            db.rollback()
+            for problem in exc.problems:
+                name, _sep, text = problem.partition(": ")
+                if name in form:
+                    form[name].errors = [*form[name].errors, text]
+                else:
+                    flash(problem, "error")
+            status = 400
+        else:
+            flash(_("Settings saved; %(count)d open tickets got new due times.", count=retimed), "ok")
+            return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
+    else:
+        status = 400
+    return render_template("admin/mailbox.html", box=box, form=form, section="mailboxes"), status
+
+
+@bp.post("/mailboxes/<int:mailbox_id>/pause")
+@allow(ADMINS)
+def pause(mailbox_id: int) -> Response:
+    set_paused(get_session(), _mailbox_or_404(mailbox_id), True, actor=_actor())
+    flash(_("Paused: Postdesk neither reads nor sends this mailbox's mail until you resume it."), "ok")
+    return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
+
+
+@bp.post("/mailboxes/<int:mailbox_id>/resume")
+@allow(ADMINS)
+def resume(mailbox_id: int) -> Response:
+    set_paused(get_session(), _mailbox_or_404(mailbox_id), False, actor=_actor())
+    flash(_("Resumed: the next poll reads the mail that came meanwhile."), "ok")
+    return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
+
+
+@bp.post("/mailboxes/<int:mailbox_id>/test")
+@allow(ADMINS)
+def test_connection(mailbox_id: int) -> Response:
+    """One cheap Gmail call (getProfile) with the stored credentials: does Google let Postdesk in?"""
+    box = _mailbox_or_404(mailbox_id)
+    try:
+        with client_for_mailbox(box, retry=RetryPolicy(max_attempts=2, base=0.2, cap=1.0)) as client:
+            profile = client.profile()
+    except GmailError as exc:
+        flash(_("Google refused the connection: %(problem)s", problem=str(exc)[:300]), "error")
+    else:
+        flash(_("Connected: %(address)s holds %(count)s messages.", address=profile.get("emailAddress", "?"),
+                count=profile.get("messagesTotal", "?")), "ok")  # fmt: skip
+    return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
+
+
+def _mailbox_or_404(mailbox_id: int) -> Mailbox:
+    box = get_session().get(Mailbox, mailbox_id)
+    if box is None:
+        abort(404)
+    return box
 
 
 def _mailbox_choices() -> list[SelectChoice]:

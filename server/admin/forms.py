@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, SelectMultipleField, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from server.accounts import MAX_NAME_LENGTH
 
@@ -46,3 +56,22 @@ class AgentForm(FlaskForm):
 
 class ReassignForm(FlaskForm):
     to = SelectField(_l("Give their open tickets to"), choices=[])
+
+
+class MailboxSettingsForm(FlaskForm):
+    locale = SelectField(_l("Language of the mail to customers"), choices=LANGUAGES)
+    timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)])
+    auto_replies_per_sender_per_hour = IntegerField(
+        _l("Automatic replies to one sender per hour at most"),
+        validators=[InputRequired(), NumberRange(0, 1000)],
+    )
+    team_addresses = TextAreaField(
+        _l("Team addresses (one a line): never customers, never answered automatically"),
+        validators=[Length(max=200 * 322)],
+    )
+
+
+class AddMailboxForm(FlaskForm):
+    address = StringField(_l("Shared mailbox address"), validators=[DataRequired(), Length(max=320)])
+    display_name = StringField(_l("Name customers see"), validators=[Optional(), Length(max=200)])
+    key = FileField(_l("Service-account key (JSON) with domain-wide delegation"), validators=[FileRequired()])

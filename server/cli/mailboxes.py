@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 import yaml
 from flask.cli import with_appcontext
 
-from server import tickets
 from server.accounts import (
     AccountError,
     MailboxSpec,
@@ -197,17 +195,16 @@ def mailbox_list(as_json: bool) -> None:
 @with_appcontext
 def mailbox_settings_command(address: str, path: str | None, as_json: bool) -> None:
     """Show the mailbox's settings, or replace them with FILE (YAML/JSON; every problem is listed)."""
-    from server.mailbox_settings import DEFAULTS, REMINDER_DEFAULTS, SettingsError, validate
+    from server.mailbox_settings import DEFAULTS, REMINDER_DEFAULTS, SettingsError, save
 
     mailbox = mailbox_named(address)
     session = get_session()
     if path is not None:
         try:
-            settings = validate(yaml_file(path))
+            refreshed = save(session, mailbox, yaml_file(path), batch=retime_batch())
         except SettingsError as exc:
+            session.rollback()
             raise problems_error(path, exc.problems) from exc
-        mailbox.settings = settings
-        refreshed = tickets.refresh_mailbox(session, mailbox, at=datetime.now(UTC), batch=retime_batch())
         click.echo(f"settings of {mailbox.address} saved; {refreshed} open tickets re-timed")
         return
     stored = dict(mailbox.settings or {})

@@ -133,7 +133,8 @@ def sign_out() -> Response:
         db = get_session()
         end_everywhere(db, agent.id)
         db.commit()
-    end(session)
+    language = session.get("lang")  # the signed-out page (and the next sign-in) keep it
+    end(session, keep={"lang": language} if language else None)
     return redirect(url_for("web.signed_out"))
 
 

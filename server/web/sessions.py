@@ -65,11 +65,16 @@ def rotate(session: SessionMixin, agent_id: int | None) -> None:
     session.modified = True
 
 
-def end(session: SessionMixin) -> None:
-    """Sign out this browser: its row and its cookie go."""
+def end(session: SessionMixin, keep: dict[str, Any] | None = None) -> None:
+    """Sign out this browser: its row and its cookie go (or, to ``keep`` something such as the
+    language, the browser gets a new anonymous session holding only that)."""
     assert isinstance(session, ServerSession)
     session.clear()
-    session.ended = True
+    if keep:
+        session.update(keep)
+        rotate(session, None)
+    else:
+        session.ended = True
 
 
 def end_everywhere(db: Session, agent_id: int) -> int:

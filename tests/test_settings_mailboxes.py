@@ -1,0 +1,148 @@
+"""The mailbox pages: connect by service-account key, settings, pause/resume, test the connection."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+from helpers import MAILBOX, make_email, service_account_key
+from sqlalchemy import select
+from web_support import csrf_token, sign_in
+
+from server.crypto import decrypt_json
+from server.db import get_session
+from server.models import Event, Mailbox
+
+
+def _admin(web, google):
+    client = web.test_client()
+    sign_in(client, google, "admin@example.com")
+    return client, csrf_token(client)
+
+
+def test_a_service_account_key_is_validated_stored_encrypted_and_never_shown(web, google, team):
+    client, token = _admin(web, google)
+    key = service_account_key()
+
+    not_json = client.post("/settings/mailboxes/add", data={
+        "address": "sales@example.com", "key": (io.BytesIO(b"{not json"), "key.json"), "csrf_token": token})  # fmt: skip
+    not_a_key = client.post("/settings/mailboxes/add", data={
+        "address": "sales@example.com", "key": (io.BytesIO(b'{"type": "authorized_user"}'), "k.json"),
+        "csrf_token": token})  # fmt: skip
+    broken_key = client.post("/settings/mailboxes/add", data={
+        "address": "sales@example.com", "csrf_token": token,
+        "key": (io.BytesIO(json.dumps({**key, "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n"}).encode()), "k.json")})  # fmt: skip
+    added = client.post("/settings/mailboxes/add", data={
+        "address": "Sales@Example.com", "display_name": "Sales", "csrf_token": token,
+        "key": (io.BytesIO(json.dumps(key).encode()), "key.json")})  # fmt: skip
+    twice = client.post("/settings/mailboxes/add", data={
+        "address": "sales@example.com", "csrf_token": token,
+        "key": (io.BytesIO(json.dumps(key).encode()), "key.json")})  # fmt: skip
+
+    assert not_json.status_code == not_a_key.status_code == broken_key.status_code == twice.status_code == 400
+    assert re.search(r'id="key-error">not a JSON key file', not_json.get_data(as_text=True))
+    assert "not a service-account key file" in not_a_key.get_data(as_text=True)
+    assert "private key cannot be read" in broken_key.get_data(as_text=True)
+    assert "already connected" in twice.get_data(as_text=True)
+    assert added.status_code == 302
+    with web.app_context():
+        db = get_session()
+        box = db.scalar(select(Mailbox).where(Mailbox.address == "sales@example.com"))
+        assert box.auth_kind == "service_account" and decrypt_json(box.credentials_encrypted) == key
+        assert key["private_key"].encode() not in box.credentials_encrypted
+        event = db.scalar(select(Event).where(Event.kind == "mailbox_added", Event.mailbox_id == box.id))
+        assert event.after == {"mailbox": "sales@example.com", "auth": "service_account"}
+        box_id = box.id
+    page = client.get(f"/settings/mailboxes/{box_id}").get_data(as_text=True)
+    assert "PRIVATE KEY" not in page and key["client_email"] not in page
+
+
+def test_mailbox_settings_are_saved_whole_or_not_at_all_and_audited(web, google, team):
+    client, token = _admin(web, google)
+    url = f"/settings/mailboxes/{team['mailbox']}"
+    form = {"locale": "ru", "timezone": "Europe/Moscow", "auto_replies_per_sender_per_hour": "5",
+            "team_addresses": "Boss@Partner.example\n\n  colleague@example.net ", "csrf_token": token}  # fmt: skip
+
+    bad = client.post(url, data={**form, "timezone": "Nowhere/Land", "team_addresses": "not-an-address"})
+    saved = client.post(url, data=form, follow_redirects=True)
+
+    assert bad.status_code == 400
+    html = bad.get_data(as_text=True)
+    assert re.search(r'id="timezone-error">unknown time zone', html)
+    assert re.search(r'id="team_addresses-error">not an email address', html)
+    assert "open tickets got new due times" in saved.get_data(as_text=True)
+    with web.app_context():
+        db = get_session()
+        box = db.get(Mailbox, team["mailbox"])
+        assert box.settings["team_addresses"] == ["boss@partner.example", "colleague@example.net"]
+        assert (box.settings["locale"], box.settings["auto_replies_per_sender_per_hour"]) == ("ru", 5)
+        event = db.scalar(select(Event).where(Event.kind == "mailbox_settings_changed"))
+        assert event.actor_agent_id == team["admin"]
+        assert event.before["timezone"] is None and event.after["timezone"] == "Europe/Moscow"
+
+
+def test_a_manager_reads_the_mailbox_settings_and_changes_nothing(web, google, team):
+    client = web.test_client()
+    sign_in(client, google, "manager@example.com")
+
+    page = client.get(f"/settings/mailboxes/{team['mailbox']}").get_data(as_text=True)
+
+    assert 'id="mailbox-settings"' not in page and 'id="pause"' not in page
+    assert "Automatic replies to one sender per hour at most" in page
+
+
+def test_team_addresses_are_never_answered_automatically(helpdesk, deliver, session):
+    from server.mailbox_settings import save
+    from server.models import Outbox
+
+    box = helpdesk.connect(MAILBOX, ["anna@example.com"])
+    save(session, box, {"team_addresses": ["partner@example.net"]}, batch=50)
+    deliver(make_email("Question from a partner", sender="partner@example.net"))
+    deliver(make_email("Question from a customer", sender="customer@example.org"))
+
+    helpdesk.cycle()
+
+    answered = {row.to for row in session.scalars(select(Outbox))}
+    assert answered == {"customer@example.org"}
+
+
+def test_a_paused_mailbox_is_neither_synced_nor_sent_until_resumed(web, google, gmail, deliver):
+    from server.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
+    from server.models import AuthKind
+    from server.sync_runner import SyncRunner
+
+    with web.app_context():
+        db = get_session()
+        box = add_mailbox(db, MailboxSpec(MAILBOX, AuthKind.SANDBOX, gmail.url, None, "Support"))
+        add_agent(db, "admin@example.com", AgentChange(role="admin", mailboxes=(MAILBOX,)))
+        box_id = box.id
+    client, token = _admin(web, google)
+    tested = client.post(
+        f"/settings/mailboxes/{box_id}/test", data={"csrf_token": token}, follow_redirects=True
+    )
+    client.post(f"/settings/mailboxes/{box_id}/pause", data={"csrf_token": token})
+    deliver(make_email("While paused"))
+    lines: list[str] = []
+    SyncRunner(web, echo=lambda message, **_: lines.append(message)).run_once([box_id])
+    with web.app_context():
+        paused_sync = get_session().get(Mailbox, box_id).last_sync_at
+    client.post(f"/settings/mailboxes/{box_id}/resume", data={"csrf_token": token})
+    SyncRunner(web, echo=lambda message, **_: lines.append(message)).run_once([box_id])
+
+    assert f"Connected: {MAILBOX} holds 0 messages." in tested.get_data(as_text=True)
+    assert paused_sync is None and lines[0] == f"{MAILBOX}: paused, not synced"
+    with web.app_context():
+        db = get_session()
+        assert db.get(Mailbox, box_id).last_sync_at is not None
+        kinds = db.scalars(select(Event.kind).where(Event.mailbox_id == box_id).order_by(Event.id)).all()
+        assert kinds == ["mailbox_added", "mailbox_paused", "mailbox_resumed"]
+
+
+def test_a_refused_connection_is_shown_not_a_500(web, google, team):
+    client, token = _admin(web, google)
+
+    page = client.post(f"/settings/mailboxes/{team['mailbox']}/test", data={"csrf_token": token},
+                       follow_redirects=True)  # fmt: skip
+
+    assert page.status_code == 200 and "Google refused the connection" in page.get_data(as_text=True)
