@@ -198,6 +198,12 @@ class AgentChange:
     away: bool | None = None
     #: The addresses of the mailboxes the agent works in (replaces the list).
     mailboxes: tuple[str, ...] | None = None
+    #: Their choices of mail, e.g. ``{"digest": False}`` (merged into what is stored).
+    notifications: dict[str, bool] | None = None
+
+
+#: The kinds of mail a person may turn off for themself.
+NOTIFICATION_KINDS = ("digest", "reminders")
 
 
 def _snapshot(agent: Agent) -> dict[str, Any]:
@@ -210,6 +216,7 @@ def _snapshot(agent: Agent) -> dict[str, Any]:
         "active": agent.active,
         "away": agent.away,
         "mailboxes": sorted(m.address for m in agent.mailboxes),
+        "notifications": {kind: agent.wants(kind) for kind in NOTIFICATION_KINDS},
     }
 
 
@@ -239,6 +246,11 @@ def _validated(session: Session, change: AgentChange) -> tuple[dict[str, Any], l
     for flag in ("active", "away"):
         if getattr(change, flag) is not None:
             values[flag] = bool(getattr(change, flag))
+    if change.notifications is not None:
+        unknown = [k for k in change.notifications if k not in NOTIFICATION_KINDS]
+        if unknown or not all(isinstance(v, bool) for v in change.notifications.values()):
+            problems["notifications"] = f"true or false for each of {', '.join(NOTIFICATION_KINDS)}"
+        values["notifications"] = dict(change.notifications)
     mailboxes = None
     if change.mailboxes is not None:
         mailboxes = []
@@ -311,6 +323,8 @@ def update_agent(
     before = _snapshot(agent)
     admins_before = _active_admins(session)
     for key, value in values.items():
+        if key == "notifications":
+            value = {**(agent.notifications or {}), **value}
         setattr(agent, key, value)
     if mailboxes is not None:
         agent.mailboxes = mailboxes

@@ -196,9 +196,15 @@ class Agent(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Away agents keep their tickets but get no new ones from automatic assignment.
     away: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The person's own choices of mail (``digest``, ``reminders``: true/false; absent means true).
+    notifications: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     mailboxes: Mapped[list[Mailbox]] = relationship(secondary=mailbox_members, back_populates="members")
+
+    def wants(self, kind: str) -> bool:
+        """Whether the person wants this kind of mail (``digest`` or ``reminders``)."""
+        return (self.notifications or {}).get(kind, True) is not False
 
     def __repr__(self) -> str:
         return f"<Agent {self.email}>"

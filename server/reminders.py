@@ -244,11 +244,13 @@ class Scan:
         return self._admins[mailbox_id]
 
     def recipients(self, ticket: Ticket, due: Due) -> list[Agent]:
+        """Who hears of it: escalations always reach the admins; other reminders only those of the
+        assignee or team who have not turned reminders off in their profile."""
         if due.family == "escalated":
             return self.admins(ticket.mailbox_id)
         if due.family != "unassigned" and ticket.assignee is not None and ticket.assignee.active:
-            return [ticket.assignee]
-        return self.team(ticket.mailbox_id)
+            return [ticket.assignee] if ticket.assignee.wants("reminders") else []
+        return [agent for agent in self.team(ticket.mailbox_id) if agent.wants("reminders")]
 
     # --- marks ------------------------------------------------------------------------------------
     def mark(self, key: str, kind: str, *, ticket: Ticket | None = None, agent: Agent | None = None) -> bool:
@@ -429,6 +431,8 @@ class Scan:
             except CalendarError:
                 calendar = None
             for agent in self.team(mailbox.id):
+                if not agent.wants("digest"):
+                    continue
                 local = self.now.astimezone(_zone(agent.timezone))
                 starts = datetime.combine(local.date(), settings.digest_time, local.tzinfo)
                 if not starts <= local < starts + DIGEST_WINDOW:

@@ -460,3 +460,29 @@ def test_a_ticket_left_unassigned_later_gets_its_own_unassigned_reminder(
     session.commit()
     assert ticket.unassigned_at is None
     assert plan(ticket, reminder_settings(box), MOSCOW)[0].kind != "unassigned"
+
+
+def test_each_person_chooses_the_reminders_and_digest_they_get_but_escalations_still_come(
+    app, helpdesk, team, deliver, session
+):
+    """Bob turns the daily digest and his reminders off; Anna keeps hers. Bob's ticket's warning goes
+    to nobody, its escalation still reaches Anna (the admin), and only Anna gets a digest."""
+    from server.accounts import AgentChange, update_agent
+
+    box, anna, bob = team
+    update_agent(session, bob.email, AgentChange(notifications={"digest": False, "reminders": False}))
+    with time_machine.travel(msk(23, 10), tick=False):
+        deliver(make_email("Slow page", "The page is slow.", sender="carl@customer.test"))
+        helpdesk.cycle()
+        ticket = session.scalar(select(Ticket).where(Ticket.subject == "Slow page"))
+        tickets.assign(session, ticket, bob.id, at=msk(23, 10, 1))
+        session.commit()
+    for moment in (msk(23, 11, 31), msk(23, 13, 1), msk(24, 9, 1)):  # warning, escalation, digest
+        scan(app, moment)
+
+    marks = session.scalars(select(ReminderMark)).all()
+    by_kind = sorted((m.kind, m.agent_id) for m in marks if m.agent_id is not None)
+    assert ("digest", anna.id) in by_kind and ("digest", bob.id) not in by_kind
+    assert all(agent != bob.id for _kind, agent in by_kind)
+    assert ("first_response_escalated", anna.id) in by_kind
+    assert bob.wants("reminders") is False and anna.wants("digest") is True

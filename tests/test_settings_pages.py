@@ -297,3 +297,20 @@ def test_a_signed_in_admin_sending_nonsense_never_gets_a_server_error(web, googl
         status = client.post(url, data={**junk, "csrf_token": token}).status_code
 
     assert status < 500
+
+
+def test_the_profile_keeps_the_persons_own_choices_of_mail(web, google, team):
+    client = web.test_client()
+    sign_in(client, google, "agent@example.com")
+    token = csrf_token(client)
+
+    client.post("/settings/profile", data={"name": "Agent", "locale": "ru", "timezone": "Asia/Yekaterinburg",
+                                           "reminders": "y", "away": "y", "csrf_token": token})  # fmt: skip
+    page = client.get("/settings/profile").get_data(as_text=True)
+
+    with web.app_context():
+        me = get_session().get(Agent, team["agent"])
+        assert (me.locale, me.timezone, me.away) == ("ru", "Asia/Yekaterinburg", True)
+        assert me.wants("reminders") and not me.wants("digest")
+    assert '<input checked id="reminders" name="reminders"' in page
+    assert '<input id="digest" name="digest"' in page

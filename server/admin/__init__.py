@@ -119,12 +119,15 @@ def profile() -> str | Response:
     form = ProfileForm(obj=me if request.method == "GET" else None)
     if request.method == "GET":
         form.version.data = agent_version(me)
+        form.digest.data = me.wants("digest")
+        form.reminders.data = me.wants("reminders")
     elif form.validate_on_submit():
         change = AgentChange(
             name=form.name.data or "",
             locale=form.locale.data,
             timezone=form.timezone.data,
             away=form.away.data,
+            notifications={"digest": bool(form.digest.data), "reminders": bool(form.reminders.data)},
         )
         try:
             update_agent(get_session(), me.email, change, actor=_actor(), version=form.version.data)

@@ -32,6 +32,8 @@ class ProfileForm(FlaskForm):
     locale = SelectField(_l("Language"), choices=LANGUAGES)
     timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)])
     away = BooleanField(_l("Away: keep my tickets, give me no new ones"))
+    digest = BooleanField(_l("Send me the daily digest"))
+    reminders = BooleanField(_l("Remind me of deadlines, unassigned and woken tickets"))
     version = HiddenField()
 
 
