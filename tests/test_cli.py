@@ -6,10 +6,12 @@ Errors a person can make end with one line and exit code 2, never a traceback.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 
 import pytest
+import requests
 from helpers import MAILBOX, Process, http, postdesk_command
 from sqlalchemy import select, text
 
@@ -264,6 +266,7 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
         sandbox = process.wait_for(r"gmail sandbox\s+(http://\S+)")[1]
         mailbox = process.wait_for(r"mailbox\s+(\S+) \((\d+) messages\)")
         tickets = process.wait_for(r"tickets\s+(\d+) opened by the first sync")
+        settings_url = process.wait_for(r"settings\s+(http://\S+) \(sign in as any demo agent\)")[1]
         process.wait_for(r"worker demo: running the jobs")  # web and worker in one process
         status, body, _ = http("GET", health)
         service = build(
@@ -275,6 +278,15 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
         )
         listed = service.users().messages().list(userId="me").execute()
         service.close()
+        # The demo admin signs in without Google and sees the seeded mailbox healthy.
+        browser = requests.Session()
+        picker = browser.get(settings_url, timeout=10)  # -> sign-in -> the demo picker
+        token = re.search(r'name="csrf_token" value="([^"]+)"', picker.text)[1]
+        mailboxes = browser.post(
+            picker.url,
+            data={"email": "anna@example.com", "csrf_token": token, "next": "/settings/"},
+            timeout=10,
+        )
     finally:
         process.stop()
     assert (status, body) == (200, {"status": "ok"})
@@ -282,3 +294,7 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
     assert listed["resultSizeEstimate"] == int(mailbox[2])
     assert int(tickets[1]) == 33
     assert (tmp_path / "instance" / "demo.sqlite3").exists()
+    assert "/auth/demo" in picker.url and "Lena Smirnova" in picker.text and "Manager" in picker.text
+    row = re.search(r'<tr class="mailbox">.*?</tr>', mailboxes.text, re.S)
+    assert mailboxes.url.endswith("/settings/mailboxes") and row and MAILBOX in row[0]
+    assert "Работает" in row[0]  # "Healthy", in the language of Anna, the demo admin
