@@ -95,6 +95,12 @@ def test_an_admin_runs_the_team_from_the_settings_pages(tmp_path):
                 assert google.authorize_requests and google.token_requests  # the dance really happened
                 expect(page.locator("tr.mailbox")).to_contain_text("Healthy")
                 page.screenshot(path=str(shots / "settings-mailboxes.png"), full_page=True)
+                page.get_by_role("link", name="support@example.com").click()
+                settings_form = page.locator("#mailbox-settings")
+                settings_form.get_by_label("Time zone").fill("Europe/Moscow")
+                settings_form.get_by_role("button", name="Save").click()
+                expect(page.locator(".flash.ok")).to_contain_text("Settings saved")
+                page.screenshot(path=str(shots / "settings-mailbox.png"), full_page=True)
 
                 # Invite an agent.
                 page.locator("nav").get_by_role("link", name="Agents").click()
@@ -133,7 +139,7 @@ def test_an_admin_runs_the_team_from_the_settings_pages(tmp_path):
                 expect(page.locator("table")).to_contain_text("agent_changed")
                 page.locator("select[name=kind]").select_option("agent_added")
                 page.get_by_role("button", name="Filter").click()
-                expect(rows).to_have_count(3)
+                expect(rows).to_have_count(3)  # Olga and Boris (command line), Chen (invited)
                 page.screenshot(path=str(shots / "settings-audit.png"), full_page=True)
 
                 # Russian.
@@ -173,5 +179,5 @@ def test_an_admin_runs_the_team_from_the_settings_pages(tmp_path):
     assert people == {"olga@example.com": ("admin", True), "boris@example.com": ("agent", False),
                       "chen@example.com": ("manager", True)}  # fmt: skip
     assert owners == {olga.id}
-    for name in ("mailboxes", "agents", "agent", "audit", "profile-ru", "403"):
+    for name in ("mailboxes", "mailbox", "agents", "agent", "audit", "profile-ru", "403"):
         assert (shots / f"settings-{name}.png").stat().st_size > 5_000

@@ -248,3 +248,10 @@ def test_switching_the_language_shows_russian(web, google, team):
     assert "Ваш профиль" in page and 'lang="ru"' in page
     with web.app_context():
         assert get_session().get(Agent, team["agent"]).locale == "ru"
+
+
+def test_the_add_ons_logo_is_served(web):
+    answer = web.test_client().get("/static/logo.png")
+
+    assert answer.status_code == 200 and answer.mimetype == "image/png"
+    assert answer.data.startswith(b"\x89PNG\r\n\x1a\n")
