@@ -251,7 +251,6 @@ def test_switching_the_language_shows_russian(web, google, team):
 
 
 def test_the_add_ons_logo_is_served(web):
-    answer = web.test_client().get("/static/logo.png")
-
-    assert answer.status_code == 200 and answer.mimetype == "image/png"
-    assert answer.data.startswith(b"\x89PNG\r\n\x1a\n")
+    with web.test_client().get("/static/logo.png") as answer:
+        assert answer.status_code == 200 and answer.mimetype == "image/png"
+        assert answer.data.startswith(b"\x89PNG\r\n\x1a\n")
