@@ -16,12 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from server.crypto import encrypt_json
-from server.models import Agent, AuthKind, Locale, Mailbox, Role
+from server.models import Agent, AuthKind, Locale, Mailbox, Role, mailbox_members
 from server.tickets import SYSTEM, Actor, record_event
 
 #: The longest name a person may have (the width of ``agents.name``).
@@ -200,6 +200,8 @@ class AgentChange:
     mailboxes: tuple[str, ...] | None = None
     #: Their choices of mail, e.g. ``{"digest": False}`` (merged into what is stored).
     notifications: dict[str, bool] | None = None
+    #: The mailboxes they are an admin of (of those they work in; replaces the list).
+    admin_of: tuple[str, ...] | None = None
 
 
 #: The kinds of mail a person may turn off for themself.
@@ -216,11 +218,63 @@ def _snapshot(agent: Agent) -> dict[str, Any]:
         "active": agent.active,
         "away": agent.away,
         "mailboxes": sorted(m.address for m in agent.mailboxes),
+        "admin_of": sorted(m.address for m in agent.mailboxes if m.id in administered(agent)),
         "notifications": {kind: agent.wants(kind) for kind in NOTIFICATION_KINDS},
     }
 
 
-def _validated(session: Session, change: AgentChange) -> tuple[dict[str, Any], list[Mailbox] | None]:
+def administered(agent: Agent) -> set[int]:
+    """The ids of the mailboxes the agent is an admin of (as a member; global admins aside)."""
+    session = object_session(agent)
+    if session is None or agent.id is None:
+        return set()
+    query = select(mailbox_members.c.mailbox_id).where(
+        mailbox_members.c.agent_id == agent.id, mailbox_members.c.is_admin.is_(True)
+    )
+    return set(session.scalars(query))
+
+
+def _lookup_mailboxes(
+    session: Session, addresses: tuple[str, ...], field: str, problems: dict[str, str]
+) -> list[Mailbox]:
+    found: list[Mailbox] = []
+    for address in dict.fromkeys(addresses):
+        try:
+            mailbox = session.scalar(select(Mailbox).where(Mailbox.address == normalize_address(address)))
+        except AccountError:
+            mailbox = None
+        if mailbox is None:
+            problems[field] = f"no mailbox {address}"
+        else:
+            found.append(mailbox)
+    return found
+
+
+def _apply_mailboxes(
+    session: Session, agent: Agent, mailboxes: list[Mailbox] | None, admin_of: list[Mailbox] | None
+) -> None:
+    """Set the agent's mailboxes and which of them they administer; an admin of a mailbox they do not
+    work in is refused."""
+    if mailboxes is not None:
+        agent.mailboxes = mailboxes
+    if admin_of is None:
+        return
+    outside = [m.address for m in admin_of if m not in agent.mailboxes]
+    if outside:
+        problem = f"admin only of mailboxes they work in (not {', '.join(outside)})"
+        raise AccountError(f"admin_of: {problem}", {"admin_of": problem})
+    session.flush()
+    wanted = [m.id for m in admin_of]
+    session.execute(
+        update(mailbox_members)
+        .where(mailbox_members.c.agent_id == agent.id)
+        .values(is_admin=mailbox_members.c.mailbox_id.in_(wanted))
+    )
+
+
+def _validated(
+    session: Session, change: AgentChange
+) -> tuple[dict[str, Any], list[Mailbox] | None, list[Mailbox] | None]:
     """The change's plain fields, checked, and its mailboxes looked up; every problem in one error."""
     problems: dict[str, str] = {}
     values: dict[str, Any] = {}
@@ -251,21 +305,17 @@ def _validated(session: Session, change: AgentChange) -> tuple[dict[str, Any], l
         if unknown or not all(isinstance(v, bool) for v in change.notifications.values()):
             problems["notifications"] = f"true or false for each of {', '.join(NOTIFICATION_KINDS)}"
         values["notifications"] = dict(change.notifications)
-    mailboxes = None
-    if change.mailboxes is not None:
-        mailboxes = []
-        for address in dict.fromkeys(change.mailboxes):
-            try:
-                found = session.scalar(select(Mailbox).where(Mailbox.address == normalize_address(address)))
-            except AccountError:
-                found = None
-            if found is None:
-                problems["mailboxes"] = f"no mailbox {address}"
-            else:
-                mailboxes.append(found)
+    mailboxes = (
+        None
+        if change.mailboxes is None
+        else _lookup_mailboxes(session, change.mailboxes, "mailboxes", problems)
+    )
+    admin_of = (
+        None if change.admin_of is None else _lookup_mailboxes(session, change.admin_of, "admin_of", problems)
+    )
     if problems:
         raise AccountError("; ".join(f"{field}: {text}" for field, text in problems.items()), problems)
-    return values, mailboxes
+    return values, mailboxes, admin_of
 
 
 def agent_version(agent: Agent) -> str:
@@ -285,12 +335,16 @@ def _active_admins(session: Session) -> int:
 def add_agent(session: Session, email: str, change: AgentChange, *, actor: Actor = SYSTEM) -> Agent:
     """Add a person to the team (committed, with an ``agent_added`` event)."""
     address = normalize_address(email)
-    values, mailboxes = _validated(session, change)
+    values, mailboxes, admin_of = _validated(session, change)
     if session.scalar(select(Agent.id).where(Agent.email == address)) is not None:
         raise AccountError(f"agent {address} already exists: see postdesk agent set")
     agent = Agent(email=address, **{"role": Role.AGENT.value, **values})
-    agent.mailboxes = mailboxes or []
     session.add(agent)
+    try:
+        _apply_mailboxes(session, agent, mailboxes or [], admin_of)
+    except AccountError:
+        session.rollback()
+        raise
     session.flush()
     record_event(session, None, "agent_added", actor=actor, after=_snapshot(agent))
     try:
@@ -319,15 +373,18 @@ def update_agent(
         raise AccountError(f"no agent {address}: see postdesk agent list")
     if version is not None and version != agent_version(agent):
         raise StaleEdit(f"{address} was changed by someone else since the form was opened: nothing was saved")
-    values, mailboxes = _validated(session, change)
+    values, mailboxes, admin_of = _validated(session, change)
     before = _snapshot(agent)
     admins_before = _active_admins(session)
     for key, value in values.items():
         if key == "notifications":
             value = {**(agent.notifications or {}), **value}
         setattr(agent, key, value)
-    if mailboxes is not None:
-        agent.mailboxes = mailboxes
+    try:
+        _apply_mailboxes(session, agent, mailboxes, admin_of)
+    except AccountError:
+        session.rollback()
+        raise
     if admins_before and not _active_admins(session):  # nobody could run the settings any more
         session.rollback()
         raise AccountError(

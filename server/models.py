@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
@@ -144,6 +145,8 @@ mailbox_members = Table(
     Base.metadata,
     Column("mailbox_id", ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
     Column("agent_id", ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    # An admin of this mailbox only: its settings, pause, connection (not the team or other mailboxes).
+    Column("is_admin", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 

@@ -36,7 +36,7 @@ def test_the_first_admin_of_a_fresh_install_is_added_from_a_real_command(databas
     assert added.returncode == 0, added.stderr
     assert added.stdout.strip() == "olga@example.com added as admin"
     assert listed == [{"email": "olga@example.com", "name": "Ольга", "role": "admin", "active": True,
-                       "away": False, "locale": "ru", "timezone": "Europe/Moscow", "mailboxes": []}]  # fmt: skip
+                       "away": False, "locale": "ru", "timezone": "Europe/Moscow", "mailboxes": [], "admin_of": []}]  # fmt: skip
 
 
 def test_add_set_and_list_with_mailboxes_roles_and_state(runner, session, mailbox):

@@ -148,3 +148,53 @@ def test_a_refused_connection_is_shown_not_a_500(web, google, team):
                        follow_redirects=True)  # fmt: skip
 
     assert page.status_code == 200 and "Google refused the connection" in page.get_data(as_text=True)
+
+
+def test_a_mailboxs_own_admin_manages_that_mailbox_and_no_other(web, google, team):
+    from server.accounts import MailboxSpec, add_mailbox
+    from server.models import AuthKind
+
+    with web.app_context():
+        other = add_mailbox(
+            get_session(), MailboxSpec("sales@example.com", AuthKind.SANDBOX, "http://127.0.0.1:9/")
+        )
+        other_id = other.id
+    client = web.test_client()
+    sign_in(client, google, "boxadmin@example.com")
+    token = csrf_token(client)
+
+    listed = client.get("/settings/mailboxes").get_data(as_text=True)
+    own = client.post(f"/settings/mailboxes/{team['mailbox']}/pause", data={"csrf_token": token})
+    foreign_read = client.get(f"/settings/mailboxes/{other_id}")
+    foreign_pause = client.post(f"/settings/mailboxes/{other_id}/pause", data={"csrf_token": token})
+    people = client.get("/settings/agents")
+
+    assert "support@example.com" in listed and "sales@example.com" not in listed
+    assert 'id="add-mailbox"' not in listed  # connecting mailboxes stays with the admins
+    assert own.status_code == 302 and foreign_read.status_code == foreign_pause.status_code == 403
+    assert people.status_code == 403
+    with web.app_context():
+        assert get_session().get(Mailbox, team["mailbox"]).paused
+
+
+def test_an_admin_of_a_mailbox_must_work_in_it(web, google, team, runner):
+    from server.accounts import AccountError, AgentChange, update_agent
+
+    with web.app_context():
+        try:
+            update_agent(
+                get_session(),
+                "agent@example.com",
+                AgentChange(mailboxes=(), admin_of=("support@example.com",)),
+            )
+        except AccountError as exc:
+            refused = exc.problems
+        else:
+            refused = {}
+    cli = web.test_cli_runner()
+    made = cli.invoke(args=["agent", "set", "agent@example.com", "--mailbox-admin", "support@example.com"])
+    listed = json.loads(cli.invoke(args=["agent", "list", "--json"]).output)
+
+    assert "admin only of mailboxes they work in" in refused["admin_of"]
+    assert made.exit_code == 0
+    assert next(p for p in listed if p["email"] == "agent@example.com")["admin_of"] == ["support@example.com"]

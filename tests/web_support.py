@@ -46,7 +46,7 @@ def web(database_url: str, tmp_path: Path, google: StandInGoogle) -> Iterator[Fl
 
 @pytest.fixture
 def team(web: Flask) -> dict[str, Any]:
-    """An admin, a manager and an agent, and one mailbox they share."""
+    """An admin, a manager, an agent and an agent who is admin of the one mailbox they share."""
     from server.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
     from server.models import AuthKind
 
@@ -63,6 +63,10 @@ def team(web: Flask) -> dict[str, Any]:
             ).id
             for role in ("admin", "manager", "agent")
         }
+        people["boxadmin"] = add_agent(
+            db, "boxadmin@example.com", AgentChange(name="Box Admin", mailboxes=("support@example.com",),
+                                                    admin_of=("support@example.com",))
+        ).id  # fmt: skip
         people["mailbox"] = box.id
     return people
 

@@ -27,6 +27,7 @@ from server.accounts import (
     StaleEdit,
     add_agent,
     add_mailbox,
+    administered,
     agent_version,
     parse_service_account,
     set_paused,
@@ -48,7 +49,7 @@ from server.mailbox_settings import SettingsError, setting
 from server.mailbox_settings import save as save_settings
 from server.models import ActorKind, Agent, AuthKind, Event, Mailbox, Outbox, OutboxKind, OutboxState, Role
 from server.tickets import Actor
-from server.web.access import ADMINS, EVERYONE, READERS, allow, current_agent
+from server.web.access import ADMINS, EVERYONE, READERS, allow, current_agent, manages_mailbox, reads_mailbox
 
 bp = Blueprint("admin", __name__, url_prefix="/settings")
 
@@ -61,7 +62,9 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def names() -> dict[str, Any]:
+        me = current_agent() if request and request.blueprint == "admin" else None
         return {
+            "manages_some": bool(me is not None and Role(me.role) not in READERS and administered(me)),
             "role_names": {"admin": _("Admin"), "manager": _("Manager"), "agent": _("Agent")},
             "status_titles": {
                 400: _("Bad request"),
@@ -109,7 +112,10 @@ def _show_problems(form: FlaskForm, error: AccountError) -> None:
 @allow(EVERYONE)
 def home() -> Response:
     """Each role's first page: the mailboxes for admins and managers, the profile for agents."""
-    return redirect(url_for("admin.mailboxes" if Role(_me().role) in READERS else "admin.profile"))
+    me = _me()
+    return redirect(
+        url_for("admin.mailboxes" if Role(me.role) in READERS or administered(me) else "admin.profile")
+    )
 
 
 @bp.route("/profile", methods=["GET", "POST"])
@@ -144,18 +150,24 @@ def profile() -> str | Response:
 
 
 @bp.get("/mailboxes")
-@allow(READERS)
+@allow(EVERYONE)
 def mailboxes() -> str:
+    """Every mailbox for admins and managers; their own for a mailbox's admins; 403 for the others."""
     return _mailboxes_page(AddMailboxForm())
 
 
 def _mailboxes_page(form: FlaskForm) -> str:
     db = get_session()
+    me = _me()
+    query = select(Mailbox).order_by(Mailbox.address)
+    if Role(me.role) not in READERS:
+        own = administered(me)
+        if not own:
+            abort(403)
+        query = query.where(Mailbox.id.in_(own))
     page = _page_number()
     size = _page_size()
-    rows = db.scalars(
-        select(Mailbox).order_by(Mailbox.address).offset((page - 1) * size).limit(size + 1)
-    ).all()
+    rows = db.scalars(query.offset((page - 1) * size).limit(size + 1)).all()
     ids = [m.id for m in rows[:size]]
     counts: dict[tuple[int, str], int] = {
         (mailbox_id, state): count
@@ -215,11 +227,9 @@ def add_mailbox_page() -> Response | tuple[str, int]:
 
 
 @bp.route("/mailboxes/<int:mailbox_id>", methods=["GET", "POST"])
-@allow(READERS)
+@allow(EVERYONE)
 def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
-    box = _mailbox_or_404(mailbox_id)
-    if request.method == "POST" and Role(_me().role) is not Role.ADMIN:
-        abort(403)
+    box = _mailbox_or_404(mailbox_id, change=request.method == "POST")
     form = MailboxSettingsForm()
     status = 200
     if request.method == "GET":
@@ -255,30 +265,32 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
             return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
     else:
         status = 400
-    return render_template("admin/mailbox.html", box=box, form=form, section="mailboxes"), status
+    return render_template(
+        "admin/mailbox.html", box=box, form=form, manages=manages_mailbox(_me(), box.id), section="mailboxes"
+    ), status
 
 
 @bp.post("/mailboxes/<int:mailbox_id>/pause")
-@allow(ADMINS)
+@allow(EVERYONE)
 def pause(mailbox_id: int) -> Response:
-    set_paused(get_session(), _mailbox_or_404(mailbox_id), True, actor=_actor())
+    set_paused(get_session(), _mailbox_or_404(mailbox_id, change=True), True, actor=_actor())
     flash(_("Paused: Postdesk neither reads nor sends this mailbox's mail until you resume it."), "ok")
     return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
 
 
 @bp.post("/mailboxes/<int:mailbox_id>/resume")
-@allow(ADMINS)
+@allow(EVERYONE)
 def resume(mailbox_id: int) -> Response:
-    set_paused(get_session(), _mailbox_or_404(mailbox_id), False, actor=_actor())
+    set_paused(get_session(), _mailbox_or_404(mailbox_id, change=True), False, actor=_actor())
     flash(_("Resumed: the next poll reads the mail that came meanwhile."), "ok")
     return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
 
 
 @bp.post("/mailboxes/<int:mailbox_id>/test")
-@allow(ADMINS)
+@allow(EVERYONE)
 def test_connection(mailbox_id: int) -> Response:
     """One cheap Gmail call (getProfile) with the stored credentials: does Google let Postdesk in?"""
-    box = _mailbox_or_404(mailbox_id)
+    box = _mailbox_or_404(mailbox_id, change=True)
     try:
         with client_for_mailbox(box, retry=RetryPolicy(max_attempts=2, base=0.2, cap=1.0)) as client:
             profile = client.profile()
@@ -290,10 +302,14 @@ def test_connection(mailbox_id: int) -> Response:
     return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
 
 
-def _mailbox_or_404(mailbox_id: int) -> Mailbox:
+def _mailbox_or_404(mailbox_id: int, *, change: bool = False) -> Mailbox:
+    """The mailbox if the caller may read it (or, with ``change``, manage it): else 403, or 404."""
     box = get_session().get(Mailbox, mailbox_id)
     if box is None:
         abort(404)
+    allowed = manages_mailbox if change else reads_mailbox
+    if not allowed(_me(), box.id):
+        abort(403)
     return box
 
 
@@ -411,8 +427,11 @@ def agent(agent_id: int) -> str | Response | tuple[str, int]:
     form = AgentForm(obj=person if request.method == "GET" else None)
     form.mailboxes.choices = _mailbox_choices()
     status = 200
+    form.admin_of.choices = form.mailboxes.choices
     if request.method == "GET":
         form.mailboxes.data = [m.address for m in person.mailboxes]
+        own = administered(person)
+        form.admin_of.data = [m.address for m in person.mailboxes if m.id in own]
         form.version.data = agent_version(person)
     elif form.validate_on_submit():
         change = AgentChange(
@@ -423,6 +442,7 @@ def agent(agent_id: int) -> str | Response | tuple[str, int]:
             active=form.active.data,
             away=form.away.data,
             mailboxes=tuple(form.mailboxes.data or ()),
+            admin_of=tuple(form.admin_of.data or ()),
         )
         try:
             update_agent(get_session(), person.email, change, actor=_actor(), version=form.version.data)

@@ -49,6 +49,7 @@ class AgentForm(FlaskForm):
     name = StringField(_l("Name"), validators=[Optional(), Length(max=MAX_NAME_LENGTH)])
     role = SelectField(_l("Role"), choices=role_choices)
     mailboxes = SelectMultipleField(_l("Mailboxes"), choices=[])
+    admin_of = SelectMultipleField(_l("Admin of these mailboxes (their settings only)"), choices=[])
     locale = SelectField(_l("Language"), choices=LANGUAGES)
     timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)])
     active = BooleanField(_l("Active (can sign in and get tickets)"))

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from server.accounts import AccountError, AgentChange, add_agent, list_agents, update_agent
+from server.accounts import AccountError, AgentChange, add_agent, administered, list_agents, update_agent
 from server.cli.common import CliError
 from server.db import get_session
 from server.models import Locale, Role
@@ -31,6 +31,7 @@ def _change(
     timezone: str | None,
     active: bool | None = None,
     away: bool | None = None,
+    admin_of: tuple[str, ...] = (),
 ) -> AgentChange:
     return AgentChange(
         name=name,
@@ -40,6 +41,7 @@ def _change(
         active=active,
         away=away,
         mailboxes=mailboxes or None,
+        admin_of=admin_of or None,
     )
 
 
@@ -48,6 +50,9 @@ def _change(
 @click.option("--role", type=ROLES, default=Role.AGENT.value, show_default=True)
 @click.option("--name", help="The name customers and colleagues see.")
 @click.option("--mailbox", "mailboxes", multiple=True, metavar="ADDRESS", help="A mailbox they work in.")
+@click.option(
+    "--mailbox-admin", "admin_of", multiple=True, metavar="ADDRESS", help="A mailbox they are admin of."
+)
 @click.option("--locale", type=LOCALES, help="Language of their cards, mail and pages (default en).")
 @click.option("--timezone", metavar="ZONE", help="IANA time zone, e.g. Europe/Moscow (default UTC).")
 @with_appcontext
@@ -65,6 +70,13 @@ def agent_add_command(email: str, **options: Any) -> None:
 @click.option("--role", type=ROLES)
 @click.option("--name")
 @click.option("--mailbox", "mailboxes", multiple=True, metavar="ADDRESS", help="Replaces their mailboxes.")
+@click.option(
+    "--mailbox-admin",
+    "admin_of",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Replaces the mailboxes they are admin of.",
+)
 @click.option("--locale", type=LOCALES)
 @click.option("--timezone", metavar="ZONE")
 @click.option("--active/--inactive", default=None, help="An inactive person cannot sign in or get tickets.")
@@ -95,6 +107,7 @@ def agent_list_command(as_json: bool) -> None:
             "locale": a.locale,
             "timezone": a.timezone,
             "mailboxes": sorted(m.address for m in a.mailboxes),
+            "admin_of": sorted(m.address for m in a.mailboxes if m.id in administered(a)),
         }
         for a in list_agents(get_session())
     ]

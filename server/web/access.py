@@ -91,3 +91,15 @@ def safe_next(target: str | None, default: str = "/settings/") -> str:
     ):
         return default
     return cleaned
+
+
+def manages_mailbox(agent: Agent, mailbox_id: int) -> bool:
+    """An admin, or an admin of this mailbox: may change its settings, pause it, test it."""
+    from server.accounts import administered
+
+    return Role(agent.role) is Role.ADMIN or mailbox_id in administered(agent)
+
+
+def reads_mailbox(agent: Agent, mailbox_id: int) -> bool:
+    """Admins and managers read every mailbox; a mailbox's own admins read theirs."""
+    return Role(agent.role) in READERS or manages_mailbox(agent, mailbox_id)
