@@ -34,6 +34,8 @@ class StandInGoogle:
         self.person: dict[str, Any] = {"email": "olga@example.com", "name": "Olga"}
         self.claims: dict[str, Any] = {}
         self.forge = False
+        #: Given when offline access was asked for (None: Google gives none, as on a repeated consent).
+        self.refresh_token: str | None = "stand-in-refresh-token"
         self.codes: dict[str, dict[str, str]] = {}
         self.authorize_requests: list[dict[str, str]] = []
         self.token_requests: list[dict[str, str]] = []
@@ -100,8 +102,10 @@ class StandInGoogle:
                     **issuer.claims,
                 }
                 token = jwt.encode(issuer.forger if issuer.forge else issuer.signer, claims).decode()
-                body = json.dumps({"access_token": "at", "token_type": "Bearer", "expires_in": 3600,
-                                   "id_token": token}).encode()  # fmt: skip
+                answer = {"access_token": "at", "token_type": "Bearer", "expires_in": 3600, "id_token": token}
+                if asked.get("access_type") == "offline" and issuer.refresh_token:
+                    answer["refresh_token"] = issuer.refresh_token
+                body = json.dumps(answer).encode()
                 self._send(200, body, {"Content-Type": "application/json"})
 
             def log_message(self, *args: Any) -> None:

@@ -198,3 +198,73 @@ def test_an_admin_of_a_mailbox_must_work_in_it(web, google, team, runner):
     assert "admin only of mailboxes they work in" in refused["admin_of"]
     assert made.exit_code == 0
     assert next(p for p in listed if p["email"] == "agent@example.com")["admin_of"] == ["support@example.com"]
+
+
+def _connect(client, google, address: str, consenting: str):
+    import urllib.parse
+
+    import requests
+
+    start = client.get(
+        "/settings/mailboxes/connect", query_string={"address": address, "display_name": "Help"}
+    )
+    google.person = {"email": consenting}
+    consent = requests.get(start.headers["Location"], allow_redirects=False, timeout=10)
+    back = urllib.parse.urlsplit(consent.headers["Location"])
+    return start, client.get(f"{back.path}?{back.query}", follow_redirects=True)
+
+
+def test_connect_gmail_by_the_mailboxs_own_consent_keeps_its_refresh_token_encrypted(web, google, team):
+    client, _token = _admin(web, google)
+
+    start, done = _connect(client, google, "Help@Example.com", "help@example.com")
+
+    asked = google.authorize_requests[-1]
+    assert start.status_code == 302
+    assert "https://www.googleapis.com/auth/gmail.modify" in asked["scope"].split()
+    assert (asked["access_type"], asked["prompt"], asked["login_hint"]) == (
+        "offline",
+        "consent",
+        "help@example.com",
+    )
+    assert "help@example.com is connected" in done.get_data(as_text=True)
+    with web.app_context():
+        box = get_session().scalar(select(Mailbox).where(Mailbox.address == "help@example.com"))
+        secret = decrypt_json(box.credentials_encrypted)
+        assert (box.auth_kind, box.display_name) == ("oauth", "Help")
+        assert (
+            secret["refresh_token"] == "stand-in-refresh-token"
+            and secret["client_id"] == web.config["GOOGLE_CLIENT_ID"]
+        )
+        assert b"stand-in-refresh-token" not in box.credentials_encrypted
+
+
+def test_connect_gmail_refuses_another_accounts_consent_no_refresh_token_and_a_replay(web, google, team):
+    import urllib.parse
+
+    import requests
+
+    client, _token = _admin(web, google)
+
+    _start, wrong = _connect(client, google, "help@example.com", "admin@example.com")
+    google.refresh_token = None
+    _start, lasting = _connect(client, google, "help@example.com", "help@example.com")
+    google.refresh_token = "again"
+    start = client.get("/settings/mailboxes/connect", query_string={"address": "help@example.com"})
+    google.person = {"email": "help@example.com"}
+    back = urllib.parse.urlsplit(
+        requests.get(start.headers["Location"], allow_redirects=False, timeout=10).headers["Location"]
+    )
+    client.get(f"{back.path}?{back.query}")
+    replayed = client.get(f"{back.path}?{back.query}", follow_redirects=True)
+    no_address = client.get(
+        "/settings/mailboxes/connect", query_string={"address": "nonsense"}, follow_redirects=True
+    )
+
+    assert "not from help@example.com" in wrong.get_data(as_text=True)
+    assert "no refresh token" in lasting.get_data(as_text=True)
+    assert "expired or was already used" in replayed.get_data(as_text=True)
+    assert "Enter the shared mailbox" in no_address.get_data(as_text=True)
+    with web.app_context():
+        boxes = get_session().scalars(select(Mailbox.address).order_by(Mailbox.address)).all()
+        assert boxes == ["help@example.com", "support@example.com"]  # only the good one was added

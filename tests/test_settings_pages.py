@@ -39,6 +39,8 @@ ROUTES = [
     ("POST", "/settings/profile", EVERYONE, {"name": "Someone", "locale": "en", "timezone": "UTC"}),
     ("GET", "/settings/mailboxes", BOX_READERS, None),
     ("POST", "/settings/mailboxes/add", ADMINS, _key_upload),
+    ("GET", "/settings/mailboxes/connect", ADMINS, None),
+    ("GET", "/settings/mailboxes/connected", ADMINS, None),
     ("GET", "/settings/mailboxes/{mailbox}", BOX_READERS, None),
     ("POST", "/settings/mailboxes/{mailbox}", BOX_ADMINS,
      {"locale": "ru", "timezone": "Europe/Moscow", "auto_replies_per_sender_per_hour": "3", "team_addresses": ""}),

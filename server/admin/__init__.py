@@ -7,10 +7,23 @@ services validate too: their problems are shown next to the form's fields.
 
 from __future__ import annotations
 
+import logging
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
@@ -29,6 +42,7 @@ from server.accounts import (
     add_mailbox,
     administered,
     agent_version,
+    normalize_address,
     parse_service_account,
     set_paused,
     update_agent,
@@ -50,7 +64,9 @@ from server.mailbox_settings import save as save_settings
 from server.models import ActorKind, Agent, AuthKind, Event, Mailbox, Outbox, OutboxKind, OutboxState, Role
 from server.tickets import Actor
 from server.web.access import ADMINS, EVERYONE, READERS, allow, current_agent, manages_mailbox, reads_mailbox
+from server.web.google import MAILBOX_SCOPE, GoogleSignIn, SignInError
 
+log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/settings")
 
 #: The Outbox states that still wait to go out (the backlog shown per mailbox).
@@ -224,6 +240,98 @@ def add_mailbox_page() -> Response | tuple[str, int]:
                     address=mailbox.address), "ok")  # fmt: skip
             return redirect(url_for("admin.mailbox", mailbox_id=mailbox.id))
     return _mailboxes_page(form), 400
+
+
+@bp.get("/mailboxes/connect")
+@allow(ADMINS)
+def connect_gmail() -> Response:
+    """ "Connect Gmail": the shared mailbox's owner consents on Google's page (gmail.modify, offline),
+    and Postdesk keeps the refresh token, encrypted. A GET (it changes nothing yet): the browser's
+    form-action rule would stop a POST from being redirected to Google."""
+    google = GoogleSignIn.from_config(current_app.config)
+    try:
+        address = normalize_address(request.args.get("address") or "")
+    except AccountError:
+        flash(_("Enter the shared mailbox's address."), "error")
+        return redirect(url_for("admin.mailboxes"))
+    if google is None:
+        flash(
+            _("Connecting by consent needs the Google OAuth client of the sign-in (see docs/deployment.md)."),
+            "error",
+        )
+        return redirect(url_for("admin.mailboxes"))
+    url, pending = google.start(
+        _connect_redirect_uri(),
+        scope=MAILBOX_SCOPE,
+        access_type="offline",
+        prompt="consent",
+        login_hint=address,
+    )
+    session["connect"] = {
+        **pending,
+        "address": address,
+        "name": (request.args.get("display_name") or "")[:200],
+    }
+    return redirect(url)
+
+
+def _connect_redirect_uri() -> str:
+    base = str(current_app.config.get("PUBLIC_URL") or "").rstrip("/")
+    path = url_for("admin.gmail_connected")
+    return f"{base}{path}" if base else url_for("admin.gmail_connected", _external=True)
+
+
+@bp.get("/mailboxes/connected")
+@allow(ADMINS)
+def gmail_connected() -> Response:
+    """Google's answer to "Connect Gmail": the consent must come from the shared mailbox itself."""
+    pending = session.pop("connect", None)
+    google = GoogleSignIn.from_config(current_app.config)
+    state = request.args.get("state", "")
+    if (
+        not isinstance(pending, dict)
+        or google is None
+        or not secrets.compare_digest(str(pending.get("state", "")), state)
+    ):
+        flash(_("This link has expired or was already used. Connect the mailbox again."), "error")
+        return redirect(url_for("admin.mailboxes"))
+    code = request.args.get("code", "")
+    if request.args.get("error") or not code or len(code) > 2000:
+        flash(_("Google did not give the consent. Connect the mailbox again."), "error")
+        return redirect(url_for("admin.mailboxes"))
+    address = str(pending["address"])
+    try:
+        token = google.exchange(_connect_redirect_uri(), code, pending)
+        identity = google.identity(token, pending)
+    except SignInError as exc:
+        log.warning("connect_refused reason=%s", exc)
+        flash(_("Google's answer could not be verified. Connect the mailbox again."), "error")
+        return redirect(url_for("admin.mailboxes"))
+    refresh = token.get("refresh_token")
+    if identity.email != address:
+        flash(_("The consent came from %(who)s, not from %(address)s: sign in to Google as the shared "
+                "mailbox when you connect it.", who=identity.email, address=address), "error")  # fmt: skip
+        return redirect(url_for("admin.mailboxes"))
+    if not isinstance(refresh, str) or not refresh:
+        flash(_("Google gave no lasting access (no refresh token). Remove Postdesk from the account's "
+                "third-party access and connect again."), "error")  # fmt: skip
+        return redirect(url_for("admin.mailboxes"))
+    secret = {"client_id": google.client_id, "client_secret": google.client_secret,
+              "token_uri": google.token_url, "refresh_token": refresh}  # fmt: skip
+    try:
+        box = add_mailbox(get_session(), MailboxSpec(address, AuthKind.OAUTH, None, secret, str(pending.get("name") or "")),
+                          actor=_actor())  # fmt: skip
+    except AccountError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.mailboxes"))
+    flash(
+        _(
+            "%(address)s is connected. Test the connection to see that Google lets Postdesk in.",
+            address=box.address,
+        ),
+        "ok",
+    )
+    return redirect(url_for("admin.mailbox", mailbox_id=box.id))
 
 
 @bp.route("/mailboxes/<int:mailbox_id>", methods=["GET", "POST"])

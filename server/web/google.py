@@ -21,6 +21,10 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from google.oauth2 import id_token
 
+#: What sign-in asks for: who the person is, nothing of their data.
+SIGN_IN_SCOPE = "openid email profile"
+#: What connecting a shared mailbox by consent asks for (as the CLI's flow): read, label and send.
+MAILBOX_SCOPE = "openid email https://www.googleapis.com/auth/gmail.modify"
 #: Seconds of clock difference tolerated between Google and this server.
 CLOCK_SKEW_SECONDS = 10
 #: Seconds the token endpoint may take.
@@ -66,34 +70,36 @@ class GoogleSignIn:
             issuers=tuple(issuers),
         )
 
-    def _client(self, redirect_uri: str) -> OAuth2Session:
+    def _client(self, redirect_uri: str, scope: str = SIGN_IN_SCOPE) -> OAuth2Session:
         return OAuth2Session(
             self.client_id,
             self.client_secret,
-            scope="openid email profile",
+            scope=scope,
             redirect_uri=redirect_uri,
             code_challenge_method="S256",
         )
 
-    def start(self, redirect_uri: str) -> tuple[str, dict[str, str]]:
+    def start(
+        self, redirect_uri: str, *, scope: str = SIGN_IN_SCOPE, **params: str
+    ) -> tuple[str, dict[str, str]]:
         """The URL to send the browser to, and what this attempt must remember until the callback."""
         pending = {
             "state": secrets.token_urlsafe(32),
             "nonce": secrets.token_urlsafe(32),
             "verifier": secrets.token_urlsafe(64),
         }
-        with self._client(redirect_uri) as client:
+        with self._client(redirect_uri, scope) as client:
             url, _state = client.create_authorization_url(
                 self.authorize_url,
                 state=pending["state"],
                 code_verifier=pending["verifier"],
                 nonce=pending["nonce"],
-                prompt="select_account",
+                **({"prompt": "select_account"} | params),
             )
         return str(url), pending
 
-    def finish(self, redirect_uri: str, code: str, pending: Mapping[str, str]) -> Identity:
-        """Exchange the code (with the PKCE verifier) and verify the ID token it brings back."""
+    def exchange(self, redirect_uri: str, code: str, pending: Mapping[str, str]) -> Mapping[str, Any]:
+        """Trade the code (with the PKCE verifier) for Google's tokens."""
         with self._client(redirect_uri) as client:
             try:
                 token = client.fetch_token(
@@ -104,8 +110,17 @@ class GoogleSignIn:
                     timeout=TOKEN_TIMEOUT_SECONDS,
                 )
             except (OAuthError, requests.RequestException, ValueError) as exc:
-                raise SignInError(f"Google did not accept the sign-in code ({type(exc).__name__})") from exc
-        raw = token.get("id_token") if isinstance(token, Mapping) else None
+                raise SignInError(f"Google did not accept the code ({type(exc).__name__})") from exc
+        if not isinstance(token, Mapping):
+            raise SignInError("Google's token answer is not an object")
+        return token
+
+    def finish(self, redirect_uri: str, code: str, pending: Mapping[str, str]) -> Identity:
+        """Exchange the code and verify the ID token it brings back: who signed in."""
+        return self.identity(self.exchange(redirect_uri, code, pending), pending)
+
+    def identity(self, token: Mapping[str, Any], pending: Mapping[str, str]) -> Identity:
+        raw = token.get("id_token")
         if not isinstance(raw, str) or not raw:
             raise SignInError("Google sent no ID token")
         return self.verify(raw, pending["nonce"])
