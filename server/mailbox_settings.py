@@ -7,6 +7,8 @@ validates falls back to its default, so a bad setting can never stop the worker.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -130,10 +132,31 @@ def validate(data: Any) -> dict[str, Any]:
     return cleaned
 
 
-def save(session: Session, mailbox: Mailbox, data: Any, *, actor: Actor = SYSTEM, batch: int) -> int:
+class StaleSettings(SettingsError):
+    """The settings changed since the form was opened: nothing was saved."""
+
+
+def version(mailbox: Mailbox) -> str:
+    """A fingerprint of the stored settings: a form saved over another version is refused."""
+    stored = json.dumps(mailbox.settings or {}, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(stored.encode()).hexdigest()[:16]
+
+
+def save(
+    session: Session,
+    mailbox: Mailbox,
+    data: Any,
+    *,
+    actor: Actor = SYSTEM,
+    batch: int,
+    expected_version: str | None = None,
+) -> int:
     """Replace the mailbox's settings with ``data`` (validated whole; :class:`SettingsError` lists
     every problem and nothing changes), record the change as an event and re-time the open tickets.
-    Returns how many were re-timed. The CLI and the settings page both save through here."""
+    Returns how many were re-timed. The CLI and the settings page both save through here; the page
+    passes the ``expected_version`` it showed (:class:`StaleSettings` when another change came first)."""
+    if expected_version is not None and expected_version != version(mailbox):
+        raise StaleSettings([f"settings of {mailbox.address} were changed by someone else meanwhile"])
     settings = validate(data)
     before = dict(mailbox.settings or {})
     mailbox.settings = settings

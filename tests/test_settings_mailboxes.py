@@ -268,3 +268,45 @@ def test_connect_gmail_refuses_another_accounts_consent_no_refresh_token_and_a_r
     with web.app_context():
         boxes = get_session().scalars(select(Mailbox.address).order_by(Mailbox.address)).all()
         assert boxes == ["help@example.com", "support@example.com"]  # only the good one was added
+
+
+def test_mailbox_settings_saved_over_a_newer_version_say_so_and_keep_the_newer(web, google, team):
+    from server.mailbox_settings import save
+
+    client, token = _admin(web, google)
+    url = f"/settings/mailboxes/{team['mailbox']}"
+    shown = re.search(
+        r'name="version" type="hidden" value="([^"]+)"', client.get(url).get_data(as_text=True)
+    )[1]
+    with web.app_context():  # meanwhile the command line changes them
+        db = get_session()
+        save(db, db.get(Mailbox, team["mailbox"]), {"timezone": "Asia/Tokyo"}, batch=50)
+
+    answer = client.post(url, data={"locale": "en", "timezone": "UTC", "auto_replies_per_sender_per_hour": "3",
+                                    "team_addresses": "", "version": shown, "csrf_token": token},
+                         follow_redirects=True)  # fmt: skip
+
+    assert "changed elsewhere" in answer.get_data(as_text=True)
+    with web.app_context():
+        assert get_session().get(Mailbox, team["mailbox"]).settings == {"timezone": "Asia/Tokyo"}
+
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def test_mailbox_texts_are_shown_escaped(web, google, team):
+    client, token = _admin(web, google)
+    client.post("/settings/mailboxes/add", data={
+        "address": "evil@example.com", "display_name": HOSTILE, "csrf_token": token,
+        "key": (io.BytesIO(json.dumps(service_account_key()).encode()), "key.json")})  # fmt: skip
+    refused = client.post(f"/settings/mailboxes/{team['mailbox']}", data={
+        "locale": "en", "timezone": HOSTILE, "auto_replies_per_sender_per_hour": "3",
+        "team_addresses": HOSTILE, "csrf_token": token}).get_data(as_text=True)  # fmt: skip
+    connect = client.get(
+        "/settings/mailboxes/connect", query_string={"address": HOSTILE}, follow_redirects=True
+    )
+
+    pages = [refused, connect.get_data(as_text=True), client.get("/settings/mailboxes").get_data(as_text=True),
+             client.get("/settings/audit").get_data(as_text=True)]  # fmt: skip
+    assert all("<script>alert" not in page and "<img src=x" not in page for page in pages)
+    assert "&lt;script&gt;alert" in pages[2]  # the display name, escaped

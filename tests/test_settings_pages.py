@@ -267,7 +267,8 @@ def test_pages_answer_in_at_most_15_statements_and_1000_agents_are_paginated(web
     engine = get_engine(web)
     event.listen(engine, "before_cursor_execute", count)
     try:
-        for path in ("/settings/", "/settings/profile", "/settings/mailboxes", "/settings/agents",
+        for path in ("/settings/", "/settings/profile", "/settings/mailboxes", f"/settings/mailboxes/{team['mailbox']}",
+                     "/settings/agents",
                      "/settings/agents?page=3", f"/settings/agents/{team['agent']}", "/settings/audit"):  # fmt: skip
             counted.clear()
             page = client.get(path, follow_redirects=False)

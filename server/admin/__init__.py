@@ -59,8 +59,9 @@ from server.db import get_session
 from server.gmail.client import RetryPolicy, client_for_mailbox
 from server.gmail.errors import GmailError
 from server.gmail.send import enqueue
-from server.mailbox_settings import SettingsError, setting
+from server.mailbox_settings import SettingsError, StaleSettings, setting
 from server.mailbox_settings import save as save_settings
+from server.mailbox_settings import version as settings_version
 from server.models import ActorKind, Agent, AuthKind, Event, Mailbox, Outbox, OutboxKind, OutboxState, Role
 from server.tickets import Actor
 from server.web.access import ADMINS, EVERYONE, READERS, allow, current_agent, manages_mailbox, reads_mailbox
@@ -345,6 +346,7 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
         form.timezone.data = setting(box, "timezone")
         form.auto_replies_per_sender_per_hour.data = setting(box, "auto_replies_per_sender_per_hour")
         form.team_addresses.data = "\n".join(setting(box, "team_addresses") or [])
+        form.version.data = settings_version(box)
     elif form.validate_on_submit():
         addresses = [line.strip() for line in (form.team_addresses.data or "").splitlines() if line.strip()]
         data = {
@@ -357,8 +359,18 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
         db = get_session()
         try:
             retimed = save_settings(
-                db, box, data, actor=_actor(), batch=int(current_app.config["RETIME_BATCH"])
+                db,
+                box,
+                data,
+                actor=_actor(),
+                batch=int(current_app.config["RETIME_BATCH"]),
+                expected_version=form.version.data or None,
             )
+        except StaleSettings:
+            db.rollback()
+            flash(_("These settings were changed elsewhere since you opened this page: nothing was saved. "
+                    "Here they are as they are now."), "error")  # fmt: skip
+            return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
         except SettingsError as exc:
             db.rollback()
             for problem in exc.problems:

@@ -72,6 +72,7 @@ class MailboxSettingsForm(FlaskForm):
         _l("Team addresses (one a line): never customers, never answered automatically"),
         validators=[Length(max=200 * 322)],
     )
+    version = HiddenField()
 
 
 class AddMailboxForm(FlaskForm):
