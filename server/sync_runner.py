@@ -11,10 +11,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from server.automation import run_rules_on_events
@@ -23,7 +26,7 @@ from server.gmail.client import GmailClient, client_for_mailbox
 from server.gmail.errors import GmailError
 from server.gmail.send import deliver_due
 from server.gmail.sync import SyncResult, sync_mailbox
-from server.models import Mailbox
+from server.models import GmailUsage, Mailbox
 
 log = logging.getLogger(__name__)
 #: A full sync prints a progress line every this many messages.
@@ -33,6 +36,24 @@ PROGRESS_EVERY = 500
 def sync_with_rules(session: Session, mailbox_id: int, client: GmailClient, **options: Any) -> SyncResult:
     """One sync of the mailbox with its rules run on every page's new events (same transaction)."""
     return sync_mailbox(session, mailbox_id, client, on_events=run_rules_on_events, **options)
+
+
+def record_usage(session: Session, mailbox_id: int, units: int, *, day: date | None = None) -> None:
+    """Add ``units`` to the mailbox's Gmail quota spent on ``day`` (UTC, today by default); committed."""
+    if units <= 0:
+        return
+    session.rollback()  # whatever the failed run left open is not ours to commit
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert(GmailUsage).values(
+        mailbox_id=mailbox_id, day=day or datetime.now(UTC).date(), units=units
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["mailbox_id", "day"], set_={"units": GmailUsage.units + statement.excluded.units}
+        )
+    )
+    session.commit()
 
 
 class SyncRunner:
@@ -76,24 +97,27 @@ class SyncRunner:
                 address = mailbox.address
                 try:
                     with client_for_mailbox(mailbox) as client:
-                        result = sync_with_rules(
-                            session,
-                            mailbox_id,
-                            client,
-                            full_sync_days=self.app.config["FULL_SYNC_DAYS"],
-                            progress=self._progress,
-                        )
-                        summary = result.summary()
-                        if self.send:
-                            report = deliver_due(
+                        try:
+                            result = sync_with_rules(
                                 session,
                                 mailbox_id,
                                 client,
-                                claim_seconds=self.app.config["OUTBOX_CLAIM_SECONDS"],
+                                full_sync_days=self.app.config["FULL_SYNC_DAYS"],
+                                progress=self._progress,
                             )
-                            summary += f", {report.sent} emails sent"
-                            if report.failed or report.postponed:
-                                summary += f" ({report.failed} failed, {report.postponed} to retry)"
+                            summary = result.summary()
+                            if self.send:
+                                report = deliver_due(
+                                    session,
+                                    mailbox_id,
+                                    client,
+                                    claim_seconds=self.app.config["OUTBOX_CLAIM_SECONDS"],
+                                )
+                                summary += f", {report.sent} emails sent"
+                                if report.failed or report.postponed:
+                                    summary += f" ({report.failed} failed, {report.postponed} to retry)"
+                        finally:
+                            record_usage(session, mailbox_id, client.meter.units_total)
                 except GmailError as exc:
                     ok = False
                     self.echo(f"{address}: sync failed: {exc}", err=True)

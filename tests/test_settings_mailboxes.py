@@ -310,3 +310,32 @@ def test_mailbox_texts_are_shown_escaped(web, google, team):
              client.get("/settings/audit").get_data(as_text=True)]  # fmt: skip
     assert all("<script>alert" not in page and "<img src=x" not in page for page in pages)
     assert "&lt;script&gt;alert" in pages[2]  # the display name, escaped
+
+
+def test_the_gmail_quota_spent_today_is_counted_and_shown(web, google, gmail, deliver):
+    from helpers import http
+
+    from server.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
+    from server.models import AuthKind, GmailUsage
+    from server.sync_runner import SyncRunner
+
+    with web.app_context():
+        db = get_session()
+        box_id = add_mailbox(db, MailboxSpec(MAILBOX, AuthKind.SANDBOX, gmail.url, None, "Support")).id
+        add_agent(db, "admin@example.com", AgentChange(role="admin", mailboxes=(MAILBOX,)))
+    for n in range(3):
+        deliver(make_email(f"Question {n}"))
+    http("DELETE", f"{gmail.url}sandbox/quota")
+    runner = SyncRunner(web, echo=lambda *_a, **_k: None)
+    runner.run_once([box_id])
+    deliver(make_email("One more"))
+    runner.run_once([box_id])
+    spent = http("GET", f"{gmail.url}sandbox/quota")[1]["units_total"]
+    client, _token = _admin(web, google)
+
+    page = client.get("/settings/mailboxes").get_data(as_text=True)
+
+    with web.app_context():
+        usage = get_session().scalars(select(GmailUsage)).all()
+    assert [(u.mailbox_id, u.units) for u in usage] == [(box_id, spent)] and spent > 0
+    assert f"{spent:,} units" in page

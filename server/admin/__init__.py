@@ -62,7 +62,18 @@ from server.gmail.send import enqueue
 from server.mailbox_settings import SettingsError, StaleSettings, setting
 from server.mailbox_settings import save as save_settings
 from server.mailbox_settings import version as settings_version
-from server.models import ActorKind, Agent, AuthKind, Event, Mailbox, Outbox, OutboxKind, OutboxState, Role
+from server.models import (
+    ActorKind,
+    Agent,
+    AuthKind,
+    Event,
+    GmailUsage,
+    Mailbox,
+    Outbox,
+    OutboxKind,
+    OutboxState,
+    Role,
+)
 from server.tickets import Actor
 from server.web.access import ADMINS, EVERYONE, READERS, allow, current_agent, manages_mailbox, reads_mailbox
 from server.web.google import MAILBOX_SCOPE, GoogleSignIn, SignInError
@@ -195,6 +206,13 @@ def _mailboxes_page(form: FlaskForm) -> str:
         )
     }
     now = datetime.now(UTC)
+    quota = dict(
+        db.execute(
+            select(GmailUsage.mailbox_id, GmailUsage.units).where(
+                GmailUsage.mailbox_id.in_(ids), GmailUsage.day == now.date()
+            )
+        ).all()
+    )
     health = []
     for box in rows[:size]:
         backlog = sum(counts.get((box.id, state), 0) for state in BACKLOG)
@@ -202,8 +220,9 @@ def _mailboxes_page(form: FlaskForm) -> str:
         lag = None if box.last_sync_at is None else int((now - box.last_sync_at).total_seconds() // 60)
         healthy = not box.paused and box.sync_state != "error" and box.last_sync_at is not None and not failed
         health.append(
-            {"mailbox": box, "lag_minutes": lag, "backlog": backlog, "failed": failed, "healthy": healthy}
-        )
+            {"mailbox": box, "lag_minutes": lag, "backlog": backlog, "failed": failed, "healthy": healthy,
+             "quota": quota.get(box.id, 0)}
+        )  # fmt: skip
     return render_template(
         "admin/mailboxes.html",
         health=health,

@@ -15,7 +15,7 @@ from typing import Any
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, Response, abort, current_app, render_template, request, session
-from flask_babel import get_locale
+from flask_babel import format_decimal, get_locale
 from werkzeug.exceptions import HTTPException
 
 from server.errors import http_error as json_error
@@ -109,6 +109,7 @@ def init_app(app: Flask) -> None:
     catalogs = compile_catalogs(Path(app.instance_path) / "translations")
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(catalogs)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.add_template_filter(format_decimal, "number")  # 15,000 / 15 000 as the reader's language writes it
     csrf.init_app(app)
     limiter.init_app(app)
     app.before_request(_guard)
