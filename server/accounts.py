@@ -332,13 +332,16 @@ def _active_admins(session: Session) -> int:
     return int(count or 0)
 
 
-def add_agent(session: Session, email: str, change: AgentChange, *, actor: Actor = SYSTEM) -> Agent:
-    """Add a person to the team (committed, with an ``agent_added`` event)."""
+def add_agent(
+    session: Session, email: str, change: AgentChange, *, actor: Actor = SYSTEM, joined: bool = False
+) -> Agent:
+    """Add a person to the team (committed, with an ``agent_added`` event). ``joined``: they added
+    themself by signing in from an allowed domain, and are listed as new until an admin saves them."""
     address = normalize_address(email)
     values, mailboxes, admin_of = _validated(session, change)
     if session.scalar(select(Agent.id).where(Agent.email == address)) is not None:
         raise AccountError(f"agent {address} already exists: see postdesk agent set")
-    agent = Agent(email=address, **{"role": Role.AGENT.value, **values})
+    agent = Agent(email=address, is_new=joined, **{"role": Role.AGENT.value, **values})
     session.add(agent)
     try:
         _apply_mailboxes(session, agent, mailboxes or [], admin_of)
@@ -346,7 +349,13 @@ def add_agent(session: Session, email: str, change: AgentChange, *, actor: Actor
         session.rollback()
         raise
     session.flush()
-    record_event(session, None, "agent_added", actor=actor, after=_snapshot(agent))
+    record_event(
+        session,
+        None,
+        "agent_added",
+        actor=actor,
+        after=_snapshot(agent) | ({"via": "sign-in"} if joined else {}),
+    )
     try:
         session.commit()
     except IntegrityError as exc:  # added at the same moment by someone else
@@ -376,6 +385,8 @@ def update_agent(
     values, mailboxes, admin_of = _validated(session, change)
     before = _snapshot(agent)
     admins_before = _active_admins(session)
+    if actor.agent_id is not None and actor.agent_id != agent.id:
+        agent.is_new = False  # someone else (an admin) has now looked at them
     for key, value in values.items():
         if key == "notifications":
             value = {**(agent.notifications or {}), **value}

@@ -200,6 +200,8 @@ class Agent(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Away agents keep their tickets but get no new ones from automatic assignment.
     away: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Joined by signing in from an allowed Workspace domain, and no admin has looked at them yet.
+    is_new: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The person's own choices of mail (``digest``, ``reminders``: true/false; absent means true).
     notifications: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

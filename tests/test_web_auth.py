@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.parse
 from datetime import UTC, datetime, timedelta
@@ -93,7 +94,20 @@ def test_people_who_are_not_active_members_are_refused_unless_their_domain_may_j
     assert joined.status_code == 302
     with web.app_context():
         newbie = get_session().scalar(select(Agent).where(Agent.email == "newbie@example.org"))
-        assert newbie.role == "agent" and newbie.active
+        assert newbie.role == "agent" and newbie.active and newbie.is_new
+        newbie_id = newbie.id
+    admin = web.test_client()
+    sign_in(admin, google, "admin@example.com")
+    listed = admin.get("/settings/agents").get_data(as_text=True)
+    row = re.search(r'<tr class="agent">(?:(?!</tr>).)*newbie@example.org.*?</tr>', listed, re.S)[0]
+    form = admin.get(f"/settings/agents/{newbie_id}").get_data(as_text=True)
+    version = re.search(r'name="version" type="hidden" value="([^"]+)"', form)[1]
+    admin.post(f"/settings/agents/{newbie_id}", data={
+        "name": "Newbie", "role": "agent", "locale": "en", "timezone": "UTC", "active": "y", "version": version,
+        "csrf_token": csrf_token(admin)})  # fmt: skip
+    after = admin.get("/settings/agents").get_data(as_text=True)
+    row_after = re.search(r'<tr class="agent">(?:(?!</tr>).)*newbie@example.org.*?</tr>', after, re.S)[0]
+    assert "badge new" in row and "badge new" not in row_after
 
 
 @pytest.mark.parametrize(

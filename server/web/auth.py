@@ -92,7 +92,11 @@ def callback() -> Response | tuple[str, int]:
     if agent is None and _may_join(identity.email, identity.domain):
         try:
             agent = add_agent(
-                db, identity.email, AgentChange(name=identity.name), actor=Actor(ActorKind.SYSTEM)
+                db,
+                identity.email,
+                AgentChange(name=identity.name),
+                actor=Actor(ActorKind.SYSTEM),
+                joined=True,
             )
         except AccountError:
             agent = db.scalar(select(Agent).where(Agent.email == identity.email))
