@@ -91,6 +91,7 @@ def send_reminders() -> None:
     from server.gmail.send import deliver_due
     from server.models import Mailbox
     from server.reminders import run_reminders
+    from server.sync_runner import record_usage
 
     app = worker_app()
     with app.app_context():
@@ -111,6 +112,11 @@ def send_reminders() -> None:
                 continue
             try:
                 with client_for_mailbox(mailbox) as client:
-                    deliver_due(session, mailbox_id, client, claim_seconds=app.config["OUTBOX_CLAIM_SECONDS"])
+                    try:
+                        deliver_due(
+                            session, mailbox_id, client, claim_seconds=app.config["OUTBOX_CLAIM_SECONDS"]
+                        )
+                    finally:
+                        record_usage(session, mailbox_id, client.meter.units_total)
             except GmailError as exc:  # the next poll retries; the Outbox keeps the mail
                 log.warning("reminders_send_failed mailbox=%s problem=%s", mailbox.address, exc)
