@@ -268,3 +268,17 @@ def test_the_add_ons_logo_is_served(web):
     with web.test_client().get("/static/logo.png") as answer:
         assert answer.status_code == 200 and answer.mimetype == "image/png"
         assert answer.data.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_profile_language_wins_over_an_earlier_switch_in_the_header(web, google, team):
+    client = web.test_client()
+    sign_in(client, google, "agent@example.com")
+    client.post(
+        "/auth/language", data={"lang": "ru", "csrf_token": csrf_token(client), "next": "/settings/profile"}
+    )
+
+    client.post("/settings/profile", data={"name": "Agent", "locale": "en", "timezone": "UTC",
+                                           "csrf_token": csrf_token(client)})  # fmt: skip
+    page = client.get("/settings/profile").get_data(as_text=True)
+
+    assert 'lang="en"' in page and "Your profile" in page

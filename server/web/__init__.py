@@ -51,12 +51,13 @@ def compile_catalogs(target: Path) -> Path:
 
 
 def select_locale() -> str:
-    chosen = session.get("lang") if request else None
-    if chosen in {loc.value for loc in Locale}:
-        return str(chosen)
+    """The signed-in person's language; before sign-in the one chosen in the header, else the browser's."""
     agent = current_agent() if request and request.blueprint in PAGE_BLUEPRINTS else None
     if agent is not None:
         return agent.locale
+    chosen = session.get("lang") if request else None
+    if chosen in {loc.value for loc in Locale}:
+        return str(chosen)
     return request.accept_languages.best_match([loc.value for loc in Locale]) or Locale.EN.value
 
 
