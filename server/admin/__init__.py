@@ -76,7 +76,7 @@ from server.models import (
 )
 from server.tickets import Actor
 from server.web.access import ADMINS, EVERYONE, READERS, allow, current_agent, manages_mailbox, reads_mailbox
-from server.web.google import MAILBOX_SCOPE, GoogleSignIn, SignInError
+from server.web.google import MAILBOX_SCOPE, GoogleSignIn, SignInError, public_url_for
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/settings")
@@ -281,7 +281,7 @@ def connect_gmail() -> Response:
         )
         return redirect(url_for("admin.mailboxes"))
     url, pending = google.start(
-        _connect_redirect_uri(),
+        public_url_for("admin.gmail_connected"),
         scope=MAILBOX_SCOPE,
         access_type="offline",
         prompt="consent",
@@ -293,12 +293,6 @@ def connect_gmail() -> Response:
         "name": (request.args.get("display_name") or "")[:200],
     }
     return redirect(url)
-
-
-def _connect_redirect_uri() -> str:
-    base = str(current_app.config.get("PUBLIC_URL") or "").rstrip("/")
-    path = url_for("admin.gmail_connected")
-    return f"{base}{path}" if base else url_for("admin.gmail_connected", _external=True)
 
 
 @bp.get("/mailboxes/connected")
@@ -321,7 +315,7 @@ def gmail_connected() -> Response:
         return redirect(url_for("admin.mailboxes"))
     address = str(pending["address"])
     try:
-        token = google.exchange(_connect_redirect_uri(), code, pending)
+        token = google.exchange(public_url_for("admin.gmail_connected"), code, pending)
         identity = google.identity(token, pending)
     except SignInError as exc:
         log.warning("connect_refused reason=%s", exc)
@@ -514,7 +508,6 @@ def _send_invitation(agent: Agent) -> bool:
     mailbox = agent.mailboxes[0] if agent.mailboxes else db.scalar(select(Mailbox).order_by(Mailbox.id))
     if mailbox is None:
         return False
-    base = str(current_app.config.get("PUBLIC_URL") or request.url_root).rstrip("/")
     with force_locale(agent.locale):
         subject = _("You are invited to the helpdesk %(mailbox)s", mailbox=mailbox.address)
         text = _(
@@ -523,7 +516,7 @@ def _send_invitation(agent: Agent) -> bool:
             name=agent.name or agent.email,
             inviter=_me().name or _me().email,
             mailbox=mailbox.address,
-            url=f"{base}{url_for('web.sign_in')}",
+            url=public_url_for("web.sign_in"),
         )
     enqueue(
         db,

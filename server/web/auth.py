@@ -21,7 +21,7 @@ from server.models import ActorKind, Agent, Locale
 from server.tickets import Actor
 from server.web.access import current_agent, safe_next
 from server.web.extensions import limiter
-from server.web.google import GoogleSignIn, SignInError
+from server.web.google import GoogleSignIn, SignInError, public_url_for
 from server.web.local import is_local_demo, this_machine_only
 from server.web.sessions import end, end_everywhere, rotate
 
@@ -31,12 +31,6 @@ bp = Blueprint("web", __name__)
 
 def _sign_in_limit() -> str:
     return str(current_app.config["SIGN_IN_RATE_LIMIT"])
-
-
-def _redirect_uri() -> str:
-    base = str(current_app.config.get("PUBLIC_URL") or "").rstrip("/")
-    path = url_for("web.callback")
-    return f"{base}{path}" if base else url_for("web.callback", _external=True)
 
 
 def _signed_in(agent: Agent, target: str) -> Response:
@@ -64,7 +58,7 @@ def sign_in() -> Response | tuple[str, int]:
         if is_local_demo():
             return redirect(url_for("web.demo", next=target))
         return render_template("web/sign_in.html", problem=None, google=False, demo=False), 503
-    url, pending = google.start(_redirect_uri())
+    url, pending = google.start(public_url_for("web.callback"))
     session["sign_in"] = {**pending, "next": target}
     return redirect(url)
 
@@ -83,7 +77,7 @@ def callback() -> Response | tuple[str, int]:
     if google is None or not code or len(code) > 2000:
         return _problem(_("Google did not sign you in. Please try again."), 400)
     try:
-        identity = google.finish(_redirect_uri(), code, pending)
+        identity = google.finish(public_url_for("web.callback"), code, pending)
     except SignInError as exc:
         log.warning("sign_in_refused reason=%s", exc)
         return _problem(_("Google's answer could not be verified. Please sign in again."), 401)

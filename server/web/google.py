@@ -19,6 +19,7 @@ import google.auth.transport.requests
 import requests
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
+from flask import current_app, url_for
 from google.oauth2 import id_token
 
 #: What sign-in asks for: who the person is, nothing of their data.
@@ -29,6 +30,12 @@ MAILBOX_SCOPE = "openid email https://www.googleapis.com/auth/gmail.modify"
 CLOCK_SKEW_SECONDS = 10
 #: Seconds the token endpoint may take.
 TOKEN_TIMEOUT_SECONDS = 10
+
+
+def public_url_for(endpoint: str) -> str:
+    """The absolute URL of a route as people and Google reach it (``PUBLIC_URL``, else the request's)."""
+    base = str(current_app.config.get("PUBLIC_URL") or "").rstrip("/")
+    return f"{base}{url_for(endpoint)}" if base else url_for(endpoint, _external=True)
 
 
 class SignInError(Exception):
