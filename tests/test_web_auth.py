@@ -212,13 +212,16 @@ def test_every_answer_carries_the_security_headers(web, google, team):
 
 def test_the_session_cookie_is_secure_httponly_and_lax_outside_demo(database_url, tmp_path, google):
     from server import create_app
-    from server.db import init_db
+    from server.db import get_engine, init_db
 
     app = create_app({"TESTING": True, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "i"),
                       **google.config()})  # fmt: skip
-    with app.app_context():
-        init_db()
-    answer = app.test_client().get("/auth/sign-in", base_url="https://localhost")
+    try:
+        with app.app_context():
+            init_db()
+        answer = app.test_client().get("/auth/sign-in", base_url="https://localhost")
+    finally:
+        get_engine(app).dispose()
 
     cookie = answer.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
