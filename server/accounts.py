@@ -16,12 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
 from server.crypto import encrypt_json
-from server.models import Agent, AuthKind, Locale, Mailbox, Role, mailbox_members
+from server.models import Agent, AuthKind, Locale, Mailbox, Role, WebSession, mailbox_members
 from server.tickets import SYSTEM, Actor, record_event
 
 #: The longest name a person may have (the width of ``agents.name``).
@@ -401,6 +401,8 @@ def update_agent(
         raise AccountError(
             "the last active admin cannot be demoted or deactivated: make someone else admin first"
         )
+    if not agent.active:  # a deactivated person is signed out of the settings pages everywhere
+        session.execute(delete(WebSession).where(WebSession.agent_id == agent.id))
     after = _snapshot(agent)
     if after != before:
         changed = [key for key in after if after[key] != before[key]]

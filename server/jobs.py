@@ -83,6 +83,23 @@ def finish_retiming() -> None:
             log.info("retimed mailbox_id=%d tickets=%d", mailbox_id, done)
 
 
+def forget_expired_sessions() -> None:
+    """Delete the settings pages' sessions that have ended (idle or too old)."""
+    from server.db import get_session
+    from server.web.sessions import forget_expired
+
+    app = worker_app()
+    with app.app_context():
+        gone = forget_expired(
+            get_session(),
+            now=datetime.now(UTC),
+            idle_minutes=float(app.config["SESSION_IDLE_MINUTES"]),
+            max_hours=float(app.config["SESSION_MAX_HOURS"]),
+        )
+        if gone:
+            log.info("sessions_forgotten count=%d", gone)
+
+
 def send_reminders() -> None:
     """Do the reminders that are due (server.reminders) and send the mail they queued."""
     from server.db import get_session

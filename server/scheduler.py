@@ -31,6 +31,13 @@ def build_scheduler(poll_seconds: float) -> BackgroundScheduler:
     scheduler.add_job("server.jobs:send_reminders", "interval", seconds=60, id="send_reminders", **common)
     scheduler.add_job("server.jobs:run_time_rules", "interval", seconds=60, id="run_time_rules", **common)
     scheduler.add_job("server.jobs:finish_retiming", "interval", seconds=60, id="finish_retiming", **common)
+    scheduler.add_job(
+        "server.jobs:forget_expired_sessions",
+        "interval",
+        seconds=3600,
+        id="forget_expired_sessions",
+        **common,
+    )
     return scheduler
 
 

@@ -285,3 +285,25 @@ def test_the_profile_language_wins_over_an_earlier_switch_in_the_header(web, goo
     page = client.get("/settings/profile").get_data(as_text=True)
 
     assert 'lang="en"' in page and "Your profile" in page
+
+
+def test_deactivating_someone_ends_their_sessions_and_the_worker_forgets_ended_ones(web, google, team):
+    import time_machine
+
+    from server.accounts import AgentChange, update_agent
+    from server.web.sessions import forget_expired
+
+    with time_machine.travel(datetime(2026, 11, 23, 9, 0, tzinfo=UTC), tick=False) as clock:
+        agent, visitor = web.test_client(), web.test_client()
+        sign_in(agent, google, "agent@example.com")
+        visitor.get("/auth/sign-in")  # a sign-in attempt that never comes back
+        with web.app_context():
+            update_agent(get_session(), "agent@example.com", AgentChange(active=False))
+            left = {row.agent_id for row in get_session().scalars(select(WebSession))}
+        clock.shift(timedelta(hours=3))
+        with web.app_context():
+            gone = forget_expired(get_session(), now=datetime.now(UTC), idle_minutes=120, max_hours=12)
+            remaining = get_session().scalars(select(WebSession)).all()
+
+    assert left == {None}  # only the anonymous attempt
+    assert gone == 1 and remaining == []

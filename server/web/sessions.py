@@ -83,6 +83,19 @@ def end_everywhere(db: Session, agent_id: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def forget_expired(db: Session, *, now: datetime, idle_minutes: float, max_hours: float) -> int:
+    """Delete the sessions that can no longer be used (idle or too old); committed. The worker runs
+    this hourly, so sign-in attempts that never came back do not pile up."""
+    result = db.execute(
+        delete(WebSession).where(
+            (WebSession.last_seen_at < now - timedelta(minutes=idle_minutes))
+            | (WebSession.created_at < now - timedelta(hours=max_hours))
+        )
+    )
+    db.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 class DatabaseSessions(SessionInterface):
     def _db(self, app: Flask) -> Session:
         return Session(get_engine(app), expire_on_commit=False)
