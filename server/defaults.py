@@ -278,23 +278,27 @@ def install_defaults(session: Session, mailbox: Mailbox) -> None:
 def replace_rules(
     session: Session, mailbox: Mailbox, loaded: list[rule_engine.Rule], *, keep_existing: bool = False
 ) -> None:
-    """Store ``loaded`` as the mailbox's rules, in order (no commit)."""
-    current = list(session.scalars(select(Rule).where(Rule.mailbox_id == mailbox.id).order_by(Rule.position)))
+    """Store ``loaded`` as the mailbox's rules, in order (no commit). A rule keeps its stored row (its
+    id, so its history: last fired, the events it caused) when a rule of the same name was there."""
+    current = list(
+        session.scalars(select(Rule).where(Rule.mailbox_id == mailbox.id).order_by(Rule.position, Rule.id))
+    )
     if keep_existing and current:
         return
-    for row in current:
-        session.delete(row)
+    unused = list(current)
     for position, rule in enumerate(loaded):
         data = rule_engine.dump_rule(rule)
-        session.add(
-            Rule(
-                mailbox_id=mailbox.id,
-                name=rule.name,
-                trigger=rule.trigger.value,
-                conditions=data.get("conditions") or {},
-                actions=data["actions"],
-                position=position,
-                enabled=rule.enabled,
-                stop_processing=rule.stop_processing,
-            )
-        )
+        row = next((r for r in unused if r.name == rule.name), None)
+        if row is None:
+            row = Rule(mailbox_id=mailbox.id, name=rule.name)
+            session.add(row)
+        else:
+            unused.remove(row)
+        row.trigger = rule.trigger.value
+        row.conditions = data.get("conditions") or {}
+        row.actions = data["actions"]
+        row.position = position
+        row.enabled = rule.enabled
+        row.stop_processing = rule.stop_processing
+    for row in unused:
+        session.delete(row)

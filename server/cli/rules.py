@@ -3,43 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Any
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 import rules as rule_engine
-from server import actions
-from server.automation import Automation, load_mailbox_rules, parsed_from_row
-from server.cli.common import CliError, mailbox_named, problems_error, read_text_file
+from server import rule_sets
+from server.automation import load_mailbox_rules
+from server.cli.common import mailbox_named, problems_error, read_text_file
 from server.db import get_session
-from server.defaults import replace_rules
-from server.gmail.sync import TicketEvent
-from server.models import (
-    Direction,
-    Mailbox,
-    Message,
-    Ticket,
-)
+from server.models import Mailbox
 
 
 def _load_rule_file(path: str, mailbox: Mailbox) -> list[rule_engine.Rule]:
     try:
-        loaded = rule_engine.loads(read_text_file(path))
-    except rule_engine.RuleError as exc:
+        return rule_sets.parse(get_session(), mailbox, read_text_file(path))
+    except rule_sets.RuleSetError as exc:
         raise problems_error(path, [str(p) for p in exc.problems]) from exc
-    session = get_session()
-    missing = [
-        f"  rules[{index}].actions[{number}]: {problem}"
-        for index, rule in enumerate(loaded)
-        for number, action in enumerate(rule.actions)
-        for problem in actions.check(session, mailbox, action.kind, action.value)
-    ]
-    if missing:
-        raise CliError(f"{path} names what {mailbox.address} does not have:\n" + "\n".join(missing))
-    return loaded
 
 
 @click.group("rules")
@@ -55,9 +35,7 @@ def rules_import(path: str, address: str) -> None:
     """Replace the mailbox's rules with those in FILE (YAML or JSON); nothing changes on an error."""
     mailbox = mailbox_named(address)
     loaded = _load_rule_file(path, mailbox)
-    session = get_session()
-    replace_rules(session, mailbox, loaded)
-    session.commit()
+    rule_sets.save(get_session(), mailbox, loaded)
     click.echo(f"{len(loaded)} rules imported into {mailbox.address}")
 
 
@@ -68,16 +46,11 @@ def rules_import(path: str, address: str) -> None:
 def rules_export(address: str, fmt: str) -> None:
     """Print the mailbox's rules in the format `rules import` reads."""
     mailbox = mailbox_named(address)
+    if fmt == "yaml":
+        click.echo(rule_sets.export_yaml(get_session(), mailbox), nl=False)
+        return
     loaded = [rule for _row, rule in load_mailbox_rules(get_session(), mailbox.id)]
-    click.echo(
-        rule_engine.dumps_yaml(loaded) if fmt == "yaml" else rule_engine.dumps_json(loaded), nl=fmt == "json"
-    )
-
-
-class _DryRow:
-    """Stands in for a stored rule during a dry run (nothing is written, so no id is needed)."""
-
-    id = None
+    click.echo(rule_engine.dumps_json(loaded))
 
 
 @rules_group.command("dry-run")
@@ -98,51 +71,12 @@ def rules_dry_run(path: str, address: str, last: int, as_json: bool) -> None:
     session = get_session()
     mailbox = mailbox_named(address)
     loaded = _load_rule_file(path, mailbox)
-    automation = Automation(
-        session, mailbox, now=datetime.now(UTC), dry_run=True, rules=[(_DryRow(), r) for r in loaded]
-    )
-    report: list[dict[str, Any]] = []
-    try:
-        for ticket in session.scalars(
-            select(Ticket).where(Ticket.mailbox_id == mailbox.id).order_by(Ticket.number.desc()).limit(last)
-        ):
-            messages = list(
-                session.scalars(
-                    select(Message).where(Message.ticket_id == ticket.id).order_by(Message.sent_at)
-                )
-            )
-            inbound = [m for m in messages if m.direction == Direction.INBOUND.value]
-            outbound = [m for m in messages if m.direction == Direction.OUTBOUND.value]
-            events = [(rule_engine.Trigger.TICKET_CREATED, inbound[0] if inbound else None)]
-            if len(inbound) > 1:
-                events.append((rule_engine.Trigger.CUSTOMER_REPLIED, inbound[-1]))
-            if outbound:
-                events.append((rule_engine.Trigger.AGENT_REPLIED, outbound[-1]))
-            events.append((rule_engine.Trigger.TIME, None))
-            for trigger, message in events:
-                event = TicketEvent(trigger, ticket.id, parsed_from_row(message) if message else None)
-                for outcome in automation.handle(event):
-                    report.append(
-                        {
-                            "ticket": ticket.number,
-                            "subject": ticket.subject,
-                            "trigger": trigger.value,
-                            "rule": outcome.rule,
-                            "matched": outcome.matched,
-                            "actions": outcome.actions,
-                            "explanation": outcome.explanation,
-                        }
-                    )
-    finally:
-        session.rollback()  # a dry run never changes anything, whatever a rule tried
+    report = rule_sets.dry_run(session, mailbox, loaded, last=last)
     if as_json:
-        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        click.echo(json.dumps([line.as_json() for line in report.lines], ensure_ascii=False, indent=2))
         return
-    for line in report:
-        if line["matched"]:
-            click.echo(
-                f"#{line['ticket']} {line['subject'][:50]!r} [{line['trigger']}] {line['rule']}: {'; '.join(line['actions'])}"
-            )
-    click.echo(
-        f"{sum(1 for line in report if line['matched'])} matches in the last {last} tickets; nothing was changed"
-    )
+    for line in report.matches:
+        click.echo(
+            f"#{line.ticket} {line.subject[:50]!r} [{line.trigger}] {line.rule}: {'; '.join(line.actions)}"
+        )
+    click.echo(f"{len(report.matches)} matches in the last {last} tickets; nothing was changed")
