@@ -290,6 +290,12 @@ def _prepare_set_sla_policy(ctx: ActionContext, value: Any) -> Prepared:
     )
 
 
+def _policy_named(session: Session, mailbox: Mailbox, value: Any) -> list[str]:
+    if _policy(session, mailbox, value) is None:
+        return [f"no SLA policy named {value!r} in {mailbox.address}"]
+    return []
+
+
 def _prepare_gmail_label(ctx: ActionContext, value: Any) -> Prepared:
     label, message = str(value), ctx.message
 
@@ -470,7 +476,7 @@ ACTIONS: dict[ActionKind, Handler] = {
     ActionKind.ADD_TAG: Handler(_prepare_add_tag),
     ActionKind.REMOVE_TAG: Handler(_prepare_remove_tag),
     ActionKind.SET_STATUS: Handler(_prepare_set_status),
-    ActionKind.SET_SLA_POLICY: Handler(_prepare_set_sla_policy),
+    ActionKind.SET_SLA_POLICY: Handler(_prepare_set_sla_policy, _policy_named),
     ActionKind.AUTO_REPLY: Handler(_prepare_auto_reply, _template_named),
     ActionKind.NOTIFY: Handler(_prepare_notify, _template_named),
     ActionKind.ADD_NOTE: Handler(_prepare_add_note),

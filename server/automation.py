@@ -10,6 +10,7 @@ Every change is an Event naming the rule; every auto-reply that is not sent is a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -140,8 +141,11 @@ class Automation:
         now: datetime,
         dry_run: bool = False,
         rules: list[tuple[Any, Rule]] | None = None,
+        ages: Callable[[Session, Ticket, datetime], dict[str, float | None]] = reply_ages,
     ) -> None:
         self.session = session
+        #: How the ``hours_since_*`` facts are found (a dry run over many tickets passes its own).
+        self.ages = ages
         self.mailbox = mailbox
         self.now = now
         self.dry_run = dry_run
@@ -156,7 +160,7 @@ class Automation:
         outcomes = []
         facts = facts_for(ticket, event.message, self.mailbox, self.now)
         if event.message is None:
-            facts.update(reply_ages(self.session, ticket, self.now))
+            facts.update(self.ages(self.session, ticket, self.now))
         for row, rule in self.rules:
             if not rule.enabled or rule.trigger is not event.trigger:
                 continue

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 import rules as rule_engine
 from server import actions
@@ -125,10 +125,26 @@ def dry_run(
     ``since``–``until``): each trigger a ticket went through is replayed, and every rule's match,
     actions and explanation is reported. Nothing is written and nothing is sent, whatever a rule tries:
     the session is rolled back at the end."""
+    now = datetime.now(UTC)
+    by_ticket: dict[int, list[Message]] = {}
+
+    def ages(_session: Session, ticket: Ticket, at: datetime) -> dict[str, float | None]:
+        """The ``hours_since_*`` facts from the messages read once for all chosen tickets."""
+        found: dict[str, float | None] = {}
+        for direction, name in ((Direction.INBOUND, "hours_since_customer_reply"),
+                                (Direction.OUTBOUND, "hours_since_agent_reply")):  # fmt: skip
+            times = [m.sent_at for m in by_ticket.get(ticket.id, []) if m.direction == direction.value]
+            found[name] = (at - max(times)).total_seconds() / 3600 if times else None
+        return found
+
     automation = Automation(
-        session, mailbox, now=datetime.now(UTC), dry_run=True, rules=[(_DryRow(), r) for r in loaded]
+        session, mailbox, now=now, dry_run=True, rules=[(_DryRow(), r) for r in loaded], ages=ages
     )
-    query = select(Ticket).where(Ticket.mailbox_id == mailbox.id)
+    query = (
+        select(Ticket)
+        .where(Ticket.mailbox_id == mailbox.id)
+        .options(selectinload(Ticket.tags), joinedload(Ticket.customer), joinedload(Ticket.assignee))
+    )
     if since is not None:
         query = query.where(Ticket.created_at >= since)
     if until is not None:
@@ -136,9 +152,8 @@ def dry_run(
     query = query.order_by(Ticket.number.desc()).limit(max(1, min(last, DRY_RUN_MOST)))
     report = DryRun()
     try:
-        chosen = list(session.scalars(query))
+        chosen = list(session.scalars(query).unique())
         report.tickets = len(chosen)
-        by_ticket: dict[int, list[Message]] = {}
         if chosen:
             for message in session.scalars(
                 select(Message).where(Message.ticket_id.in_([t.id for t in chosen])).order_by(Message.sent_at)

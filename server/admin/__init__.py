@@ -86,6 +86,8 @@ BACKLOG = (OutboxState.PENDING.value, OutboxState.SENDING.value)
 
 
 def init_app(app: Flask) -> None:
+    from server.admin import rules  # noqa: F401  (its views join this blueprint)
+
     app.register_blueprint(bp)
 
     @app.context_processor
@@ -104,14 +106,14 @@ def init_app(app: Flask) -> None:
         }
 
 
-def _me() -> Agent:
+def signed_in() -> Agent:
     agent = current_agent()
     assert agent is not None  # allow() let the call through
     return agent
 
 
-def _actor() -> Actor:
-    return Actor(ActorKind.AGENT, agent_id=_me().id)
+def acting() -> Actor:
+    return Actor(ActorKind.AGENT, agent_id=signed_in().id)
 
 
 def _page_number() -> int:
@@ -140,7 +142,7 @@ def _show_problems(form: FlaskForm, error: AccountError) -> None:
 @allow(EVERYONE)
 def home() -> Response:
     """Each role's first page: the mailboxes for admins and managers, the profile for agents."""
-    me = _me()
+    me = signed_in()
     return redirect(
         url_for("admin.mailboxes" if Role(me.role) in READERS or administered(me) else "admin.profile")
     )
@@ -149,7 +151,7 @@ def home() -> Response:
 @bp.route("/profile", methods=["GET", "POST"])
 @allow(EVERYONE)
 def profile() -> str | Response:
-    me = _me()
+    me = signed_in()
     form = ProfileForm(obj=me if request.method == "GET" else None)
     if request.method == "GET":
         form.version.data = agent_version(me)
@@ -164,7 +166,7 @@ def profile() -> str | Response:
             notifications={"digest": bool(form.digest.data), "reminders": bool(form.reminders.data)},
         )
         try:
-            update_agent(get_session(), me.email, change, actor=_actor(), version=form.version.data)
+            update_agent(get_session(), me.email, change, actor=acting(), version=form.version.data)
         except StaleEdit:
             flash(_("Your profile was changed elsewhere since you opened this page: nothing was saved. "
                     "Here it is as it is now."), "error")  # fmt: skip
@@ -186,7 +188,7 @@ def mailboxes() -> str:
 
 def _mailboxes_page(form: FlaskForm) -> str:
     db = get_session()
-    me = _me()
+    me = signed_in()
     query = select(Mailbox).order_by(Mailbox.address)
     if Role(me.role) not in READERS:
         own = administered(me)
@@ -252,7 +254,7 @@ def add_mailbox_page() -> Response | tuple[str, int]:
             secret = parse_service_account(content)
             spec = MailboxSpec(form.address.data or "", AuthKind.SERVICE_ACCOUNT, None, secret,
                                form.display_name.data or "")  # fmt: skip
-            mailbox = add_mailbox(get_session(), spec, actor=_actor())
+            mailbox = add_mailbox(get_session(), spec, actor=acting())
         except AccountError as exc:
             _show_problems(form, exc)
         else:
@@ -334,7 +336,7 @@ def gmail_connected() -> Response:
               "token_uri": google.token_url, "refresh_token": refresh}  # fmt: skip
     try:
         box = add_mailbox(get_session(), MailboxSpec(address, AuthKind.OAUTH, None, secret, str(pending.get("name") or "")),
-                          actor=_actor())  # fmt: skip
+                          actor=acting())  # fmt: skip
     except AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for("admin.mailboxes"))
@@ -375,7 +377,7 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
                 db,
                 box,
                 data,
-                actor=_actor(),
+                actor=acting(),
                 batch=int(current_app.config["RETIME_BATCH"]),
                 expected_version=form.version.data or None,
             )
@@ -399,14 +401,18 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
     else:
         status = 400
     return render_template(
-        "admin/mailbox.html", box=box, form=form, manages=manages_mailbox(_me(), box.id), section="mailboxes"
+        "admin/mailbox.html",
+        box=box,
+        form=form,
+        manages=manages_mailbox(signed_in(), box.id),
+        section="mailboxes",
     ), status
 
 
 @bp.post("/mailboxes/<int:mailbox_id>/pause")
 @allow(EVERYONE)
 def pause(mailbox_id: int) -> Response:
-    set_paused(get_session(), _mailbox_or_404(mailbox_id, change=True), True, actor=_actor())
+    set_paused(get_session(), _mailbox_or_404(mailbox_id, change=True), True, actor=acting())
     flash(_("Paused: Postdesk neither reads nor sends this mailbox's mail until you resume it."), "ok")
     return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
 
@@ -414,7 +420,7 @@ def pause(mailbox_id: int) -> Response:
 @bp.post("/mailboxes/<int:mailbox_id>/resume")
 @allow(EVERYONE)
 def resume(mailbox_id: int) -> Response:
-    set_paused(get_session(), _mailbox_or_404(mailbox_id, change=True), False, actor=_actor())
+    set_paused(get_session(), _mailbox_or_404(mailbox_id, change=True), False, actor=acting())
     flash(_("Resumed: the next poll reads the mail that came meanwhile."), "ok")
     return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
 
@@ -441,7 +447,7 @@ def _mailbox_or_404(mailbox_id: int, *, change: bool = False) -> Mailbox:
     if box is None:
         abort(404)
     allowed = manages_mailbox if change else reads_mailbox
-    if not allowed(_me(), box.id):
+    if not allowed(signed_in(), box.id):
         abort(403)
     return box
 
@@ -486,7 +492,7 @@ def invite() -> Response | tuple[str, int]:
             mailboxes=tuple(form.mailboxes.data or ()),
         )
         try:
-            agent = add_agent(db, form.email.data or "", change, actor=_actor())
+            agent = add_agent(db, form.email.data or "", change, actor=acting())
         except AccountError as exc:
             _show_problems(form, exc)
         else:
@@ -514,7 +520,7 @@ def _send_invitation(agent: Agent) -> bool:
             "Hello %(name)s,\n\n%(inviter)s added you to the team of %(mailbox)s in Postdesk.\n"
             "Sign in with your Google account: %(url)s\n",
             name=agent.name or agent.email,
-            inviter=_me().name or _me().email,
+            inviter=signed_in().name or signed_in().email,
             mailbox=mailbox.address,
             url=public_url_for("web.sign_in"),
         )
@@ -554,7 +560,7 @@ def _reassign_form(agent: Agent) -> ReassignForm:
 @allow(READERS)
 def agent(agent_id: int) -> str | Response | tuple[str, int]:
     person = _agent_or_404(agent_id)
-    if request.method == "POST" and Role(_me().role) is not Role.ADMIN:
+    if request.method == "POST" and Role(signed_in().role) is not Role.ADMIN:
         abort(403)
     form = AgentForm(obj=person if request.method == "GET" else None)
     form.mailboxes.choices = _mailbox_choices()
@@ -577,7 +583,7 @@ def agent(agent_id: int) -> str | Response | tuple[str, int]:
             admin_of=tuple(form.admin_of.data or ()),
         )
         try:
-            update_agent(get_session(), person.email, change, actor=_actor(), version=form.version.data)
+            update_agent(get_session(), person.email, change, actor=acting(), version=form.version.data)
         except StaleEdit:
             flash(_("%(email)s was changed by someone else since you opened this page: nothing was saved. "
                     "Here is the current version.", email=person.email), "error")  # fmt: skip
@@ -610,7 +616,7 @@ def reassign(agent_id: int) -> Response:
         abort(400)
     target = int(form.to.data) if form.to.data else None
     db = get_session()
-    moved = tickets.reassign_all(db, person.id, target, at=datetime.now(UTC), actor=_actor())
+    moved = tickets.reassign_all(db, person.id, target, at=datetime.now(UTC), actor=acting())
     db.commit()
     flash(_("%(count)d open tickets reassigned.", count=moved), "ok")
     return redirect(url_for("admin.agent", agent_id=agent_id))

@@ -15,6 +15,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields import DateField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from server.accounts import MAX_NAME_LENGTH
@@ -79,3 +80,19 @@ class AddMailboxForm(FlaskForm):
     address = StringField(_l("Shared mailbox address"), validators=[DataRequired(), Length(max=320)])
     display_name = StringField(_l("Name customers see"), validators=[Optional(), Length(max=200)])
     key = FileField(_l("Service-account key (JSON) with domain-wide delegation"), validators=[FileRequired()])
+
+
+class RuleSetForm(FlaskForm):
+    text = TextAreaField(_l("The mailbox's rules (YAML, as postdesk rules export writes them)"),
+                         validators=[Length(max=512 * 1024)])  # fmt: skip
+    file = FileField(_l("Or a rules file to import"))
+
+
+class DryRunForm(FlaskForm):
+    last = IntegerField(_l("Try on the last tickets"), validators=[Optional(), NumberRange(1, 10_000)])
+    since = DateField(_l("or those created from"), validators=[Optional()])
+    until = DateField(_l("to"), validators=[Optional()])
+
+
+class RuleMoveForm(FlaskForm):
+    """Moving or switching a rule: a button, its CSRF token and nothing else."""
