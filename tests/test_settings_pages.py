@@ -55,6 +55,11 @@ ROUTES = [
       "mailboxes": "support@example.com"}),
     ("POST", "/settings/agents/{agent}/reassign", ADMINS, {"to": ""}),
     ("GET", "/settings/audit", ADMINS, None),
+    ("GET", "/settings/rules?mailbox={mailbox}", EVERYONE, None),
+    ("POST", "/settings/rules/dry-run?mailbox={mailbox}", EVERYONE, {"text": "rules: []", "last": "5"}),
+    ("GET", "/settings/rules/export?mailbox={mailbox}", EVERYONE, None),
+    ("POST", "/settings/rules/{rule}/disable?mailbox={mailbox}", BOX_ADMINS, {}),
+    ("POST", "/settings/rules?mailbox={mailbox}", BOX_ADMINS, {"text": "rules: []"}),
 ]  # fmt: skip
 #: Routes anyone may open (the sign-in machinery) and what covers them.
 PUBLIC = {
@@ -75,7 +80,13 @@ def test_the_matrix_lists_every_settings_route(web):
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     listed = {
-        (m, path.replace("{agent}", "<int:agent_id>").replace("{mailbox}", "<int:mailbox_id>"))
+        (
+            m,
+            path.split("?")[0]
+            .replace("{agent}", "<int:agent_id>")
+            .replace("{mailbox}", "<int:mailbox_id>")
+            .replace("{rule}/disable", "<int:rule_id>/<any(up, down, enable, disable):change>"),
+        )
         for m, path, _, _ in ROUTES
     }
 
@@ -90,7 +101,7 @@ def test_every_route_answers_each_role_exactly_as_allowed(web, google, team, rol
         token = csrf_token(client)
     outcomes = {}
     for n, (method, path, allowed, body) in enumerate(ROUTES):
-        url = path.format(agent=team["agent"], mailbox=team["mailbox"])
+        url = path.format(agent=team["agent"], mailbox=team["mailbox"], rule=team["rule"])
         if method == "GET":
             status = client.get(url).status_code
         else:
@@ -242,7 +253,7 @@ def test_the_audit_log_shows_who_changed_what_and_filters(web, google, team):
     changes = client.get("/settings/audit?kind=agent_changed&who=admin@example.com").get_data(as_text=True)
     nobody = client.get("/settings/audit?who=ghost@example.com").get_data(as_text=True)
 
-    assert everything.count('class="event"') == 6  # the mailbox and four people added, one change
+    assert everything.count('class="event"') == 7  # the mailbox, four people and the rules added, one change
     assert (
         changes.count('class="event"') == 1 and "Europe/Moscow" in changes and "admin@example.com" in changes
     )
@@ -294,10 +305,13 @@ def test_pages_answer_in_at_most_15_statements_and_1000_agents_are_paginated(web
 def test_a_signed_in_admin_sending_nonsense_never_gets_a_server_error(web, google, team, route, junk):
     client, token = _admin(web, google)
     method, path, _allowed, _body = route
-    url = path.format(agent=team["agent"], mailbox=team["mailbox"])
+    url = path.format(agent=team["agent"], mailbox=team["mailbox"], rule=team["rule"])
 
     if method == "GET":
-        status = client.get(url, query_string=junk).status_code
+        path_only, _sep, query = url.partition("?")
+        status = client.get(
+            path_only, query_string={**dict(p.split("=", 1) for p in query.split("&") if p), **junk}
+        ).status_code
     else:
         status = client.post(url, data={**junk, "csrf_token": token}).status_code
 

@@ -104,7 +104,7 @@ def test_saving_keeps_the_rules_whole_and_each_problem_at_its_path(web, google, 
             "Urgent words",
             "Thank the customer",
         ]
-        event = db.scalar(select(Event).where(Event.kind == "rules_changed"))
+        event = db.scalar(select(Event).where(Event.kind == "rules_changed").order_by(Event.id.desc()))
         assert event.actor_agent_id == team["admin"] and "Urgent words" in event.after["rules"]
 
 

@@ -13,9 +13,11 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from oidc_issuer import StandInGoogle
+from sqlalchemy import select
 
 from server import create_app
 from server.db import get_engine, get_session, init_db
+from server.models import Rule
 
 
 @pytest.fixture
@@ -68,6 +70,11 @@ def team(web: Flask) -> dict[str, Any]:
                                                     admin_of=("support@example.com",))
         ).id  # fmt: skip
         people["mailbox"] = box.id
+        from server import rule_sets
+
+        rule = "rules:\n  - name: Tag every ticket\n    trigger: ticket_created\n    actions: [{add_tag: seen}]\n"
+        rule_sets.save(db, box, rule_sets.parse(db, box, rule))
+        people["rule"] = db.scalar(select(Rule.id).where(Rule.mailbox_id == box.id))
     return people
 
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
-    Blueprint,
     Flask,
     abort,
     current_app,
@@ -47,6 +46,7 @@ from server.accounts import (
     set_paused,
     update_agent,
 )
+from server.admin.base import acting, bp, page_number, page_size, show_problems, signed_in
 from server.admin.forms import (
     AddMailboxForm,
     AgentForm,
@@ -63,7 +63,6 @@ from server.mailbox_settings import SettingsError, StaleSettings, setting
 from server.mailbox_settings import save as save_settings
 from server.mailbox_settings import version as settings_version
 from server.models import (
-    ActorKind,
     Agent,
     AuthKind,
     Event,
@@ -74,12 +73,10 @@ from server.models import (
     OutboxState,
     Role,
 )
-from server.tickets import Actor
 from server.web.access import ADMINS, EVERYONE, READERS, allow, current_agent, manages_mailbox, reads_mailbox
 from server.web.google import MAILBOX_SCOPE, GoogleSignIn, SignInError, public_url_for
 
 log = logging.getLogger(__name__)
-bp = Blueprint("admin", __name__, url_prefix="/settings")
 
 #: The Outbox states that still wait to go out (the backlog shown per mailbox).
 BACKLOG = (OutboxState.PENDING.value, OutboxState.SENDING.value)
@@ -104,38 +101,6 @@ def init_app(app: Flask) -> None:
                 429: _("Too many attempts"),
             },  # fmt: skip
         }
-
-
-def signed_in() -> Agent:
-    agent = current_agent()
-    assert agent is not None  # allow() let the call through
-    return agent
-
-
-def acting() -> Actor:
-    return Actor(ActorKind.AGENT, agent_id=signed_in().id)
-
-
-def _page_number() -> int:
-    try:
-        return max(1, min(int(request.args.get("page", "1")), 1_000_000))
-    except ValueError:
-        return 1
-
-
-def _page_size() -> int:
-    return max(1, int(current_app.config["PAGE_SIZE"]))
-
-
-def _show_problems(form: FlaskForm, error: AccountError) -> None:
-    """Put the service's problems next to the form's fields (the rest at the top of the page)."""
-    for field, text in error.problems.items():
-        if field in form:
-            form[field].errors = [*form[field].errors, text]
-        else:
-            flash(text, "error")
-    if not error.problems:
-        flash(str(error), "error")
 
 
 @bp.get("/")
@@ -172,7 +137,7 @@ def profile() -> str | Response:
                     "Here it is as it is now."), "error")  # fmt: skip
             return redirect(url_for("admin.profile"))
         except AccountError as exc:
-            _show_problems(form, exc)
+            show_problems(form, exc.problems, str(exc))
         else:
             flash(_("Profile saved."), "ok")
             return redirect(url_for("admin.profile"))
@@ -195,8 +160,8 @@ def _mailboxes_page(form: FlaskForm) -> str:
         if not own:
             abort(403)
         query = query.where(Mailbox.id.in_(own))
-    page = _page_number()
-    size = _page_size()
+    page = page_number()
+    size = page_size()
     rows = db.scalars(query.offset((page - 1) * size).limit(size + 1)).all()
     ids = [m.id for m in rows[:size]]
     counts: dict[tuple[int, str], int] = {
@@ -256,7 +221,7 @@ def add_mailbox_page() -> Response | tuple[str, int]:
                                form.display_name.data or "")  # fmt: skip
             mailbox = add_mailbox(get_session(), spec, actor=acting())
         except AccountError as exc:
-            _show_problems(form, exc)
+            show_problems(form, exc.problems, str(exc))
         else:
             flash(_("%(address)s is connected. Test the connection to see that Google lets Postdesk in.",
                     address=mailbox.address), "ok")  # fmt: skip
@@ -462,8 +427,8 @@ def _mailbox_choices() -> list[SelectChoice]:
 @allow(READERS)
 def agents() -> str:
     db = get_session()
-    page = _page_number()
-    size = _page_size()
+    page = page_number()
+    size = page_size()
     rows = db.scalars(
         select(Agent)
         .options(selectinload(Agent.mailboxes))
@@ -494,7 +459,7 @@ def invite() -> Response | tuple[str, int]:
         try:
             agent = add_agent(db, form.email.data or "", change, actor=acting())
         except AccountError as exc:
-            _show_problems(form, exc)
+            show_problems(form, exc.problems, str(exc))
         else:
             sent = _send_invitation(agent)
             flash(_("%(email)s was added.", email=agent.email) + " " + (
@@ -502,7 +467,7 @@ def invite() -> Response | tuple[str, int]:
             return redirect(url_for("admin.agents"))
     db = get_session()
     rows = db.scalars(
-        select(Agent).options(selectinload(Agent.mailboxes)).order_by(Agent.email).limit(_page_size())
+        select(Agent).options(selectinload(Agent.mailboxes)).order_by(Agent.email).limit(page_size())
     ).all()
     page = render_template("admin/agents.html", agents=rows, page=1, more=False, form=form, section="agents")
     return page, 400
@@ -589,7 +554,7 @@ def agent(agent_id: int) -> str | Response | tuple[str, int]:
                     "Here is the current version.", email=person.email), "error")  # fmt: skip
             return redirect(url_for("admin.agent", agent_id=agent_id))
         except AccountError as exc:
-            _show_problems(form, exc)
+            show_problems(form, exc.problems, str(exc))
             status = 400
         else:
             flash(_("%(email)s saved.", email=person.email), "ok")
@@ -627,8 +592,8 @@ def reassign(agent_id: int) -> Response:
 def audit() -> str:
     """Every settings change (who, when, what, before and after), newest first, filterable."""
     db = get_session()
-    page = _page_number()
-    size = _page_size()
+    page = page_number()
+    size = page_size()
     kind = request.args.get("kind", "").strip()[:64]
     who = request.args.get("who", "").strip().lower()[:320]
     query = select(Event).where(Event.ticket_id.is_(None))

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 import rules as rule_engine
 from server import rule_sets
-from server.admin import acting, bp, signed_in
+from server.admin.base import acting, bp, signed_in
 from server.admin.forms import DryRunForm, RuleMoveForm, RuleSetForm
 from server.automation import load_mailbox_rules
 from server.db import get_session

@@ -9,6 +9,7 @@ import yaml
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from server import template_sets
 from server.cli.common import CliError, mailbox_named, problems_error, yaml_file
 from server.db import get_session
 from server.models import (
@@ -65,22 +66,16 @@ def templates_import(path: str, address: str) -> None:
     mailbox = mailbox_named(address)
     entries = _template_entries(path)
     session = get_session()
-    for entry in entries:
-        template = session.scalar(
-            select(Template).where(
-                Template.mailbox_id == mailbox.id,
-                Template.name == entry["name"],
-                Template.locale == entry["locale"],
-            )
-        )
-        if template is None:
-            template = Template(mailbox_id=mailbox.id, name=entry["name"], locale=entry["locale"])
-            session.add(template)
-        template.subject, template.body_text, template.body_html = (
-            entry["subject"],
-            entry["text"],
-            entry["html"],
-        )
+    problems = []
+    for index, entry in enumerate(entries):
+        draft = template_sets.Draft(entry["subject"], entry["text"], entry["html"])
+        try:
+            template_sets.save(session, mailbox, entry["name"], entry["locale"], draft, commit=False)
+        except template_sets.TemplateProblem as exc:
+            problems += [f"templates[{index}] ({entry['name']}): {text}" for text in exc.problems.values()]
+    if problems:
+        session.rollback()
+        raise problems_error(path, problems)
     session.commit()
     click.echo(f"{len(entries)} templates imported into {mailbox.address}")
 
