@@ -79,6 +79,15 @@ def sample_ticket(mailbox: Mailbox, locale: str) -> Ticket:
     )
 
 
+def sample_extras(locale: str) -> dict[str, Any]:
+    """What reminder and digest templates see besides the ticket (``reminder.*``, ``digest.*``)."""
+    item = {"number": 1042, "subject": "The invoice did not arrive", "due_at": "", "link": ""}
+    return {
+        "reminder": {"what": "первый ответ" if locale == "ru" else "first response", "due_at": ""},
+        "digest": {"date": "", "open": [item], "overdue": [item], "due_today": []},
+    }
+
+
 def preview(
     session: Session,
     mailbox: Mailbox,
@@ -91,7 +100,7 @@ def preview(
     """``draft`` rendered as sending would render it, for ``ticket`` (or a sample); TemplateError else."""
     zone = str(setting(mailbox, "timezone"))
     shown = ticket if ticket is not None else sample_ticket(mailbox, locale)
-    context = mail_context(shown, mailbox, locale=locale, zone=zone, agent=agent)
+    context = sample_extras(locale) | mail_context(shown, mailbox, locale=locale, zone=zone, agent=agent)
     return render_mail(draft.subject, draft.text, draft.html or None, context)
 
 
@@ -104,8 +113,10 @@ def check(mailbox: Mailbox, name: str, locale: str, draft: Draft) -> dict[str, s
         problems["locale"] = f"one of {', '.join(loc.value for loc in Locale)}"
     try:
         check_template(draft.subject, draft.text, draft.html)
-        render_mail(draft.subject, draft.text, draft.html or None,
-                    mail_context(sample_ticket(mailbox, locale), mailbox, locale=locale, zone="UTC"))  # fmt: skip
+        context = sample_extras(locale) | mail_context(
+            sample_ticket(mailbox, locale), mailbox, locale=locale, zone="UTC"
+        )
+        render_mail(draft.subject, draft.text, draft.html or None, context)
     except TemplateError as exc:
         part = str(exc).split(",", 1)[0].split(":", 1)[0].strip()
         problems[part if part in ("subject", "text", "html") else "text"] = str(exc)

@@ -139,3 +139,20 @@ def test_templates_import_export_and_a_broken_template(connected, tmp_path):
     assert imported.exit_code == 0 and "1 templates imported" in imported.output
     assert broken.exit_code == 2 and "templates[0] (Broken): text, line 1" in broken.output
     assert "Shipping delay" in exported.output and "Broken" not in exported.output
+
+
+def test_every_default_template_round_trips_and_a_misspelt_variable_is_refused(connected, tmp_path):
+    exported = connected.invoke(args=["templates", "export", "--mailbox", MAILBOX])
+    again = connected.invoke(
+        args=["templates", "import", write(tmp_path, "all.yaml", exported.output), "--mailbox", MAILBOX]
+    )
+    misspelt = (
+        "templates:\n  - name: Typo\n    subject: 'Hi'\n    text: \"Line one\\nTicket {{ ticket.numbr }}\"\n"
+    )
+    refused = connected.invoke(
+        args=["templates", "import", write(tmp_path, "typo.yaml", misspelt), "--mailbox", MAILBOX]
+    )
+
+    assert again.exit_code == 0, again.output
+    assert refused.exit_code == 2 and "templates[0] (Typo): text, line 2" in refused.output
+    assert "numbr" in refused.output
