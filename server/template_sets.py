@@ -21,25 +21,6 @@ from server.models import Agent, Customer, Locale, Mailbox, Template, Ticket
 from server.templating import RenderedMail, TemplateError, check_template, render_mail
 from server.tickets import SYSTEM, Actor, record_event
 
-#: The variables a template sees, and what each holds (shown on the page; docs/rules.md has them too).
-VARIABLES: list[tuple[str, str]] = [
-    ("customer.name", "the customer's name (or empty)"),
-    ("customer.email", "the customer's address"),
-    ("ticket.number", "the ticket's number"),
-    ("ticket.subject", "its subject"),
-    ("ticket.status", "open, pending, on_hold, solved, closed"),
-    ("ticket.priority", "low, normal, high, urgent"),
-    ("ticket.first_response_due_at", "when the first answer is due, in the reader's language and zone"),
-    ("ticket.resolution_due_at", "when it should be solved"),
-    ("ticket.due_at", "the next promise of the two"),
-    ("ticket.created_at", "when it came in"),
-    ("ticket.assignee", "the assignee's name (or empty)"),
-    ("ticket.link", "opens the thread in the shared mailbox's Gmail (for agents)"),
-    ("agent.name", "the agent who sends it"),
-    ("agent.email", "their address"),
-    ("mailbox.address", "the shared mailbox"),
-    ("mailbox.name", "its name as customers see it"),
-]
 NAME_LENGTH = 200
 
 

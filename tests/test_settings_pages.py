@@ -60,6 +60,12 @@ ROUTES = [
     ("GET", "/settings/rules/export?mailbox={mailbox}", EVERYONE, None),
     ("POST", "/settings/rules/{rule}/disable?mailbox={mailbox}", BOX_ADMINS, {}),
     ("POST", "/settings/rules?mailbox={mailbox}", BOX_ADMINS, {"text": "rules: []"}),
+    ("GET", "/settings/templates?mailbox={mailbox}", EVERYONE, None),
+    ("GET", "/settings/templates/edit?mailbox={mailbox}&name=Hello", EVERYONE, None),
+    ("POST", "/settings/templates/preview?mailbox={mailbox}", EVERYONE, {"en-subject": "Hi", "en-text": "Hello"}),
+    ("POST", "/settings/templates/edit?mailbox={mailbox}&name=Hello", BOX_ADMINS,
+     {"en-subject": "Hi", "en-text": "Hello {{{{ customer.name }}}}", "en-version": "", "ru-subject": "",
+      "ru-text": ""}),
 ]  # fmt: skip
 #: Routes anyone may open (the sign-in machinery) and what covers them.
 PUBLIC = {

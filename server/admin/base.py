@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, request
+from flask import Blueprint, abort, current_app, flash, request
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 
-from server.models import ActorKind, Agent
+from server.db import get_session
+from server.models import ActorKind, Agent, Mailbox, Role
 from server.tickets import Actor
-from server.web.access import current_agent
+from server.web.access import READERS, current_agent
 
 bp = Blueprint("admin", __name__, url_prefix="/settings")
 
@@ -42,3 +44,26 @@ def show_problems(form: FlaskForm, problems: dict[str, str], message: str) -> No
             flash(text, "error")
     if not problems:
         flash(message, "error")
+
+
+def readable_mailboxes() -> list[Mailbox]:
+    """The mailboxes whose rules the signed-in person may read: all for admins and managers, else the
+    mailboxes they work in."""
+    me = signed_in()
+    query = select(Mailbox).order_by(Mailbox.address)
+    if Role(me.role) not in READERS:
+        query = query.where(Mailbox.id.in_([m.id for m in me.mailboxes]))
+    return list(get_session().scalars(query))
+
+
+def chosen_mailbox() -> tuple[Mailbox, list[Mailbox]]:
+    """The mailbox asked for (``?mailbox=ID``) among those the person may read, else the first; 403
+    when they may read none, 404 for one they may not read."""
+    mailboxes = readable_mailboxes()
+    if not mailboxes:
+        abort(403)
+    wanted = request.values.get("mailbox", "")
+    chosen = next((m for m in mailboxes if str(m.id) == wanted), None)
+    if wanted and chosen is None:
+        abort(404)
+    return chosen or mailboxes[0], mailboxes

@@ -96,3 +96,12 @@ class DryRunForm(FlaskForm):
 
 class RuleMoveForm(FlaskForm):
     """Moving or switching a rule: a button, its CSRF token and nothing else."""
+
+
+class TemplateForm(FlaskForm):
+    """One language of a template (the page shows one per language, prefixed ``en-`` / ``ru-``)."""
+
+    subject = StringField(_l("Subject"), validators=[Length(max=2000)])
+    text = TextAreaField(_l("Text"), validators=[Length(max=100_000)])
+    html = TextAreaField(_l("HTML (optional)"), validators=[Length(max=100_000)])
+    version = HiddenField()

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 import rules as rule_engine
 from server import rule_sets
-from server.admin.base import acting, bp, signed_in
+from server.admin.base import acting, bp, chosen_mailbox, signed_in
 from server.admin.forms import DryRunForm, RuleMoveForm, RuleSetForm
 from server.automation import load_mailbox_rules
 from server.db import get_session
-from server.models import Mailbox, Role
-from server.web.access import EVERYONE, READERS, allow, manages_mailbox
+from server.models import Mailbox
+from server.web.access import EVERYONE, allow, manages_mailbox
 
 #: The largest rule file accepted from the page.
 MAX_RULES_TEXT = 512 * 1024
@@ -34,27 +33,6 @@ def trigger_names() -> dict[str, str]:
         "agent_replied": _("Agent replied"),
         "time": _("Time-based"),
     }
-
-
-def readable_mailboxes() -> list[Mailbox]:
-    """The mailboxes whose rules the signed-in person may read: all for admins and managers, else the
-    mailboxes they work in."""
-    me = signed_in()
-    query = select(Mailbox).order_by(Mailbox.address)
-    if Role(me.role) not in READERS:
-        query = query.where(Mailbox.id.in_([m.id for m in me.mailboxes]))
-    return list(get_session().scalars(query))
-
-
-def _chosen_mailbox() -> tuple[Mailbox, list[Mailbox]]:
-    mailboxes = readable_mailboxes()
-    if not mailboxes:
-        abort(403)
-    wanted = request.values.get("mailbox", "")
-    chosen = next((m for m in mailboxes if str(m.id) == wanted), None)
-    if wanted and chosen is None:
-        abort(404)
-    return chosen or mailboxes[0], mailboxes
 
 
 def _page(
@@ -91,7 +69,7 @@ def _page(
 @bp.get("/rules")
 @allow(EVERYONE)
 def rules() -> tuple[str, int]:
-    box, mailboxes = _chosen_mailbox()
+    box, mailboxes = chosen_mailbox()
     form = RuleSetForm(text=rule_sets.export_yaml(get_session(), box))
     return _page(box, mailboxes, form)
 
@@ -117,7 +95,7 @@ def _parsed(box: Mailbox, form: RuleSetForm) -> tuple[list[rule_engine.Rule] | N
 @allow(EVERYONE)
 def rules_dry_run() -> tuple[str, int]:
     """The rules in the editor, tried on the last tickets or a date range: nothing is changed or sent."""
-    box, mailboxes = _chosen_mailbox()
+    box, mailboxes = chosen_mailbox()
     form = RuleSetForm()
     dry = DryRunForm()
     if not form.validate_on_submit() or not dry.validate():
@@ -136,7 +114,7 @@ def rules_dry_run() -> tuple[str, int]:
 @allow(EVERYONE)
 def rules_save() -> tuple[str, int] | WerkzeugResponse:
     """Save the editor's rule set (or an uploaded file) as the mailbox's rules, whole or not at all."""
-    box, mailboxes = _chosen_mailbox()
+    box, mailboxes = chosen_mailbox()
     if not manages_mailbox(signed_in(), box.id):
         abort(403)
     form = RuleSetForm()
@@ -153,7 +131,7 @@ def rules_save() -> tuple[str, int] | WerkzeugResponse:
 @bp.get("/rules/export")
 @allow(EVERYONE)
 def rules_export() -> Response:
-    box, _mailboxes = _chosen_mailbox()
+    box, _mailboxes = chosen_mailbox()
     text = rule_sets.export_yaml(get_session(), box)
     name = f"rules-{box.address.replace('@', '-at-')}.yaml"
     return Response(
@@ -164,7 +142,7 @@ def rules_export() -> Response:
 @bp.post("/rules/<int:rule_id>/<any(up, down, enable, disable):change>")
 @allow(EVERYONE)
 def rule_change(rule_id: int, change: str) -> WerkzeugResponse:
-    box, _mailboxes = _chosen_mailbox()
+    box, _mailboxes = chosen_mailbox()
     if not manages_mailbox(signed_in(), box.id):
         abort(403)
     if not RuleMoveForm().validate_on_submit():
