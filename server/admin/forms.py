@@ -105,3 +105,8 @@ class TemplateForm(FlaskForm):
     text = TextAreaField(_l("Text"), validators=[Length(max=100_000)])
     html = TextAreaField(_l("HTML (optional)"), validators=[Length(max=100_000)])
     version = HiddenField()
+
+
+class PolicySetForm(FlaskForm):
+    text = TextAreaField(_l("The mailbox's SLA policies (YAML, as postdesk sla policy-import reads them)"),
+                         validators=[Length(max=256 * 1024)])  # fmt: skip

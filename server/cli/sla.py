@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
-from server import tickets
 from server.cli.common import CliError, mailbox_named, problems_error, retime_batch, yaml_file
 from server.db import get_session
 
@@ -77,42 +75,14 @@ def sla_between(path: str, start: str, end: str) -> None:
 @with_appcontext
 def sla_policy_import(path: str, address: str) -> None:
     """Add or update the SLA policies in FILE ({policies: [{name, calendar, targets, pausing_statuses, default}]})."""
-    from server.models import SlaPolicy
-    from server.sla import CalendarError, policy_from_config
+    from server.sla_policies import PolicyError, check, save
 
     mailbox = mailbox_named(address)
-    data = yaml_file(path)
-    items = data.get("policies") if isinstance(data, dict) else data
-    if not isinstance(items, list) or not items:
-        raise CliError(f"{path}: expected a non-empty list of policies under 'policies'")
-    problems: list[str] = []
-    for index, item in enumerate(items):
-        try:
-            policy_from_config(item)
-        except CalendarError as exc:
-            problems += [f"policies[{index}].{p}" for p in exc.problems]
-    if sum(1 for item in items if isinstance(item, dict) and item.get("default")) > 1:
-        problems.append("only one policy can be the default")
-    if problems:
-        raise problems_error(path, problems)
-    session = get_session()
-    for item in items:
-        row = session.scalar(
-            select(SlaPolicy).where(
-                SlaPolicy.mailbox_id == mailbox.id, SlaPolicy.name == item["name"].strip()
-            )
-        )
-        if row is None:
-            row = SlaPolicy(mailbox_id=mailbox.id, name=item["name"].strip())
-            session.add(row)
-        row.calendar = item.get("calendar") or {}
-        row.targets = item.get("targets") or {}
-        row.pausing_statuses = item.get("pausing_statuses", ["pending", "on_hold"])
-        if item.get("default"):
-            for other in session.scalars(select(SlaPolicy).where(SlaPolicy.mailbox_id == mailbox.id)):
-                other.is_default = False
-            row.is_default = True
-    refreshed = tickets.refresh_mailbox(session, mailbox, at=datetime.now(UTC), batch=retime_batch())
+    try:
+        items = check(yaml_file(path))
+    except PolicyError as exc:
+        raise problems_error(path, exc.problems) from exc
+    refreshed = save(get_session(), mailbox, items, batch=retime_batch())
     click.echo(
         f"{len(items)} SLA policies imported into {mailbox.address}; {refreshed} open tickets re-timed"
     )
