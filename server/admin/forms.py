@@ -110,3 +110,23 @@ class TemplateForm(FlaskForm):
 class PolicySetForm(FlaskForm):
     text = TextAreaField(_l("The mailbox's SLA policies (YAML, as postdesk sla policy-import reads them)"),
                          validators=[Length(max=256 * 1024)])  # fmt: skip
+
+
+class RemindersForm(FlaskForm):
+    enabled = BooleanField(_l("Send reminders for this mailbox"))
+    warn_minutes = IntegerField(_l("Warn before a deadline (business minutes)"),
+                                validators=[InputRequired(), NumberRange(0, 7 * 24 * 60)])  # fmt: skip
+    escalate_minutes = IntegerField(_l("Tell the admins after a missed deadline (business minutes)"),
+                                    validators=[InputRequired(), NumberRange(0, 7 * 24 * 60)])  # fmt: skip
+    unassigned_minutes = IntegerField(_l("Remind the team of a ticket nobody took after (business minutes; 0: never)"),
+                                      validators=[InputRequired(), NumberRange(0, 7 * 24 * 60)])  # fmt: skip
+    snooze = BooleanField(_l("Tell the assignee when a snoozed ticket wakes up"))
+    pending_followup_days = IntegerField(_l("Follow up with a customer who has not answered after (days; 0: never)"),
+                                         validators=[InputRequired(), NumberRange(0, 365)])  # fmt: skip
+    pending_autosolve_days = IntegerField(_l("Solve it that many days after the follow-up (0: never)"),
+                                          validators=[InputRequired(), NumberRange(0, 365)])  # fmt: skip
+    digest = BooleanField(_l("A daily digest to each agent"))
+    digest_time = StringField(
+        _l("at (in each agent's own time zone)"), validators=[DataRequired(), Length(max=5)]
+    )
+    version = HiddenField()
