@@ -63,6 +63,9 @@ ROUTES = [
     ("GET", "/settings/sla?mailbox={mailbox}&priority=high&at=2026-11-23T10:00", EVERYONE, None),
     ("POST", "/settings/sla?mailbox={mailbox}", BOX_ADMINS,
      {"text": "policies:\n  - name: P\n    calendar: {{timezone: UTC, hours: always}}\n"}),
+    ("GET", "/settings/rules/builder?mailbox={mailbox}&rule=0", EVERYONE, None),
+    ("POST", "/settings/rules/builder?mailbox={mailbox}", EVERYONE,
+     {"name": "X", "trigger": "time", "enabled": "y", "a.0.kind": "add_tag", "a.0.value": "x", "edit": "add-leaf:c"}),
     ("GET", "/settings/reminders?mailbox={mailbox}", EVERYONE, None),
     ("POST", "/settings/reminders?mailbox={mailbox}", BOX_ADMINS,
      {"enabled": "y", "warn_minutes": "30", "escalate_minutes": "60", "unassigned_minutes": "60",
@@ -308,7 +311,8 @@ def test_pages_answer_in_at_most_15_statements_and_1000_agents_are_paginated(web
 @given(
     route=st.sampled_from([r for r in ROUTES]),
     junk=st.dictionaries(
-        st.sampled_from(["name", "email", "role", "locale", "timezone", "mailboxes", "active", "away", "version",
+        st.sampled_from(["c.kind", "c.0.kind", "c.0.op", "a.0.kind", "a.0.value", "do", "rule",
+                         "name", "email", "role", "locale", "timezone", "mailboxes", "active", "away", "version",
                          "to", "page", "kind", "who", "next", "address", "display_name", "key", "team_addresses",
                          "auto_replies_per_sender_per_hour"]),
         st.text(max_size=300),

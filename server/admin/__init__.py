@@ -83,7 +83,7 @@ BACKLOG = (OutboxState.PENDING.value, OutboxState.SENDING.value)
 
 
 def init_app(app: Flask) -> None:
-    from server.admin import reminders, rules, sla, templates  # noqa: F401  (their views join this blueprint)
+    from server.admin import builder, reminders, rules, sla, templates  # noqa: F401  (their views join this blueprint)
 
     app.register_blueprint(bp)
 
