@@ -234,6 +234,11 @@ def administered(agent: Agent) -> set[int]:
     return set(session.scalars(query))
 
 
+def manages_mailbox(agent: Agent, mailbox_id: int) -> bool:
+    """An admin, or an admin of this mailbox: may change its settings, rules, templates, policies."""
+    return Role(agent.role) is Role.ADMIN or mailbox_id in administered(agent)
+
+
 def _lookup_mailboxes(
     session: Session, addresses: tuple[str, ...], field: str, problems: dict[str, str]
 ) -> list[Mailbox]:

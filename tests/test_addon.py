@@ -416,3 +416,44 @@ def test_the_same_template_again_after_the_agents_own_reply_is_a_new_decision(ad
         double.get_json()["renderActions"]["action"]["notification"]["text"] == "This reply was already sent"
     )
     assert len(session.scalars(select(Outbox).where(Outbox.kind == "reply")).all()) == 2
+
+
+def test_a_good_answer_becomes_the_teams_template_from_the_card(addon, session, desk, deliver):
+    """Anna (admin) answered in Gmail; her answer, without the quoted customer mail, becomes a template
+    in the ticket's language. Bob (an agent) is not offered the button and is refused if he tries."""
+    from server.models import Template
+
+    answer = (
+        "Hello Alice,\n\nclear the cookies for our site and sign in again; {{ braces }} stay text.\n\n"
+        "On Mon, 23 Nov 2026 at 10:00, Alice <alice@customer.test> wrote:\n> Help!\n"
+    )
+    deliver(make_email("Re: Cannot log in", answer, sender=MAILBOX, to="alice@customer.test",
+                       in_reply_to="<alice-1@customer.test>"))  # fmt: skip
+    desk.cycle(MAILBOX)
+    ticket = _ticket(session)
+    card = strings(addon.act("open_ticket", ticket=ticket.id).get_json())
+    bob_card = strings(addon.act("open_ticket", "bob@example.com", ticket=ticket.id).get_json())
+
+    nameless = addon.act("save_reply_template", ticket=ticket.id)
+    saved = addon.act("save_reply_template", form={"template_name": {"stringInputs": {"value": ["Cookies"]}}},
+                      ticket=ticket.id)  # fmt: skip
+    refused = addon.act("save_reply_template", "bob@example.com",
+                        form={"template_name": {"stringInputs": {"value": ["Mine"]}}}, ticket=ticket.id)  # fmt: skip
+
+    assert "Save my last reply as a template" in card and "Save my last reply as a template" not in bob_card
+    assert "Give the template a name" in strings(nameless.get_json())
+    assert (
+        saved.get_json()["renderActions"]["action"]["notification"]["text"] == "Saved as the template Cookies"
+    )
+    assert "Only the mailbox's admins change its templates" in strings(refused.get_json())
+    template = session.scalar(select(Template).where(Template.name == "Cookies"))
+    assert template.locale == "en" and "clear the cookies" in template.body_text
+    assert "wrote:" not in template.body_text and "> Help!" not in template.body_text
+    from server import template_sets
+
+    rendered = template_sets.preview(session, ticket.mailbox, template_sets.Draft(template.subject, template.body_text),
+                                     "en", ticket=ticket, agent=None)  # fmt: skip
+    assert "{{ braces }} stay text" in rendered.text
+    assert (
+        session.scalar(select(Event).where(Event.kind == "template_changed")).after["template"] == "Cookies"
+    )

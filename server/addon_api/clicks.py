@@ -14,14 +14,15 @@ from flask import current_app, request
 from sqlalchemy import select
 
 from rules import ActionKind
-from server import actions, tickets
+from server import actions, template_sets, tickets
+from server.accounts import manages_mailbox
 from server.addon_api import cards
 from server.addon_api.call import BadInput, Call, NoAccess, parse_id, ticket_by_id, ticket_query
 from server.addon_api.compose import chosen_template, insert_template
 from server.addon_api.home import home_card, queue_card, queue_from
-from server.addon_api.ticket import ticket_card
+from server.addon_api.ticket import last_agent_reply, ticket_card
 from server.composing import team_addresses, ticket_locale
-from server.gmail.mime import parse_addresses
+from server.gmail.mime import parse_addresses, split_reply
 from server.models import Customer, Mailbox, Message, Ticket
 from server.templating import TemplateError
 
@@ -129,6 +130,30 @@ def _reply(call: Call) -> dict[str, Any]:
     except TemplateError as exc:
         raise BadInput(str(exc)) from exc
     return changed(call, ticket, call.say("sent" if queued else "already_sent"))
+
+
+def _save_reply_template(call: Call) -> dict[str, Any]:
+    """The agents' last answer on the ticket, without its quoted history, becomes a shared template of
+    the mailbox in the ticket's language (for those who may change the mailbox's templates)."""
+    ticket = _ticket(call)
+    if not manages_mailbox(call.agent, ticket.mailbox_id):
+        raise BadInput(call.say("templates_for_admins"))
+    name = (call.form("template_name") or "").strip()
+    if not name:
+        raise BadInput(call.say("template_name_needed"))
+    reply = last_agent_reply(call.session, ticket)
+    if reply is None:
+        raise BadInput(call.say("no_agent_reply"))
+    text = split_reply(reply.text)[0].strip()
+    if "{{" in text or "{%" in text or "{#" in text:  # the answer's own braces are text, not template code
+        text = "{% raw %}" + text.replace("{% endraw %}", "") + "{% endraw %}"
+    locale = ticket_locale(call.session, ticket, ticket.mailbox)
+    draft = template_sets.Draft("{{ ticket.subject }}", text + "\n")
+    try:
+        template_sets.save(call.session, ticket.mailbox, name[:200], locale, draft, actor=call.actor)
+    except template_sets.TemplateProblem as exc:
+        raise BadInput("; ".join(exc.problems.values())) from exc
+    return changed(call, ticket, call.say("template_saved", name=name[:80]))
 
 
 def _create_ticket(call: Call) -> dict[str, Any]:
@@ -245,6 +270,7 @@ CLICKS: dict[str, Click] = {
     "add_note": _add_note,
     "reply": _reply,
     "create_ticket": _create_ticket,
+    "save_reply_template": _save_reply_template,
     "open_ticket": _open_ticket,
     "find": _find,
     "take_next": _take_next,

@@ -6,9 +6,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from rules.model import ACTIVE_STATUSES
 from server import tickets
+from server.accounts import manages_mailbox
 from server.addon_api import cards
 from server.addon_api.call import Call, NoAccess, as_object, offset_minutes, ticket_query
 from server.addon_api.compose import reply_templates
@@ -17,6 +19,7 @@ from server.mailbox_settings import reminder_settings
 from server.models import (
     Agent,
     Customer,
+    Direction,
     Event,
     Mailbox,
     Message,
@@ -271,14 +274,42 @@ def tag_widgets(call: Call, ticket: Ticket) -> list[dict[str, Any]]:
 
 def reply_widgets(call: Call, ticket: Ticket) -> list[dict[str, Any]]:
     names = reply_templates(call.session, ticket.mailbox_id)
-    if not names:
-        return [cards.paragraph(call.say("no_templates"))]
-    return [
-        cards.dropdown("template", call.say("template"), [(n, n) for n in names]),
-        cards.buttons(
-            cards.button(call.say("send_reply"), cards.action(call.caller, "reply", ticket=ticket.id))
-        ),
-    ]
+    widgets = (
+        [
+            cards.dropdown("template", call.say("template"), [(n, n) for n in names]),
+            cards.buttons(
+                cards.button(call.say("send_reply"), cards.action(call.caller, "reply", ticket=ticket.id))
+            ),
+        ]
+        if names
+        else [cards.paragraph(call.say("no_templates"))]
+    )
+    if manages_mailbox(call.agent, ticket.mailbox_id) and last_agent_reply(call.session, ticket) is not None:
+        # Knowledge from solved tickets starts here: a good answer becomes the team's template.
+        widgets += [
+            cards.text_input("template_name", call.say("template_name")),
+            cards.buttons(
+                cards.button(
+                    call.say("save_reply_template"),
+                    cards.action(call.caller, "save_reply_template", ticket=ticket.id),
+                )
+            ),
+        ]
+    return widgets
+
+
+def last_agent_reply(session: Session, ticket: Ticket) -> Message | None:
+    """The agents' latest answer on the ticket (automatic mail aside)."""
+    return session.scalar(
+        select(Message)
+        .where(
+            Message.ticket_id == ticket.id,
+            Message.direction == Direction.OUTBOUND.value,
+            Message.is_auto.is_(False),
+        )
+        .order_by(Message.sent_at.desc(), Message.id.desc())
+        .limit(1)
+    )
 
 
 def event_name(call: Call, kind: str) -> str:

@@ -16,11 +16,22 @@ from urllib.parse import urlsplit
 from flask import abort, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
+from server.accounts import manages_mailbox
 from server.db import get_session
 from server.models import Agent, Role
 
 EVERYONE = frozenset(Role)
 READERS = frozenset({Role.ADMIN, Role.MANAGER})
+__all__ = [
+    "ADMINS",
+    "EVERYONE",
+    "READERS",
+    "allow",
+    "current_agent",
+    "manages_mailbox",
+    "reads_mailbox",
+    "safe_next",
+]
 ADMINS = frozenset({Role.ADMIN})
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -91,13 +102,6 @@ def safe_next(target: str | None, default: str = "/settings/") -> str:
     ):
         return default
     return cleaned
-
-
-def manages_mailbox(agent: Agent, mailbox_id: int) -> bool:
-    """An admin, or an admin of this mailbox: may change its settings, pause it, test it."""
-    from server.accounts import administered
-
-    return Role(agent.role) is Role.ADMIN or mailbox_id in administered(agent)
 
 
 def reads_mailbox(agent: Agent, mailbox_id: int) -> bool:
