@@ -157,13 +157,13 @@ def rule_builder_post() -> Response | tuple[str, int]:
         rule = rule_forms.from_form(form)
     except rule_engine.RuleError as exc:
         return _page(box, mailboxes, position, form, problems=[str(p) for p in exc.problems], status=400)
+    if not manages_mailbox(signed_in(), box.id):  # trying and saving are for who manages the rules
+        abort(403)
     if request.form.get("do") == "dry-run":
         last = request.form.get("last", "")
         count = int(last) if last.isdigit() else rule_sets.DRY_RUN_DEFAULT
         report = rule_sets.dry_run(get_session(), box, [rule], last=count)
         return _page(box, mailboxes, position, form, report=report)
-    if not manages_mailbox(signed_in(), box.id):
-        abort(403)
     rules = _stored(box)
     if position.isdigit() and int(position) < len(rules):
         rules[int(position)] = rule

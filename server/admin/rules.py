@@ -96,6 +96,8 @@ def _parsed(box: Mailbox, form: RuleSetForm) -> tuple[list[rule_engine.Rule] | N
 def rules_dry_run() -> tuple[str, int]:
     """The rules in the editor, tried on the last tickets or a date range: nothing is changed or sent."""
     box, mailboxes = chosen_mailbox()
+    if not manages_mailbox(signed_in(), box.id):  # a dry run runs regexes over thousands of tickets
+        abort(403)
     form = RuleSetForm()
     dry = DryRunForm()
     if not form.validate_on_submit() or not dry.validate():

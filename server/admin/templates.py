@@ -122,6 +122,8 @@ def template_edit() -> str | Response | tuple[str, int]:
     if request.method == "GET":
         forms = _forms(box, name)
     elif request.args.get("preview"):  # the drafts shown, nothing saved (the preview without script)
+        if not manages:  # rendering what someone typed is for who may save it
+            abort(403)
         forms = _forms(box, name, request.form)
     else:
         if not manages:
@@ -179,6 +181,8 @@ def template_edit() -> str | Response | tuple[str, int]:
 def template_preview() -> Response:
     """The live preview: the drafts in the form, rendered; JSON for the editor's script."""
     box, _mailboxes = chosen_mailbox()
+    if not manages_mailbox(signed_in(), box.id):  # rendering what someone typed is for who may save it
+        abort(403)
     forms = _forms(box, "", request.form)
     previews = _previews(box, forms)
     return jsonify({locale: {k: str(v) if v is not None else None for k, v in shown.items()}
