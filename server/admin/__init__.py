@@ -1,4 +1,5 @@
-"""``/settings``: the admins' and managers' pages (profile, mailboxes, agents, audit log).
+"""``/settings``: the admins' and managers' pages. This module: profile, mailboxes, agents, audit log;
+``rules``, ``builder``, ``templates``, ``sla`` and ``reminders`` add theirs to the same blueprint.
 
 Each view checks the caller's role (:func:`server.web.access.allow`), parses its form, calls one
 service (``server.accounts``, ``server.tickets``) and renders. Nothing here validates a value the
