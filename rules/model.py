@@ -36,6 +36,8 @@ class Trigger(StrEnum):
     CUSTOMER_REPLIED = "customer_replied"
     AGENT_REPLIED = "agent_replied"
     TIME = "time"
+    #: A customer rated the ticket (or changed their rating): see the ``csat`` and ``csat_score`` fields.
+    CSAT_RATED = "csat_rated"
 
 
 class FieldType(StrEnum):
@@ -67,6 +69,10 @@ FIELDS: dict[str, FieldType] = {
     "hours_since_created": FieldType.NUMBER,
     "hours_since_customer_reply": FieldType.NUMBER,
     "hours_since_agent_reply": FieldType.NUMBER,
+    # The customer's rating of the ticket ("good"/"okay"/"bad", or "1"…"5"), and the same as 1…5; empty
+    # and none until they rate.
+    "csat": FieldType.TEXT,
+    "csat_score": FieldType.NUMBER,
 }
 
 #: Operators and the field types they apply to; each has a negation ``not_<op>``.

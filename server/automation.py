@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 import rules as rule_engine
 from rules import Evaluation, Rule, RuleError
@@ -27,6 +27,7 @@ from server.gmail.sync import LabelRequest, TicketEvent
 from server.mailbox_settings import setting
 from server.models import (
     ActorKind,
+    CsatRating,
     Mailbox,
     Ticket,
 )
@@ -83,7 +84,15 @@ def facts_for(
         "hours_since_created": (now - ticket.created_at).total_seconds() / 3600,
         "hours_since_customer_reply": None,
         "hours_since_agent_reply": None,
+        **rating_facts(ticket),
     }
+
+
+def rating_facts(ticket: Ticket) -> dict[str, Any]:
+    """``csat`` and ``csat_score``: the customer's rating of the ticket, empty and none until they rate."""
+    session = object_session(ticket)
+    rating = session.get(CsatRating, ticket.id) if session is not None and ticket.id is not None else None
+    return {"csat": rating.value if rating else "", "csat_score": rating.score if rating else None}
 
 
 def reply_ages(session: Session, ticket: Ticket, now: datetime) -> dict[str, float | None]:

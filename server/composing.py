@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.gmail.mime import ParsedMessage
-from server.mailbox_settings import setting
+from server.mailbox_settings import CSAT_SCALES, setting
 from server.models import (
     Agent,
     Customer,
@@ -117,7 +117,28 @@ def mail_context(
         "ticket": fields,
         "agent": {"name": agent.name if agent else "", "email": agent.email if agent else ""},
         "mailbox": {"address": mailbox.address, "name": mailbox.display_name or mailbox.address},
+        "csat": rating_choices(ticket, mailbox),
     }
+
+
+def rating_choices(ticket: Ticket | None, mailbox: Mailbox) -> dict[str, Any]:
+    """``csat.choices`` (value and URL, best first) and ``csat.<value>`` for one link: the rating
+    links of the ticket (server.reports.csat), or none without a ticket, with CSAT off, or with no public URL."""
+    from flask import current_app, has_app_context, has_request_context, request
+
+    from server.reports.csat import links
+
+    # Every choice of every scale is a variable, empty when not offered: a template never fails on it.
+    empty: dict[str, Any] = {"choices": []} | {value: "" for scale in CSAT_SCALES.values() for value in scale}
+    if ticket is None or not has_app_context():
+        return empty
+    base = str(current_app.config.get("PUBLIC_URL") or (request.url_root if has_request_context() else ""))
+    choices = links(ticket, mailbox, secret=str(current_app.config["SECRET_KEY"]), base_url=base)
+    return (
+        empty
+        | {"choices": [{"value": c.value, "url": c.url} for c in choices]}
+        | {c.value: c.url for c in choices}
+    )
 
 
 def ticket_locale(session: Session, ticket: Ticket, mailbox: Mailbox) -> str:

@@ -93,6 +93,8 @@ class WebDefaults:
     SESSION_MAX_HOURS = 12
     #: Sign-in attempts per client address (Flask-Limiter's notation).
     SIGN_IN_RATE_LIMIT = "20 per minute"
+    #: Clicks on rating links per client address (the public /csat pages).
+    CSAT_RATE_LIMIT = "30 per minute"
     #: Where Flask-Limiter counts ("memory://" for one process; "redis://…" for several).
     RATELIMIT_STORAGE_URI = "memory://"
     #: Rows per page of the settings lists.

@@ -65,7 +65,10 @@ DEFAULT_TEMPLATES: list[tuple[str, str, str, str]] = [
         "[#{{ ticket.number }}] Solved: {{ ticket.subject }}",
         "Hello{% if customer.name %} {{ customer.name }}{% endif %},\n\n"
         "we have marked ticket #{{ ticket.number }} as solved. If something is still not right, just reply "
-        "and the ticket opens again.\n\n{{ mailbox.name }}\n",
+        "and the ticket opens again.\n\n"
+        "{% if csat.choices %}How did we do? One click is enough:\n"
+        "{% for choice in csat.choices %}  {{ {'good': 'Good', 'okay': 'Okay', 'bad': 'Bad'}.get(choice.value, choice.value) }}: "
+        "{{ choice.url }}\n{% endfor %}\n{% endif %}{{ mailbox.name }}\n",
     ),
     (
         "Ticket solved",
@@ -73,7 +76,10 @@ DEFAULT_TEMPLATES: list[tuple[str, str, str, str]] = [
         "[#{{ ticket.number }}] Решено: {{ ticket.subject }}",
         "Здравствуйте{% if customer.name %}, {{ customer.name }}{% endif %}!\n\n"
         "Мы отметили заявку #{{ ticket.number }} как решённую. Если что-то ещё не так, просто ответьте "
-        "на это письмо — заявка откроется снова.\n\n{{ mailbox.name }}\n",
+        "на это письмо — заявка откроется снова.\n\n"
+        "{% if csat.choices %}Как мы справились? Достаточно одного нажатия:\n"
+        "{% for choice in csat.choices %}  {{ {'good': 'Хорошо', 'okay': 'Нормально', 'bad': 'Плохо'}.get(choice.value, choice.value) }}: "
+        "{{ choice.url }}\n{% endfor %}\n{% endif %}{{ mailbox.name }}\n",
     ),
 ]
 

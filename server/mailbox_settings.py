@@ -45,6 +45,13 @@ DEFAULTS: dict[str, Any] = {
     #: never taken for customers, never answered automatically.
     "team_addresses": [],
 }
+#: Customer satisfaction: the rating links in mail (server.reports.csat).
+CSAT_DEFAULTS: dict[str, Any] = {"enabled": True, "scale": "three", "days": 14}
+#: The choices of each rating scale, best first, with their score on one 1–5 scale.
+CSAT_SCALES: dict[str, dict[str, int]] = {
+    "three": {"good": 5, "okay": 3, "bad": 1},
+    "five": {"5": 5, "4": 4, "3": 3, "2": 2, "1": 1},
+}
 #: The most team addresses a mailbox keeps.
 MAX_TEAM_ADDRESSES = 200
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
@@ -92,11 +99,36 @@ def _reminder_problems(value: Any) -> list[str]:
     return problems
 
 
+def _csat_problems(value: Any) -> list[str]:
+    if not isinstance(value, Mapping):
+        return ["csat: expected {enabled, scale: three|five, days}"]
+    found = [f"csat.{key}: unknown setting" for key in value if key not in CSAT_DEFAULTS]
+    if "enabled" in value and not isinstance(value["enabled"], bool):
+        found.append("csat.enabled: true or false")
+    if "scale" in value and value["scale"] not in CSAT_SCALES:
+        found.append("csat.scale: three (good / okay / bad) or five (1 to 5)")
+    if "days" in value and not _whole(value["days"], 1, 90):
+        found.append("csat.days: a whole number of days from 1 to 90")
+    return found
+
+
+def csat_settings(mailbox: Mailbox) -> dict[str, Any]:
+    """The mailbox's rating settings with their defaults (a stored value that does not validate falls
+    back to its default, as reminders do)."""
+    stored = (mailbox.settings or {}).get("csat")
+    merged = dict(CSAT_DEFAULTS)
+    if isinstance(stored, Mapping):
+        for key, value in stored.items():
+            if key in merged and not _csat_problems({key: value}):
+                merged[key] = value
+    return merged
+
+
 def validate(data: Any) -> dict[str, Any]:
     """The settings as they will be stored, or :class:`SettingsError` listing every problem."""
     if not isinstance(data, Mapping):
         raise SettingsError(["settings: expected a mapping (locale, timezone, calendar, reminders …)"])
-    known = set(DEFAULTS) | {"calendar", "reminders"}
+    known = set(DEFAULTS) | {"calendar", "reminders", "csat"}
     problems = [f"{key}: unknown setting" for key in data if key not in known]
     if "locale" in data and data["locale"] not in {loc.value for loc in Locale}:
         problems.append(f"locale: one of {[loc.value for loc in Locale]}")
@@ -124,6 +156,8 @@ def validate(data: Any) -> dict[str, Any]:
             problems += [f"calendar: {problem}" for problem in exc.problems]
     if "reminders" in data:
         problems += _reminder_problems(data["reminders"])
+    if "csat" in data:
+        problems += _csat_problems(data["csat"])
     if problems:
         raise SettingsError(problems)
     cleaned = dict(data)

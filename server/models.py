@@ -580,3 +580,20 @@ class GmailUsage(Base):
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     units: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CsatRating(Base):
+    """The customer's rating of a ticket: one per ticket, changed by a later click within the window."""
+
+    __tablename__ = "csat_ratings"
+    __table_args__ = (Index("ix_csat_ratings_mailbox_rated", "mailbox_id", "rated_at"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    #: What the customer chose: "good", "okay", "bad" (three faces) or "1" … "5".
+    value: Mapped[str] = mapped_column(String(16))
+    #: The same on one scale, 1 (worst) … 5 (best), for the reports.
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    rated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    changes: Mapped[int] = mapped_column(Integer, default=0)

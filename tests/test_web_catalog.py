@@ -12,6 +12,7 @@ CATALOG = ROOT / "server" / "translations" / "ru" / "LC_MESSAGES" / "messages.po
 METHODS = [
     ("server/web/**.py", "python"),
     ("server/admin/**.py", "python"),
+    ("server/reports/**.py", "python"),
     ("server/templates/web/**.html", "jinja2"),
     ("server/templates/admin/**.html", "jinja2"),
 ]

@@ -6,6 +6,10 @@ TEXT: dict[str, dict[str, str]] = {
     "en": {
         "status": "Status",
         "priority": "Priority",
+        "csat": "Customer's rating",
+        "csat_good": "Good",
+        "csat_okay": "Okay",
+        "csat_bad": "Bad",
         "assignee": "Assignee",
         "nobody": "Nobody",
         "tags": "Tags",
@@ -113,6 +117,10 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "ru": {
         "status": "Статус",
+        "csat": "Оценка клиента",
+        "csat_good": "Хорошо",
+        "csat_okay": "Нормально",
+        "csat_bad": "Плохо",
         "priority": "Приоритет",
         "assignee": "Исполнитель",
         "nobody": "Не назначен",

@@ -18,6 +18,7 @@ from server.db import upsert
 from server.mailbox_settings import reminder_settings
 from server.models import (
     Agent,
+    CsatRating,
     Customer,
     Direction,
     Event,
@@ -156,6 +157,21 @@ def overview_widgets(call: Call, ticket: Ticket) -> list[dict[str, Any]]:
     ]
     if ticket.snoozed_until is not None and ticket.snoozed_until > call.now:
         widgets.append(cards.decorated(call.say("snoozed_until", when=call.when(ticket.snoozed_until))))
+    rating = call.session.get(CsatRating, ticket.id)
+    if rating is not None:
+        label = (
+            call.say(f"csat_{rating.value}")
+            if rating.value in ("good", "okay", "bad")
+            else f"{rating.value}/5"
+        )
+        colour = "#137333" if rating.score >= 4 else "#b3261e" if rating.score <= 2 else "#5f6368"
+        widgets.append(
+            cards.decorated(
+                f'<font color="{colour}"><b>{label}</b></font>'
+                + (f" · {cards.text(rating.comment, 300)}" if rating.comment else ""),
+                top=call.say("csat"),
+            )
+        )
     others = record_view(call, ticket)
     if others:
         name, moment = others[0]

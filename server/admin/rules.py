@@ -32,6 +32,7 @@ def trigger_names() -> dict[str, str]:
         "customer_replied": _("Customer replied"),
         "agent_replied": _("Agent replied"),
         "time": _("Time-based"),
+        "csat_rated": _("Customer rated"),
     }
 
 

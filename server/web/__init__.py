@@ -126,6 +126,8 @@ def init_app(app: Flask) -> None:
         return {"me": current_agent() if request.blueprint in PAGE_BLUEPRINTS else None,
                 "lang": str(get_locale() or "en")}  # fmt: skip
 
+    from server.reports.pages import bp as csat_pages
     from server.web.auth import bp
 
     app.register_blueprint(bp)
+    app.register_blueprint(csat_pages)

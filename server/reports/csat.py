@@ -1,0 +1,103 @@
+"""Customer satisfaction: one-click rating links in mail, and the one rating a ticket keeps.
+
+A link is ``/csat/<token>``, the token signed with the instance secret (itsdangerous, its own salt)
+and naming the ticket and the choice; it is valid for the mailbox's ``csat.days`` (14) from when the
+mail was written. A click records the rating (a later click within the window changes it), as an
+Event on the ticket, and runs the mailbox's ``csat_rated`` rules (e.g. tell the lead about a bad one).
+A forged, altered or expired token stores nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
+
+from server.mailbox_settings import CSAT_SCALES as SCALES
+from server.mailbox_settings import csat_settings as settings_of
+from server.models import CsatRating, Mailbox, Ticket
+from server.tickets import record_event
+
+SALT = "postdesk-csat-v1"
+MAX_COMMENT = 2_000
+
+
+class RatingRefused(ValueError):
+    """The link cannot be used: ``expired`` tells an old link from a forged or altered one."""
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=SALT)
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    url: str
+
+
+def links(ticket: Ticket, mailbox: Mailbox, *, secret: str, base_url: str) -> list[Choice]:
+    """The rating links for a mail about ``ticket``, best first; none when CSAT is off or no base URL."""
+    config = settings_of(mailbox)
+    if not config["enabled"] or not base_url or ticket.id is None:
+        return []
+    signer = _serializer(secret)
+    base = base_url.rstrip("/")
+    return [
+        Choice(value, f"{base}/csat/{signer.dumps({'t': ticket.id, 'v': value})}")
+        for value in SCALES[config["scale"]]
+    ]
+
+
+@dataclass(frozen=True)
+class Claim:
+    ticket_id: int
+    value: str
+
+
+def read(token: str, *, secret: str, max_age_days: float) -> Claim:
+    """What a link says, if it is ours, unaltered and young enough; :class:`RatingRefused` else."""
+    if not token or len(token) > 500:
+        raise RatingRefused("not a rating link")
+    try:
+        data = _serializer(secret).loads(token, max_age=int(max_age_days * 86_400))
+    except SignatureExpired as exc:
+        raise RatingRefused("the rating link has expired", expired=True) from exc
+    except BadSignature as exc:
+        raise RatingRefused("not a rating link of ours") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("t"), int) or not isinstance(data.get("v"), str):
+        raise RatingRefused("not a rating link of ours")
+    return Claim(data["t"], data["v"])
+
+
+def age_limit(mailbox: Mailbox) -> int:
+    return int(settings_of(mailbox)["days"])
+
+
+def rate(session: Session, ticket: Ticket, value: str, *, at: datetime, comment: str | None = None) -> bool:
+    """Keep the customer's rating (and comment) of ``ticket``; True when anything changed, with a
+    ``csat_rated`` Event. Not committed. A value outside the mailbox's scale is refused."""
+    scale = SCALES[settings_of(ticket.mailbox)["scale"]]
+    if value not in scale:
+        raise RatingRefused("not a choice of this mailbox's rating")
+    row = session.get(CsatRating, ticket.id)
+    before = None if row is None else {"value": row.value, "comment": row.comment}
+    if row is None:
+        row = CsatRating(ticket_id=ticket.id, mailbox_id=ticket.mailbox_id, value=value, score=scale[value],
+                         comment="", rated_at=at, changes=0)  # fmt: skip
+        session.add(row)
+    elif row.value != value:
+        row.value, row.score, row.rated_at, row.changes = value, scale[value], at, row.changes + 1
+    if comment is not None and comment.strip():
+        row.comment = comment.strip()[:MAX_COMMENT]
+    after = {"value": row.value, "comment": row.comment}
+    if after == before:
+        return False
+    record_event(session, ticket, "csat_rated", before=before, after=after, at=at)
+    return True
