@@ -61,7 +61,7 @@ def test_a_service_account_key_is_validated_stored_encrypted_and_never_shown(web
 def test_mailbox_settings_are_saved_whole_or_not_at_all_and_audited(web, google, team):
     client, token = _admin(web, google)
     url = f"/settings/mailboxes/{team['mailbox']}"
-    form = {"locale": "ru", "timezone": "Europe/Moscow", "auto_replies_per_sender_per_hour": "5",
+    form = {"locale": "ru", "timezone": "Europe/Moscow", "auto_replies_per_sender_per_hour": "5", "csat_scale": "five", "csat_days": "7",
             "team_addresses": "Boss@Partner.example\n\n  colleague@example.net ", "csrf_token": token}  # fmt: skip
 
     bad = client.post(url, data={**form, "timezone": "Nowhere/Land", "team_addresses": "not-an-address"})
@@ -77,6 +77,7 @@ def test_mailbox_settings_are_saved_whole_or_not_at_all_and_audited(web, google,
         box = db.get(Mailbox, team["mailbox"])
         assert box.settings["team_addresses"] == ["boss@partner.example", "colleague@example.net"]
         assert (box.settings["locale"], box.settings["auto_replies_per_sender_per_hour"]) == ("ru", 5)
+        assert box.settings["csat"] == {"enabled": False, "scale": "five", "days": 7}  # the box was unticked
         event = db.scalar(select(Event).where(Event.kind == "mailbox_settings_changed"))
         assert event.actor_agent_id == team["admin"]
         assert event.before["timezone"] is None and event.after["timezone"] == "Europe/Moscow"
@@ -282,7 +283,7 @@ def test_mailbox_settings_saved_over_a_newer_version_say_so_and_keep_the_newer(w
         db = get_session()
         save(db, db.get(Mailbox, team["mailbox"]), {"timezone": "Asia/Tokyo"}, batch=50)
 
-    answer = client.post(url, data={"locale": "en", "timezone": "UTC", "auto_replies_per_sender_per_hour": "3",
+    answer = client.post(url, data={"locale": "en", "timezone": "UTC", "auto_replies_per_sender_per_hour": "3", "csat_scale": "three", "csat_days": "14",
                                     "team_addresses": "", "version": shown, "csrf_token": token},
                          follow_redirects=True)  # fmt: skip
 
@@ -300,7 +301,7 @@ def test_mailbox_texts_are_shown_escaped(web, google, team):
         "address": "evil@example.com", "display_name": HOSTILE, "csrf_token": token,
         "key": (io.BytesIO(json.dumps(service_account_key()).encode()), "key.json")})  # fmt: skip
     refused = client.post(f"/settings/mailboxes/{team['mailbox']}", data={
-        "locale": "en", "timezone": HOSTILE, "auto_replies_per_sender_per_hour": "3",
+        "locale": "en", "timezone": HOSTILE, "auto_replies_per_sender_per_hour": "3", "csat_scale": "three", "csat_days": "14",
         "team_addresses": HOSTILE, "csrf_token": token}).get_data(as_text=True)  # fmt: skip
     connect = client.get(
         "/settings/mailboxes/connect", query_string={"address": HOSTILE}, follow_redirects=True

@@ -43,7 +43,7 @@ ROUTES = [
     ("GET", "/settings/mailboxes/connected", ADMINS, None),
     ("GET", "/settings/mailboxes/{mailbox}", BOX_READERS, None),
     ("POST", "/settings/mailboxes/{mailbox}", BOX_ADMINS,
-     {"locale": "ru", "timezone": "Europe/Moscow", "auto_replies_per_sender_per_hour": "3", "team_addresses": ""}),
+     {"locale": "ru", "timezone": "Europe/Moscow", "auto_replies_per_sender_per_hour": "3", "csat_scale": "three", "csat_days": "14", "team_addresses": ""}),
     ("POST", "/settings/mailboxes/{mailbox}/pause", BOX_ADMINS, {}),
     ("POST", "/settings/mailboxes/{mailbox}/resume", BOX_ADMINS, {}),
     ("POST", "/settings/mailboxes/{mailbox}/test", BOX_ADMINS, {}),

@@ -60,7 +60,7 @@ from server.db import get_session
 from server.gmail.client import RetryPolicy, client_for_mailbox
 from server.gmail.errors import GmailError
 from server.gmail.send import enqueue
-from server.mailbox_settings import SettingsError, StaleSettings, setting
+from server.mailbox_settings import SettingsError, StaleSettings, csat_settings, setting
 from server.mailbox_settings import save as save_settings
 from server.mailbox_settings import version as settings_version
 from server.models import (
@@ -327,6 +327,12 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
         form.timezone.data = setting(box, "timezone")
         form.auto_replies_per_sender_per_hour.data = setting(box, "auto_replies_per_sender_per_hour")
         form.team_addresses.data = "\n".join(setting(box, "team_addresses") or [])
+        rating = csat_settings(box)
+        form.csat_enabled.data, form.csat_scale.data, form.csat_days.data = (
+            rating["enabled"],
+            rating["scale"],
+            rating["days"],
+        )
         form.version.data = settings_version(box)
     elif form.validate_on_submit():
         addresses = [line.strip() for line in (form.team_addresses.data or "").splitlines() if line.strip()]
@@ -336,6 +342,11 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
             "timezone": (form.timezone.data or "").strip(),
             "auto_replies_per_sender_per_hour": form.auto_replies_per_sender_per_hour.data,
             "team_addresses": addresses,
+            "csat": {
+                "enabled": bool(form.csat_enabled.data),
+                "scale": form.csat_scale.data,
+                "days": form.csat_days.data,
+            },
         }
         db = get_session()
         try:

@@ -73,6 +73,15 @@ class MailboxSettingsForm(FlaskForm):
         _l("Team addresses (one a line): never customers, never answered automatically"),
         validators=[Length(max=200 * 322)],
     )
+    csat_enabled = BooleanField(_l("Ask customers to rate a solved ticket (links in the solved mail)"))
+    csat_scale = SelectField(
+        _l("Rating"),
+        choices=lambda: [
+            SelectChoice("three", str(_l("Good / okay / bad"))),
+            SelectChoice("five", str(_l("1 to 5"))),
+        ],
+    )
+    csat_days = IntegerField(_l("Links valid for (days)"), validators=[InputRequired(), NumberRange(1, 90)])
     version = HiddenField()
 
 
