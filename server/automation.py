@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 import rules as rule_engine
 from rules import Evaluation, Rule, RuleError
@@ -84,14 +84,18 @@ def facts_for(
         "hours_since_created": (now - ticket.created_at).total_seconds() / 3600,
         "hours_since_customer_reply": None,
         "hours_since_agent_reply": None,
-        **rating_facts(ticket),
+        # The customer's rating: filled in by rating_facts (one query, or none in a dry run's batch).
+        "csat": "",
+        "csat_score": None,
     }
 
 
-def rating_facts(ticket: Ticket) -> dict[str, Any]:
+def stored_rating(session: Session, ticket: Ticket) -> CsatRating | None:
+    return session.get(CsatRating, ticket.id) if ticket.id is not None else None
+
+
+def rating_facts(rating: CsatRating | None) -> dict[str, Any]:
     """``csat`` and ``csat_score``: the customer's rating of the ticket, empty and none until they rate."""
-    session = object_session(ticket)
-    rating = session.get(CsatRating, ticket.id) if session is not None and ticket.id is not None else None
     return {"csat": rating.value if rating else "", "csat_score": rating.score if rating else None}
 
 
@@ -151,8 +155,11 @@ class Automation:
         dry_run: bool = False,
         rules: list[tuple[Any, Rule]] | None = None,
         ages: Callable[[Session, Ticket, datetime], dict[str, float | None]] = reply_ages,
+        rating: Callable[[Session, Ticket], CsatRating | None] = stored_rating,
     ) -> None:
         self.session = session
+        #: How the ticket's rating is found (a dry run passes the ratings it read at once).
+        self.rating = rating
         #: How the ``hours_since_*`` facts are found (a dry run over many tickets passes its own).
         self.ages = ages
         self.mailbox = mailbox
@@ -167,7 +174,9 @@ class Automation:
         if ticket is None:
             return []
         outcomes = []
-        facts = facts_for(ticket, event.message, self.mailbox, self.now)
+        facts = facts_for(ticket, event.message, self.mailbox, self.now) | rating_facts(
+            self.rating(self.session, ticket)
+        )
         if event.message is None:
             facts.update(self.ages(self.session, ticket, self.now))
         for row, rule in self.rules:
@@ -276,7 +285,11 @@ def run_time_rules(session: Session, mailbox: Mailbox, *, now: datetime) -> int:
     ).all()
     fired = 0
     for ticket in candidates:
-        facts = facts_for(ticket, None, mailbox, now) | reply_ages(session, ticket, now)
+        facts = (
+            facts_for(ticket, None, mailbox, now)
+            | reply_ages(session, ticket, now)
+            | rating_facts(stored_rating(session, ticket))
+        )
         for row, rule in time_rules:
             matched = rule_engine.evaluate(rule, facts).matched
             firing = firings.get((row.id, ticket.id))

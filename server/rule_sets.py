@@ -19,7 +19,7 @@ from server import actions
 from server.automation import Automation, load_mailbox_rules, parsed_from_row
 from server.defaults import replace_rules
 from server.gmail.sync import TicketEvent
-from server.models import Direction, Event, Mailbox, Message, Ticket
+from server.models import CsatRating, Direction, Event, Mailbox, Message, Ticket
 from server.models import Rule as RuleRow
 from server.tickets import SYSTEM, Actor, record_event
 
@@ -137,8 +137,15 @@ def dry_run(
             found[name] = (at - max(times)).total_seconds() / 3600 if times else None
         return found
 
+    ratings: dict[int, CsatRating] = {}
     automation = Automation(
-        session, mailbox, now=now, dry_run=True, rules=[(_DryRow(), r) for r in loaded], ages=ages
+        session,
+        mailbox,
+        now=now,
+        dry_run=True,
+        rules=[(_DryRow(), r) for r in loaded],
+        ages=ages,
+        rating=lambda _session, ticket: ratings.get(ticket.id),
     )
     query = (
         select(Ticket)
@@ -155,10 +162,15 @@ def dry_run(
         chosen = list(session.scalars(query).unique())
         report.tickets = len(chosen)
         if chosen:
+            ids = [t.id for t in chosen]
             for message in session.scalars(
-                select(Message).where(Message.ticket_id.in_([t.id for t in chosen])).order_by(Message.sent_at)
+                select(Message).where(Message.ticket_id.in_(ids)).order_by(Message.sent_at)
             ):
                 by_ticket.setdefault(message.ticket_id or 0, []).append(message)
+            ratings.update(
+                (r.ticket_id, r)
+                for r in session.scalars(select(CsatRating).where(CsatRating.ticket_id.in_(ids)))
+            )
         for ticket in chosen:
             messages = by_ticket.get(ticket.id, [])
             inbound = [m for m in messages if m.direction == Direction.INBOUND.value]
