@@ -23,10 +23,33 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 #: Longest template text accepted (each of subject, text, HTML).
 MAX_TEMPLATE_CHARS = 100_000
-_TEXT_ENV = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-)
-_HTML_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+#: The longest text or sequence an expression may build (``'x' * n``), and the largest exponent.
+MAX_BUILT = 1_000_000
+MAX_EXPONENT = 1_000
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, and ``*`` and ``**`` that cannot build a gigabyte or spin on a huge
+    power (the sandbox bounds ``range`` already)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"an exponent above {MAX_EXPONENT} is not allowed")
+        if operator == "*":
+            for sized, times in ((left, right), (right, left)):
+                if (
+                    isinstance(sized, str | list | tuple)
+                    and isinstance(times, int)
+                    and not isinstance(times, bool)
+                ) and len(sized) * max(times, 0) > MAX_BUILT:
+                    raise SecurityError(f"that would build more than {MAX_BUILT:,} items")
+        return super().call_binop(context, operator, left, right)
+
+
+_TEXT_ENV = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_HTML_ENV = BoundedSandbox(undefined=StrictUndefined, autoescape=True)
 
 
 class TemplateError(ValueError):

@@ -84,6 +84,9 @@ def test_a_misspelt_variable_is_shown_with_its_line_and_nothing_is_saved(web, go
         "{% for i in range(10**9) %}x{% endfor %}",
         "{{ config }}{{ request }}{{ self }}",
         "{{ customer.__dict__ }}",
+        "{{ 'x' * 10**9 }}",  # a gigabyte of text: refused before it is built
+        "{{ ([1] * 1000) * 1000000 }}",
+        "{{ 10 ** 100000000 }}",  # a power that would spin for minutes
     ],
 )
 def test_hostile_template_text_reaches_nothing_of_the_server(web, google, team, hostile):
