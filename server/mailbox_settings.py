@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
 }
 #: Customer satisfaction: the rating links in mail (server.reports.csat).
 CSAT_DEFAULTS: dict[str, Any] = {"enabled": True, "scale": "three", "days": 14}
+#: The longest a rating link may stay valid (days).
+CSAT_MAX_DAYS = 90
 #: The choices of each rating scale, best first, with their score on one 1–5 scale.
 CSAT_SCALES: dict[str, dict[str, int]] = {
     "three": {"good": 5, "okay": 3, "bad": 1},
@@ -107,8 +109,8 @@ def _csat_problems(value: Any) -> list[str]:
         found.append("csat.enabled: true or false")
     if "scale" in value and value["scale"] not in CSAT_SCALES:
         found.append("csat.scale: three (good / okay / bad) or five (1 to 5)")
-    if "days" in value and not _whole(value["days"], 1, 90):
-        found.append("csat.days: a whole number of days from 1 to 90")
+    if "days" in value and not _whole(value["days"], 1, CSAT_MAX_DAYS):
+        found.append(f"csat.days: a whole number of days from 1 to {CSAT_MAX_DAYS}")
     return found
 
 

@@ -11,6 +11,7 @@ import socket
 import time
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from helpers import Process
@@ -56,6 +57,33 @@ def _prepare(env: dict[str, str]) -> None:
     get_engine(app).dispose()
 
 
+def settings_env(tmp_path: Path, google: StandInGoogle) -> dict[str, str]:
+    """The environment of a `postdesk web` on a file database, signing in through ``google``."""
+    return {
+        "POSTDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'postdesk.sqlite3'}",
+        "POSTDESK_INSTANCE_PATH": str(tmp_path / "instance"),
+        "POSTDESK_COOKIE_SECURE": "false",  # plain HTTP on loopback
+        **{f"POSTDESK_{k}": v for k, v in google.config().items()},
+    }
+
+
+def start_web(env: dict[str, str]) -> tuple[Process, str]:
+    """`postdesk web` on a free loopback port, once it answers /healthz; its process and base URL."""
+    port = _free_port()
+    web = Process(["web", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=2)
+            return web, base
+        except OSError:
+            if time.monotonic() > deadline:
+                web.stop()
+                raise AssertionError("postdesk web did not answer:\n" + "\n".join(web.lines)) from None
+            time.sleep(0.2)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_an_admin_runs_the_team_from_the_settings_pages(tmp_path):
@@ -63,27 +91,12 @@ def test_an_admin_runs_the_team_from_the_settings_pages(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     google = StandInGoogle()
-    port = _free_port()
-    env = {
-        "POSTDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'postdesk.sqlite3'}",
-        "POSTDESK_INSTANCE_PATH": str(tmp_path / "instance"),
-        "POSTDESK_COOKIE_SECURE": "false",  # plain HTTP on loopback
-        **{f"POSTDESK_{k}": v for k, v in google.config().items()},
-    }
+    env = settings_env(tmp_path, google)
     _prepare(env)
-    web = Process(["web", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env=env)
-    base = f"http://127.0.0.1:{port}"
     shots = ARTIFACTS
     shots.mkdir(parents=True, exist_ok=True)
+    web, base = start_web(env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "\n".join(web.lines)
-                time.sleep(0.2)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
             try:

@@ -6,16 +6,15 @@ other browser tests (skips loudly without it, fails when REQUIRE_BROWSER=1)."""
 
 from __future__ import annotations
 
-import time
-import urllib.request
 from datetime import UTC, datetime
 
 import pytest
-from helpers import MAILBOX, Process, make_email
+from helpers import MAILBOX, make_email
 from oidc_issuer import StandInGoogle
 from sqlalchemy import func, select
 from test_previewer_browser import ARTIFACTS, CHROMIUM_FLAGS, _chromium
-from test_settings_browser import _free_port, _prepare
+from test_settings_browser import _prepare, settings_env, start_web
+from test_settings_sla import MOSCOW as OFFICE_HOURS
 
 from server import create_app, tickets
 from server.accounts import AgentChange, add_agent
@@ -24,15 +23,6 @@ from server.defaults import install_defaults
 from server.gmail.sandbox.runner import SandboxServer
 from server.models import Event, Mailbox, Rule, Ticket
 from server.sync_runner import SyncRunner
-
-OFFICE_HOURS = """policies:
-  - name: Office hours
-    default: true
-    calendar:
-      timezone: Europe/Moscow
-      hours: {mon: ["09:00-18:00"], tue: ["09:00-18:00"], wed: ["09:00-18:00"], thu: ["09:00-18:00"], fri: ["09:00-18:00"]}
-    targets: {normal: {first_response: 60, resolution: 480}}
-"""
 
 
 def _counts(app) -> tuple[int, int, list[str]]:
@@ -52,13 +42,7 @@ def test_an_admin_tries_a_rule_saves_it_and_edits_a_template_with_a_live_preview
     from playwright.sync_api import expect, sync_playwright
 
     google = StandInGoogle()
-    port = _free_port()
-    env = {
-        "POSTDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'postdesk.sqlite3'}",
-        "POSTDESK_INSTANCE_PATH": str(tmp_path / "instance"),
-        "POSTDESK_COOKIE_SECURE": "false",
-        **{f"POSTDESK_{k}": v for k, v in google.config().items()},
-    }
+    env = settings_env(tmp_path, google)
     _prepare(env)
     sandbox = SandboxServer(enforce_rate_limit=False).start()
     app = create_app(
@@ -78,18 +62,9 @@ def test_an_admin_tries_a_rule_saves_it_and_edits_a_template_with_a_live_preview
     sandbox.sandbox.user(MAILBOX)  # the shared mailbox exists in the stand-in Gmail
     SyncRunner(app, echo=lambda *_a, **_k: None, send=False).run_once([box_id])  # connected: the first sync
     before = _counts(app)
-    web = Process(["web", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env=env)
-    base = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    web, base = start_web(env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "\n".join(web.lines)
-                time.sleep(0.2)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
             try:

@@ -47,7 +47,7 @@ from server.accounts import (
     set_paused,
     update_agent,
 )
-from server.admin.base import acting, bp, page_number, page_size, show_problems, signed_in
+from server.admin.base import acting, bp, page_number, page_size, settings_problems, show_problems, signed_in
 from server.admin.forms import (
     AddMailboxForm,
     AgentForm,
@@ -138,7 +138,7 @@ def profile() -> str | Response:
                     "Here it is as it is now."), "error")  # fmt: skip
             return redirect(url_for("admin.profile"))
         except AccountError as exc:
-            show_problems(form, exc.problems, str(exc))
+            show_problems(form, exc.problems.items(), str(exc))
         else:
             flash(_("Profile saved."), "ok")
             return redirect(url_for("admin.profile"))
@@ -222,7 +222,7 @@ def add_mailbox_page() -> Response | tuple[str, int]:
                                form.display_name.data or "")  # fmt: skip
             mailbox = add_mailbox(get_session(), spec, actor=acting())
         except AccountError as exc:
-            show_problems(form, exc.problems, str(exc))
+            show_problems(form, exc.problems.items(), str(exc))
         else:
             flash(_("%(address)s is connected. Test the connection to see that Google lets Postdesk in.",
                     address=mailbox.address), "ok")  # fmt: skip
@@ -365,12 +365,7 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
             return redirect(url_for("admin.mailbox", mailbox_id=mailbox_id))
         except SettingsError as exc:
             db.rollback()
-            for problem in exc.problems:
-                name, _sep, text = problem.partition(": ")
-                if name in form:
-                    form[name].errors = [*form[name].errors, text]
-                else:
-                    flash(problem, "error")
+            show_problems(form, settings_problems(exc.problems), str(exc))
             status = 400
         else:
             flash(_("Settings saved; %(count)d open tickets got new due times.", count=retimed), "ok")
@@ -471,7 +466,7 @@ def invite() -> Response | tuple[str, int]:
         try:
             agent = add_agent(db, form.email.data or "", change, actor=acting())
         except AccountError as exc:
-            show_problems(form, exc.problems, str(exc))
+            show_problems(form, exc.problems.items(), str(exc))
         else:
             sent = _send_invitation(agent)
             flash(_("%(email)s was added.", email=agent.email) + " " + (
@@ -566,7 +561,7 @@ def agent(agent_id: int) -> str | Response | tuple[str, int]:
                     "Here is the current version.", email=person.email), "error")  # fmt: skip
             return redirect(url_for("admin.agent", agent_id=agent_id))
         except AccountError as exc:
-            show_problems(form, exc.problems, str(exc))
+            show_problems(form, exc.problems.items(), str(exc))
             status = 400
         else:
             flash(_("%(email)s saved.", email=person.email), "ok")

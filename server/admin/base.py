@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import Blueprint, abort, current_app, flash, request
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -35,15 +37,28 @@ def page_size() -> int:
     return max(1, int(current_app.config["PAGE_SIZE"]))
 
 
-def show_problems(form: FlaskForm, problems: dict[str, str], message: str) -> None:
-    """Put the service's problems next to the form's fields (the rest at the top of the page)."""
-    for field, text in problems.items():
+def show_problems(form: FlaskForm, problems: Iterable[tuple[str, str]], message: str) -> None:
+    """Put the service's problems (field, text) next to the form's fields (the rest at the top of the
+    page; ``message`` when there is none)."""
+    shown = False
+    for field, text in problems:
+        shown = True
         if field in form:
             form[field].errors = [*form[field].errors, text]
         else:
-            flash(text, "error")
-    if not problems:
+            flash(f"{field}: {text}" if field else text, "error")
+    if not shown:
         flash(message, "error")
+
+
+def settings_problems(problems: Iterable[str], prefix: str = "") -> list[tuple[str, str]]:
+    """The settings service's "path: text" problems as (form field, text): ``csat.days`` is the
+    field ``csat_days``, and ``prefix`` (e.g. ``reminders.``) is left out."""
+    pairs = []
+    for problem in problems:
+        path, _sep, text = problem.removeprefix(prefix).partition(": ")
+        pairs.append((path.replace(".", "_"), text))
+    return pairs
 
 
 def readable_mailboxes() -> list[Mailbox]:

@@ -11,7 +11,7 @@ from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from server.admin.base import acting, bp, chosen_mailbox, signed_in
+from server.admin.base import acting, bp, chosen_mailbox, settings_problems, show_problems, signed_in
 from server.admin.forms import RemindersForm
 from server.db import get_session
 from server.mailbox_settings import REMINDER_DEFAULTS, SettingsError, StaleSettings, reminder_settings
@@ -106,12 +106,7 @@ def reminders_save() -> Response | tuple[str, int]:
         return redirect(url_for("admin.reminders", mailbox=box.id))
     except SettingsError as exc:
         db.rollback()
-        for problem in exc.problems:
-            name, _sep, text = problem.removeprefix("reminders.").partition(": ")
-            if name in form:
-                form[name].errors = [*form[name].errors, text]
-            else:
-                flash(problem, "error")
+        show_problems(form, settings_problems(exc.problems, "reminders."), str(exc))
         return _page(box, mailboxes, form, 400)
     flash(_("Reminder settings saved."), "ok")
     return redirect(url_for("admin.reminders", mailbox=box.id, _anchor="effects"))

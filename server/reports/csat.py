@@ -59,21 +59,31 @@ def links(ticket: Ticket, mailbox: Mailbox, *, secret: str, base_url: str) -> li
 class Claim:
     ticket_id: int
     value: str
+    #: When the link was written (the mailbox's window counts from here).
+    issued_at: datetime
+
+    def check_age(self, mailbox: Mailbox, now: datetime) -> None:
+        """:class:`RatingRefused` (expired) when the link is older than the mailbox's window."""
+        if (now - self.issued_at).total_seconds() > age_limit(mailbox) * 86_400:
+            raise RatingRefused("the rating link has expired", expired=True)
 
 
 def read(token: str, *, secret: str, max_age_days: float) -> Claim:
-    """What a link says, if it is ours, unaltered and young enough; :class:`RatingRefused` else."""
+    """What a link says, if it is ours, unaltered and no older than ``max_age_days`` (the longest any
+    mailbox allows; :meth:`Claim.check_age` applies the ticket's own); :class:`RatingRefused` else."""
     if not token or len(token) > 500:
         raise RatingRefused("not a rating link")
     try:
-        data = _serializer(secret).loads(token, max_age=int(max_age_days * 86_400))
+        data, issued_at = _serializer(secret).loads(
+            token, max_age=int(max_age_days * 86_400), return_timestamp=True
+        )
     except SignatureExpired as exc:
         raise RatingRefused("the rating link has expired", expired=True) from exc
     except BadSignature as exc:
         raise RatingRefused("not a rating link of ours") from exc
     if not isinstance(data, dict) or not isinstance(data.get("t"), int) or not isinstance(data.get("v"), str):
         raise RatingRefused("not a rating link of ours")
-    return Claim(data["t"], data["v"])
+    return Claim(data["t"], data["v"], issued_at)
 
 
 def age_limit(mailbox: Mailbox) -> int:

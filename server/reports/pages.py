@@ -17,8 +17,9 @@ from server.automation import run_rules_on_events
 from server.composing import ticket_locale
 from server.db import get_session
 from server.gmail.sync import TicketEvent
+from server.mailbox_settings import CSAT_MAX_DAYS
 from server.models import Ticket
-from server.reports.csat import MAX_COMMENT, RatingRefused, age_limit, rate, read
+from server.reports.csat import MAX_COMMENT, RatingRefused, rate, read
 from server.web.extensions import limiter
 
 bp = Blueprint("csat", __name__)
@@ -41,12 +42,12 @@ def rating(token: str) -> tuple[str, int]:
     secret = str(current_app.config["SECRET_KEY"])
     db = get_session()
     try:
-        claim = read(token, secret=secret, max_age_days=90)  # the signature first, the mailbox's window next
+        claim = read(token, secret=secret, max_age_days=CSAT_MAX_DAYS)  # the signature first, the window next
         ticket = db.get(Ticket, claim.ticket_id)
         if ticket is None:
             raise RatingRefused("this ticket no longer exists")
-        read(token, secret=secret, max_age_days=age_limit(ticket.mailbox))
         now = datetime.now(UTC)
+        claim.check_age(ticket.mailbox, now)
         comment = request.form.get("comment", "")[:MAX_COMMENT] if request.method == "POST" else None
         changed = rate(db, ticket, claim.value, at=now, comment=comment)
     except RatingRefused as problem:
