@@ -263,6 +263,10 @@ class Ticket(Base):
         Index("ix_tickets_mailbox_status", "mailbox_id", "status"),
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_customer", "customer_id"),
+        # The reports read one period through these (server.reports.metrics), never the whole history.
+        Index("ix_tickets_mailbox_created", "mailbox_id", "created_at"),
+        Index("ix_tickets_mailbox_solved", "mailbox_id", "solved_at"),
+        Index("ix_tickets_mailbox_responded", "mailbox_id", "first_responded_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -293,6 +297,18 @@ class Ticket(Base):
     #: When the reminder scan must next look at the ticket (server.reminders); every change sets it to
     #: "now", the scan moves it to the next reminder or clears it. Indexed: the scan reads only what is due.
     remind_at: Mapped[datetime | None]
+    #: The ticket's measures, written by the action that completes each one (server.reports reads
+    #: them): minutes to the first agent reply and to the solve that stands, in calendar and in
+    #: business time (resolution without the time the SLA clock stood still), whether each missed
+    #: its SLA target, agent replies (automatic mail never counts) and reopenings.
+    first_response_minutes: Mapped[float | None] = mapped_column(Float)
+    first_response_business_minutes: Mapped[float | None] = mapped_column(Float)
+    first_response_breached: Mapped[bool | None] = mapped_column(Boolean)
+    resolution_minutes: Mapped[float | None] = mapped_column(Float)
+    resolution_business_minutes: Mapped[float | None] = mapped_column(Float)
+    resolution_breached: Mapped[bool | None] = mapped_column(Boolean)
+    agent_replies: Mapped[int] = mapped_column(Integer, default=0)
+    reopens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -336,6 +352,7 @@ class Message(Base):
         Index("ix_messages_rfc822", "rfc822_message_id"),
         Index("ix_messages_ticket_sent_at", "ticket_id", "sent_at"),
         Index("ix_messages_mailbox_thread", "mailbox_id", "gmail_thread_id"),
+        Index("ix_messages_mailbox_sent_at", "mailbox_id", "sent_at"),
         _one_of("direction", Direction),
     )
 
@@ -398,6 +415,7 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_ticket", "ticket_id", "id"),
         Index("ix_events_kind_created", "kind", "created_at"),
+        Index("ix_events_mailbox_kind_created", "mailbox_id", "kind", "created_at"),
         _one_of("actor_kind", ActorKind),
     )
 

@@ -537,7 +537,7 @@ class Filer:
         if direction is Direction.OUTBOUND:
             # An automatic acknowledgement is not an answer: it does not stop the first-response clock.
             if at >= ticket.created_at and parsed.automatic is None:
-                tickets.record_first_response(self.session, ticket, at=at)
+                tickets.record_agent_reply(self.session, ticket, at=at)
             tickets.touch(ticket, at)
             return
         if parsed.automatic is not None:  # filed, not acted on: the card says why

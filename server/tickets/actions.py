@@ -162,6 +162,11 @@ def set_status(
     else:
         ticket.solved_at = None
     _move_pause_clock(session, ticket, at)
+    if status.value in CLOSED_STATUSES and before not in CLOSED_STATUSES:
+        _measure_resolution(session, ticket, at)
+    elif before in CLOSED_STATUSES and status.value not in CLOSED_STATUSES:
+        ticket.reopens = (ticket.reopens or 0) + 1
+        ticket.resolution_minutes = ticket.resolution_business_minutes = ticket.resolution_breached = None
     refresh_due_times(session, ticket)
     touch(ticket, at)
     record_event(
@@ -175,11 +180,24 @@ def set_status(
     )
 
 
+def record_agent_reply(session: Session, ticket: Ticket, *, at: datetime, actor: Actor = SYSTEM) -> None:
+    """An agent's reply to the customer (never automatic mail): counted, and the first one answers."""
+    ticket.agent_replies = (ticket.agent_replies or 0) + 1
+    record_first_response(session, ticket, at=at, actor=actor)
+
+
 def record_first_response(session: Session, ticket: Ticket, *, at: datetime, actor: Actor = SYSTEM) -> None:
-    """The first agent reply: sets ``first_responded_at`` once."""
+    """The first agent reply: sets ``first_responded_at`` once, with its measures."""
     if ticket.first_responded_at is not None:
         return
     ticket.first_responded_at = at
+    policy = policy_for(session, ticket)
+    ticket.first_response_minutes = _minutes(ticket.created_at, at)
+    business = _business_minutes(policy, ticket.created_at, at)
+    ticket.first_response_business_minutes = business
+    ticket.first_response_breached = (
+        None if business is None else business > policy.target(ticket.priority)[0]
+    )
     refresh_due_times(session, ticket)  # the next deadline is the resolution
     touch(ticket, at)
     record_event(session, ticket, "first_response", actor=actor, after={"at": at.isoformat()}, at=at)
@@ -432,6 +450,29 @@ def _move_pause_clock(session: Session, ticket: Ticket, at: datetime) -> None:
             stood_still = 0.0
         ticket.resolution_paused_minutes = (ticket.resolution_paused_minutes or 0.0) + max(0.0, stood_still)
         ticket.paused_at = None
+
+
+def _minutes(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds() / 60)
+
+
+def _business_minutes(policy: Policy, start: datetime, end: datetime) -> float | None:
+    try:
+        return max(0.0, business_minutes_between(policy.calendar, start, end))
+    except CalendarError:
+        return None
+
+
+def _measure_resolution(session: Session, ticket: Ticket, at: datetime) -> None:
+    """The solve's measures: calendar minutes since the ticket came in, and business minutes without
+    the time the resolution clock stood still (the SLA's own clock), against the resolution target."""
+    policy = policy_for(session, ticket)
+    ticket.resolution_minutes = _minutes(ticket.created_at, at)
+    business = _business_minutes(policy, ticket.created_at, at)
+    if business is not None:
+        business = max(0.0, business - (ticket.resolution_paused_minutes or 0.0))
+    ticket.resolution_business_minutes = business
+    ticket.resolution_breached = None if business is None else business > policy.target(ticket.priority)[1]
 
 
 #: How many unassigned tickets "take the next one" tries before it says there is none left to take.
