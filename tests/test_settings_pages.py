@@ -76,6 +76,9 @@ ROUTES = [
     ("POST", "/settings/templates/edit?mailbox={mailbox}&name=Hello", BOX_ADMINS,
      {"en-subject": "Hi", "en-text": "Hello {{{{ customer.name }}}}", "en-version": "", "ru-subject": "",
       "ru-text": ""}),
+    ("GET", "/reports?days=7&mailbox={mailbox}", EVERYONE, None),
+    ("GET", "/reports/tickets?set=overdue", EVERYONE, None),
+    ("GET", "/reports/export.csv?table=tickets&set=new", EVERYONE, None),
 ]  # fmt: skip
 #: Routes anyone may open (the sign-in machinery) and what covers them.
 PUBLIC = {
@@ -92,7 +95,7 @@ def test_the_matrix_lists_every_settings_route(web):
     rules = {
         (method, rule.rule)
         for rule in web.url_map.iter_rules()
-        if rule.endpoint.startswith(("admin.", "web."))
+        if rule.endpoint.startswith(("admin.", "web.", "reports."))
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     listed = {

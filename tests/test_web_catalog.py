@@ -15,6 +15,8 @@ METHODS = [
     ("server/reports/**.py", "python"),
     ("server/templates/web/**.html", "jinja2"),
     ("server/templates/admin/**.html", "jinja2"),
+    ("server/templates/reports/**.html", "jinja2"),
+    ("server/templates/reports/**.txt", "jinja2"),
 ]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
 

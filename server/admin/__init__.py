@@ -90,7 +90,7 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def names() -> dict[str, Any]:
-        me = current_agent() if request and request.blueprint == "admin" else None
+        me = current_agent() if request and request.blueprint in ("admin", "reports") else None
         return {
             "manages_some": bool(me is not None and Role(me.role) not in READERS and administered(me)),
             "role_names": {"admin": _("Admin"), "manager": _("Manager"), "agent": _("Agent")},

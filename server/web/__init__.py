@@ -25,7 +25,7 @@ from server.web.extensions import babel, csrf, limiter
 from server.web.sessions import DatabaseSessions
 
 #: Blueprints whose pages are HTML, use the session and need CSRF tokens.
-PAGE_BLUEPRINTS = frozenset({"web", "admin"})
+PAGE_BLUEPRINTS = frozenset({"web", "admin", "reports"})
 CATALOGS = Path(__file__).resolve().parent.parent / "translations"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -89,7 +89,7 @@ def _headers(response: Response) -> Response:
 
 
 def wants_page() -> bool:
-    return request.blueprint in PAGE_BLUEPRINTS or request.path.startswith(("/settings", "/auth"))
+    return request.blueprint in PAGE_BLUEPRINTS or request.path.startswith(("/settings", "/auth", "/reports"))
 
 
 def error_page(exc: HTTPException) -> tuple[str, int]:
@@ -127,7 +127,9 @@ def init_app(app: Flask) -> None:
                 "lang": str(get_locale() or "en")}  # fmt: skip
 
     from server.reports.pages import bp as csat_pages
+    from server.reports.views import bp as report_pages
     from server.web.auth import bp
 
     app.register_blueprint(bp)
     app.register_blueprint(csat_pages)
+    app.register_blueprint(report_pages)
