@@ -48,6 +48,8 @@ class Defaults:
     # --- Sync -------------------------------------------------------------------------------------
     #: Seconds between polls of each mailbox (`postdesk sync` without --once, and the worker).
     POLL_SECONDS = 60
+    #: Seconds between runs of the clock's jobs: time rules, reminders, the weekly reports.
+    CLOCK_SECONDS = 60
     #: Days of mail a first connect (or an expired history checkpoint) reads back.
     FULL_SYNC_DAYS = 30
 

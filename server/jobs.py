@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask
 
@@ -103,12 +104,7 @@ def forget_expired_sessions() -> None:
 def send_reminders() -> None:
     """Do the reminders that are due (server.reminders) and send the mail they queued."""
     from server.db import get_session
-    from server.gmail.client import client_for_mailbox
-    from server.gmail.errors import GmailError
-    from server.gmail.send import deliver_due
-    from server.models import Mailbox
     from server.reminders import run_reminders
-    from server.sync_runner import record_usage
 
     app = worker_app()
     with app.app_context():
@@ -123,17 +119,38 @@ def send_reminders() -> None:
                 report.solved,
                 report.late,
             )
-        for mailbox_id in sorted(report.mailbox_ids):
-            mailbox = session.get(Mailbox, mailbox_id)
-            if mailbox is None or mailbox.paused:  # a paused mailbox's mail waits in the Outbox
-                continue
-            try:
-                with client_for_mailbox(mailbox) as client:
-                    try:
-                        deliver_due(
-                            session, mailbox_id, client, claim_seconds=app.config["OUTBOX_CLAIM_SECONDS"]
-                        )
-                    finally:
-                        record_usage(session, mailbox_id, client.meter.units_total)
-            except GmailError as exc:  # the next poll retries; the Outbox keeps the mail
-                log.warning("reminders_send_failed mailbox=%s problem=%s", mailbox.address, exc)
+        _deliver(app, session, report.mailbox_ids)
+
+
+def _deliver(app: Flask, session: Any, mailbox_ids: set[int]) -> None:
+    """Send the Outbox mail due in these mailboxes now (the next poll retries what fails)."""
+    from server.gmail.client import client_for_mailbox
+    from server.gmail.errors import GmailError
+    from server.gmail.send import deliver_due
+    from server.models import Mailbox
+    from server.sync_runner import record_usage
+
+    for mailbox_id in sorted(mailbox_ids):
+        mailbox = session.get(Mailbox, mailbox_id)
+        if mailbox is None or mailbox.paused:  # a paused mailbox's mail waits in the Outbox
+            continue
+        try:
+            with client_for_mailbox(mailbox) as client:
+                try:
+                    deliver_due(session, mailbox_id, client, claim_seconds=app.config["OUTBOX_CLAIM_SECONDS"])
+                finally:
+                    record_usage(session, mailbox_id, client.meter.units_total)
+        except GmailError as exc:  # the next poll retries; the Outbox keeps the mail
+            log.warning("outbox_send_failed mailbox=%s problem=%s", mailbox.address, exc)
+
+
+def send_weekly_reports() -> None:
+    """Queue the weekly reports whose Monday morning has come (server.reports.weekly), and send them."""
+    from server.db import get_session
+    from server.reports.weekly import queue_weekly_reports
+
+    app = worker_app()
+    with app.app_context():
+        session = get_session()
+        sent = queue_weekly_reports(session, now=datetime.now(UTC))
+        _deliver(app, session, sent.mailbox_ids)

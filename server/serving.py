@@ -90,21 +90,24 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         session.commit()
         with client_for_mailbox(mailbox) as client:
             synced = sync_with_rules(session, mailbox.id, client)
+    web = make_server(host, port, app, threaded=True)
+    base = f"http://{host}:{web.server_address[1]}"
+    app.config["ADDON_SETTINGS_URL"] = base + "/settings/"
+    # Links in the mail the worker sends (ratings) point at this demo, unless configured otherwise.
+    app.config["PUBLIC_URL"] = app.config.get("PUBLIC_URL") or base
     # The worker runs in this process too: polls, rules, the Outbox, time rules and reminders.
-    app.config["POLL_SECONDS"] = DEMO_POLL_SECONDS
+    app.config["POLL_SECONDS"] = app.config["CLOCK_SECONDS"] = DEMO_POLL_SECONDS
     stop_worker = threading.Event()
     worker = threading.Thread(
         target=run_worker, args=(app,), kwargs={"stop": stop_worker, "holder": "demo"}, daemon=True
     )
     worker.start()
-    web = make_server(host, port, app, threaded=True)
-    base = f"http://{host}:{web.server_address[1]}"
-    app.config["ADDON_SETTINGS_URL"] = base + "/settings/"
     urls: dict[str, Any] = {
         "web": f"{base}/",
         "settings": f"{base}/settings/ (sign in as any demo agent)"
         if is_loopback(host)
         else f"{base}/settings/",
+        "reports": f"{base}/reports (sign in as {DEMO_MANAGER[0]}, the team lead)",
         "health": f"{base}/healthz",
         "add-on preview": f"{base}/dev/addon" if is_loopback(host) else "off (only with a loopback --host)",
         "gmail sandbox": sandbox.url,

@@ -180,7 +180,7 @@ class Played:
 
     def paused(self, calendar: OracleCalendar, until: datetime) -> float:
         """Business minutes spent pending or on hold before ``until``."""
-        total, since, status = 0.0, None, "open"
+        total, since = 0.0, None
         for at, _was, became in self.transitions:
             if at > until:
                 break
@@ -189,8 +189,6 @@ class Played:
             elif became not in PAUSING and since is not None:
                 total += calendar.minutes(since, at)
                 since = None
-            status = became
-        del status
         return total
 
     def measures(self, calendar: OracleCalendar) -> dict[str, Any]:
@@ -218,6 +216,9 @@ class Played:
         return found
 
 
+_ids = itertools.count()
+
+
 def new_mailbox(session: Session, name: str, calendar: dict[str, Any]) -> tuple[Any, list[Any]]:
     """A fresh mailbox with this business calendar and two agents (a test's own, so scopes stay apart)."""
     box = add_mailbox(session, MailboxSpec(f"{name}@example.com", AuthKind.SANDBOX, "http://127.0.0.1:9/"))
@@ -229,9 +230,10 @@ def new_mailbox(session: Session, name: str, calendar: dict[str, Any]) -> tuple[
 
 def play(session: Session, box: Any, agents: list[Any], played: Played) -> None:
     """Drive one history through the ticket actions, as sync, the add-on and the rating page do."""
-    customer = Customer(mailbox_id=box.id, email=f"c{len(played.ops)}-{id(played)}@{played.domain}")
+    n = next(_ids)
+    customer = Customer(mailbox_id=box.id, email=f"customer{n}@{played.domain}")
     session.add(customer)
-    thread = f"t{id(played)}"
+    thread = f"t{n}"
     ticket = tickets.open_ticket(session, box.id, subject=f"Subject {played.priority}", customer=customer,
                                  gmail_thread_id=thread, created_at=played.created)  # fmt: skip
     _message(session, box, ticket, Direction.INBOUND, played.created)
@@ -259,9 +261,6 @@ def play(session: Session, box: Any, agents: list[Any], played: Played) -> None:
     session.flush()
     played.ticket_id = ticket.id
     played.replay()
-
-
-_ids = itertools.count()
 
 
 def _message(

@@ -123,13 +123,18 @@ def profile() -> str | Response:
         form.version.data = agent_version(me)
         form.digest.data = me.wants("digest")
         form.reminders.data = me.wants("reminders")
+        form.weekly_report.data = me.wants("weekly_report")
     elif form.validate_on_submit():
         change = AgentChange(
             name=form.name.data or "",
             locale=form.locale.data,
             timezone=form.timezone.data,
             away=form.away.data,
-            notifications={"digest": bool(form.digest.data), "reminders": bool(form.reminders.data)},
+            notifications={
+                "digest": bool(form.digest.data),
+                "reminders": bool(form.reminders.data),
+                "weekly_report": bool(form.weekly_report.data),
+            },  # fmt: skip
         )
         try:
             update_agent(get_session(), me.email, change, actor=acting(), version=form.version.data)

@@ -35,6 +35,7 @@ class ProfileForm(FlaskForm):
     away = BooleanField(_l("Away: keep my tickets, give me no new ones"))
     digest = BooleanField(_l("Send me the daily digest"))
     reminders = BooleanField(_l("Remind me of deadlines, unassigned and woken tickets"))
+    weekly_report = BooleanField(_l("Send me the weekly report on Monday morning (managers and admins)"))
     version = HiddenField()
 
 

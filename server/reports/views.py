@@ -29,6 +29,7 @@ from server.db import get_session
 from server.models import Agent, Customer, Mailbox, Role, Ticket, TicketTag
 from server.reports import metrics
 from server.reports.metrics import Period, Scope
+from server.reports.tiles import minutes_text, tiles
 from server.web.access import EVERYONE, READERS, allow, current_agent
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -202,80 +203,6 @@ def overview() -> Any:
         priorities=PRIORITIES,
         section="reports",
     )
-
-
-@dataclass(frozen=True)
-class Tile:
-    """One overview tile: the figure, the same figure of the previous period, and its tickets."""
-
-    title: str
-    value: float | None
-    before: float | None
-    kind: str  # "count", "minutes", "percent", "ratio"
-    lower_is_better: bool = False
-    drill: str | None = None
-    note: str = ""
-
-    @property
-    def trend(self) -> str:
-        """``up``, ``down`` or ``same`` (``none`` when either period has no value)."""
-        if self.value is None or self.before is None:
-            return "none"
-        if abs(self.value - self.before) < 1e-9:
-            return "same"
-        return "up" if self.value > self.before else "down"
-
-    @property
-    def better(self) -> bool | None:
-        if self.trend in ("none", "same"):
-            return None
-        return (self.trend == "down") == self.lower_is_better
-
-
-def minutes_text(minutes: float | None) -> str:
-    """``2 h 05 min``, ``3 d 4 h``, ``45 min`` in the reader's language; ``—`` for no value."""
-    if minutes is None:
-        return "—"
-    whole = int(round(minutes))
-    days, rest = divmod(whole, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return str(_("%(d)d d %(h)d h", d=days, h=hours))
-    if hours:
-        return str(_("%(h)d h %(m)02d min", h=hours, m=mins))
-    return str(_("%(m)d min", m=mins))
-
-
-def tiles(current: metrics.Overview, before: metrics.Overview) -> tuple[list[Tile], list[Tile]]:
-    """The period's tiles (with the previous period) and the "now" tiles."""
-    c, b = current.counts, before.counts
-    period = [
-        Tile(_("New tickets"), c["new"], b["new"], "count", drill="new"),
-        Tile(_("Solved"), c["solved"], b["solved"], "count", drill="solved"),
-        Tile(_("Reopened"), c["reopened"], b["reopened"], "count", lower_is_better=True, drill="reopened"),
-        Tile(_("First response (median, business time)"), current.first_response.median,
-             before.first_response.median, "minutes", lower_is_better=True, drill="responded",
-             note=_("calendar time: %(t)s", t=minutes_text(current.first_response_calendar.median))),
-        Tile(_("Resolution (median, business time)"), current.resolution.median, before.resolution.median,
-             "minutes", lower_is_better=True, drill="solved",
-             note=_("calendar time: %(t)s", t=minutes_text(current.resolution_calendar.median))),
-        Tile(_("First responses within SLA"), current.first_response_sla, before.first_response_sla, "percent",
-             drill="fr_missed", note=_("%(n)d missed", n=c["fr_missed"])),
-        Tile(_("Resolutions within SLA"), current.resolution_sla, before.resolution_sla, "percent",
-             drill="res_missed", note=_("%(n)d missed", n=c["res_missed"])),
-        Tile(_("First contact resolution"), current.fcr, before.fcr, "percent", drill="fcr"),
-        Tile(_("Replies per solved ticket"), current.replies_per_ticket, before.replies_per_ticket, "ratio",
-             lower_is_better=True, drill="solved"),
-        Tile(_("Satisfied customers (CSAT)"), current.csat_score, before.csat_score, "percent", drill="rated",
-             note=_("%(n)d ratings", n=current.csat[0])),
-    ]  # fmt: skip
-    now = [
-        Tile(_("Backlog"), c["backlog"], None, "count", drill="backlog"),
-        Tile(_("Unanswered"), c["unanswered"], None, "count", drill="unanswered"),
-        Tile(_("Waiting on the customer"), c["waiting"], None, "count", drill="waiting"),
-        Tile(_("Overdue"), c["overdue"], None, "count", drill="overdue"),
-    ]
-    return period, now
 
 
 def _series(period: Period, named: dict[str, dict[date, int]]) -> list[dict[str, Any]]:

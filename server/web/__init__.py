@@ -14,7 +14,7 @@ from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, Response, abort, current_app, render_template, request, session
+from flask import Flask, Response, abort, current_app, has_request_context, render_template, request, session
 from flask_babel import format_decimal, get_locale
 from werkzeug.exceptions import HTTPException
 
@@ -123,8 +123,9 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def shell() -> dict[str, Any]:
-        return {"me": current_agent() if request.blueprint in PAGE_BLUEPRINTS else None,
-                "lang": str(get_locale() or "en")}  # fmt: skip
+        # Mail rendered by the worker has no request: no one is signed in there.
+        page = has_request_context() and request.blueprint in PAGE_BLUEPRINTS
+        return {"me": current_agent() if page else None, "lang": str(get_locale() or "en")}
 
     from server.reports.pages import bp as csat_pages
     from server.reports.views import bp as report_pages
