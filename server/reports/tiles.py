@@ -21,6 +21,11 @@ class Tile:
     lower_is_better: bool = False
     drill: str | None = None
     note: str = ""
+    key: str = ""  # the tile's own name (its id on the page); the set it drills into when empty
+
+    @property
+    def name(self) -> str:
+        return self.key or self.drill or ""
 
     @property
     def trend(self) -> str:
@@ -60,10 +65,10 @@ def tiles(current: metrics.Overview, before: metrics.Overview) -> tuple[list[Til
         Tile(_("Solved"), c["solved"], b["solved"], "count", drill="solved"),
         Tile(_("Reopened"), c["reopened"], b["reopened"], "count", lower_is_better=True, drill="reopened"),
         Tile(_("First response (median, business time)"), current.first_response.median,
-             before.first_response.median, "minutes", lower_is_better=True, drill="responded",
+             before.first_response.median, "minutes", lower_is_better=True, drill="responded", key="first_response",
              note=_("calendar time: %(t)s", t=minutes_text(current.first_response_calendar.median))),
         Tile(_("Resolution (median, business time)"), current.resolution.median, before.resolution.median,
-             "minutes", lower_is_better=True, drill="solved",
+             "minutes", lower_is_better=True, drill="solved", key="resolution",
              note=_("calendar time: %(t)s", t=minutes_text(current.resolution_calendar.median))),
         Tile(_("First responses within SLA"), current.first_response_sla, before.first_response_sla, "percent",
              drill="fr_missed", note=_("%(n)d missed", n=c["fr_missed"])),
@@ -71,7 +76,7 @@ def tiles(current: metrics.Overview, before: metrics.Overview) -> tuple[list[Til
              drill="res_missed", note=_("%(n)d missed", n=c["res_missed"])),
         Tile(_("First contact resolution"), current.fcr, before.fcr, "percent", drill="fcr"),
         Tile(_("Replies per solved ticket"), current.replies_per_ticket, before.replies_per_ticket, "ratio",
-             lower_is_better=True, drill="solved"),
+             lower_is_better=True, drill="solved", key="replies"),
         Tile(_("Satisfied customers (CSAT)"), current.csat_score, before.csat_score, "percent", drill="rated",
              note=_("%(n)d ratings", n=current.csat[0])),
     ]  # fmt: skip
