@@ -59,6 +59,7 @@ def test_a_manager_reads_every_figure_and_drills_from_overdue_to_its_tickets(web
     assert page.status_code == 200
     assert 'id="tile-new"' in text and 'id="per-agent"' in text and "<svg" in text
     assert "<script>alert(1)</script>" not in text  # the subject is shown escaped
+    assert client.get("/reports?days=7&tag=vip").status_code == 200  # a tag filter beside the per-tag table
     overdue = client.get("/reports/tickets?days=7&set=overdue").get_data(as_text=True)
     with web.app_context():
         numbers = {t.id: t.number for t in get_session().query(Ticket).filter(Ticket.id.in_(history))}

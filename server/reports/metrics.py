@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, Select, and_, case, cast, false, func, literal, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from rules.model import ACTIVE_STATUSES, DONE_STATUSES
@@ -69,10 +69,10 @@ class Scope:
         if self.priority:
             found.append(Ticket.priority == self.priority)
         if self.tag:
-            tagged = select(TicketTag.ticket_id).where(
-                TicketTag.ticket_id == Ticket.id, TicketTag.name == self.tag
-            )
-            found.append(tagged.exists())
+            # Its own alias: a per-tag table joins ticket_tags too, and must not correlate with this one.
+            other = aliased(TicketTag)
+            tagged = select(other.ticket_id).where(other.ticket_id == Ticket.id, other.name == self.tag)
+            found.append(tagged.correlate(Ticket).exists())
         if self.domain:
             customers = select(Customer.id).where(
                 Customer.mailbox_id.in_(self.mailbox_ids or (-1,)),
