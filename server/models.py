@@ -267,6 +267,7 @@ class Ticket(Base):
         Index("ix_tickets_mailbox_created", "mailbox_id", "created_at"),
         Index("ix_tickets_mailbox_solved", "mailbox_id", "solved_at"),
         Index("ix_tickets_mailbox_responded", "mailbox_id", "first_responded_at"),
+        Index("ix_tickets_mailbox_updated", "mailbox_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -310,6 +311,8 @@ class Ticket(Base):
     agent_replies: Mapped[int] = mapped_column(Integer, default=0)
     reopens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Never earlier than any message, Event or rating of the ticket (each moves it forward), so the
+    #: reports find the tickets something happened to in a period through an index on it.
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     mailbox: Mapped[Mailbox] = relationship()

@@ -267,6 +267,7 @@ def _message(
     session: Session, box: Any, ticket: Any, direction: Direction, at: datetime, *, auto: bool = False
 ) -> None:
     n = next(_ids)
+    tickets.touch(ticket, at)  # as sync does for every message it files
     session.add(Message(mailbox_id=box.id, ticket_id=ticket.id, gmail_id=f"g{n}", gmail_thread_id=ticket.gmail_thread_id,
                         direction=direction.value, sent_at=at, is_auto=auto,
                         auto_reason="Auto-Submitted: auto-replied" if auto else None))  # fmt: skip

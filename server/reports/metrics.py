@@ -143,20 +143,26 @@ def set_conditions(name: str, scope: Scope, period: Period, now: datetime) -> li
     """The conditions on ``Ticket`` that make the named set (see docs/reports.md for each in words)."""
     active = Ticket.status.in_(ACTIVE_STATUSES)
     solved = and_(Ticket.status.in_(DONE_STATUSES), period.within(Ticket.solved_at))
+    # Anything that happened to a ticket in the period moved its updated_at past the period's start:
+    # the index on it keeps the sets found through messages, Events and ratings to the period.
+    touched = Ticket.updated_at >= period.start
     responded = period.within(Ticket.first_responded_at)
     passed = min(period.end, now)  # a target "passed in the period" passed before now, too
     found: dict[str, Any] = {
         "new": lambda: period.within(Ticket.created_at),
-        "active": lambda: Ticket.id.in_(
-            select(Message.ticket_id).where(
-                Message.mailbox_id.in_(scope.mailbox_ids or (-1,)),
-                period.within(Message.sent_at),
-                Message.is_auto.is_(false()),
-                Message.ticket_id.is_not(None),
+        "active": lambda: (
+            touched
+            & Ticket.id.in_(
+                select(Message.ticket_id).where(
+                    Message.mailbox_id.in_(scope.mailbox_ids or (-1,)),
+                    period.within(Message.sent_at),
+                    Message.is_auto.is_(false()),
+                    Message.ticket_id.is_not(None),
+                )
             )
         ),
         "solved": lambda: solved,
-        "reopened": lambda: Ticket.id.in_(_events_in(scope, period)),
+        "reopened": lambda: touched & Ticket.id.in_(_events_in(scope, period)),
         "responded": lambda: responded,
         "fr_met": lambda: and_(responded, Ticket.first_response_breached.is_(false())),
         "fr_missed": lambda: or_(
@@ -174,8 +180,10 @@ def set_conditions(name: str, scope: Scope, period: Period, now: datetime) -> li
             and_(active, Ticket.resolution_due_at >= period.start, Ticket.resolution_due_at < passed),
         ),
         "fcr": lambda: and_(solved, Ticket.agent_replies == 1, Ticket.reopens == 0),
-        "rated": lambda: Ticket.id.in_(_rated(scope, period)),
-        "satisfied": lambda: Ticket.id.in_(_rated(scope, period).where(CsatRating.score >= SATISFIED_SCORE)),
+        "rated": lambda: touched & Ticket.id.in_(_rated(scope, period)),
+        "satisfied": lambda: (
+            touched & Ticket.id.in_(_rated(scope, period).where(CsatRating.score >= SATISFIED_SCORE))
+        ),
         "backlog": lambda: active,
         "unanswered": lambda: and_(active, Ticket.first_responded_at.is_(None)),
         "waiting": lambda: Ticket.status == TicketStatus.PENDING.value,
@@ -352,6 +360,7 @@ def backlog_per_day(
     moved = [
         *scope.conditions(),
         Event.ticket_id == Ticket.id,
+        Ticket.updated_at >= since.start,
         Event.mailbox_id.in_(scope.mailbox_ids or (-1,)),
         Event.kind == "status_changed",
         since.within(Event.created_at),
@@ -405,7 +414,8 @@ def csat_per_day(session: Session, scope: Scope, period: Period) -> dict[date, t
     """(ratings, satisfied) per local day of the rating."""
     days = dict.fromkeys(period.days(), (0, 0))
     satisfied = func.sum(case((CsatRating.score >= SATISFIED_SCORE, 1), else_=0))
-    conditions = [*scope.conditions(), CsatRating.ticket_id == Ticket.id, period.within(CsatRating.rated_at)]
+    conditions = [*scope.conditions(), CsatRating.ticket_id == Ticket.id, Ticket.updated_at >= period.start,
+                  period.within(CsatRating.rated_at)]  # fmt: skip
     for bucket, n, (good,) in _bucketed_sum(session, CsatRating.rated_at, conditions, satisfied):
         day = _local(bucket, period.zone).date()
         if day in days:
@@ -426,7 +436,10 @@ def csat_summary(session: Session, scope: Scope, period: Period) -> tuple[int, i
     satisfied = func.sum(case((CsatRating.score >= SATISFIED_SCORE, 1), else_=0))
     row = session.execute(
         select(func.count(), satisfied, func.avg(CsatRating.score)).where(
-            *scope.conditions(), CsatRating.ticket_id == Ticket.id, period.within(CsatRating.rated_at)
+            *scope.conditions(),
+            CsatRating.ticket_id == Ticket.id,
+            Ticket.updated_at >= period.start,
+            period.within(CsatRating.rated_at),
         )
     ).one()
     return int(row[0]), int(row[1] or 0), float(row[2]) if row[2] is not None else None

@@ -74,6 +74,7 @@ def record_event(
     session.add(event)
     if ticket is not None:
         look_again(ticket, at or datetime.now(UTC))
+        touch(ticket, at or datetime.now(UTC))  # the reports bound a period's tickets by updated_at
     return event
 
 

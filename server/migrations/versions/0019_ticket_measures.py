@@ -35,6 +35,7 @@ INDEXES = (
     ("tickets", "ix_tickets_mailbox_created", ["mailbox_id", "created_at"]),
     ("tickets", "ix_tickets_mailbox_solved", ["mailbox_id", "solved_at"]),
     ("tickets", "ix_tickets_mailbox_responded", ["mailbox_id", "first_responded_at"]),
+    ("tickets", "ix_tickets_mailbox_updated", ["mailbox_id", "updated_at"]),
     ("messages", "ix_messages_mailbox_sent_at", ["mailbox_id", "sent_at"]),
     ("events", "ix_events_mailbox_kind_created", ["mailbox_id", "kind", "created_at"]),
 )
@@ -54,6 +55,10 @@ def upgrade() -> None:
         " AND m.direction = 'outbound' AND NOT m.is_auto AND m.sent_at >= tickets.created_at)"
     )
     _measure_existing(op.get_bind())
+    # updated_at is never earlier than the ticket's last message, Event or rating (the reports rely on it).
+    for table, column in (("messages", "sent_at"), ("events", "created_at"), ("csat_ratings", "rated_at")):
+        latest = f"(SELECT MAX(x.{column}) FROM {table} x WHERE x.ticket_id = tickets.id)"
+        op.execute(f"UPDATE tickets SET updated_at = {latest} WHERE {latest} > updated_at")
 
 
 def _utc(value: Any) -> datetime | None:
