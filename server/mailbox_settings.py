@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "team_addresses": [],
 }
 #: Customer satisfaction: the rating links in mail (server.reports.csat).
-CSAT_DEFAULTS: dict[str, Any] = {"enabled": True, "scale": "three", "days": 14}
+CSAT_DEFAULTS: dict[str, Any] = {"enabled": True, "scale": "three", "days": 14, "nps": False}
 #: The longest a rating link may stay valid (days).
 CSAT_MAX_DAYS = 90
 #: The choices of each rating scale, best first, with their score on one 1–5 scale.
@@ -103,10 +103,11 @@ def _reminder_problems(value: Any) -> list[str]:
 
 def _csat_problems(value: Any) -> list[str]:
     if not isinstance(value, Mapping):
-        return ["csat: expected {enabled, scale: three|five, days}"]
+        return ["csat: expected {enabled, scale: three|five, days, nps}"]
     found = [f"csat.{key}: unknown setting" for key in value if key not in CSAT_DEFAULTS]
-    if "enabled" in value and not isinstance(value["enabled"], bool):
-        found.append("csat.enabled: true or false")
+    for flag in ("enabled", "nps"):
+        if flag in value and not isinstance(value[flag], bool):
+            found.append(f"csat.{flag}: true or false")
     if "scale" in value and value["scale"] not in CSAT_SCALES:
         found.append("csat.scale: three (good / okay / bad) or five (1 to 5)")
     if "days" in value and not _whole(value["days"], 1, CSAT_MAX_DAYS):

@@ -607,7 +607,10 @@ class CsatRating(Base):
     """The customer's rating of a ticket: one per ticket, changed by a later click within the window."""
 
     __tablename__ = "csat_ratings"
-    __table_args__ = (Index("ix_csat_ratings_mailbox_rated", "mailbox_id", "rated_at"),)
+    __table_args__ = (
+        Index("ix_csat_ratings_mailbox_rated", "mailbox_id", "rated_at"),
+        CheckConstraint("nps IS NULL OR (nps BETWEEN 0 AND 10)", name="nps_range"),
+    )
 
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
@@ -618,3 +621,5 @@ class CsatRating(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     rated_at: Mapped[datetime] = mapped_column(default=utcnow)
     changes: Mapped[int] = mapped_column(Integer, default=0)
+    #: The optional NPS answer (0–10: "how likely to recommend us"), when the mailbox asks it.
+    nps: Mapped[int | None] = mapped_column(Integer)

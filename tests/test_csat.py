@@ -142,3 +142,35 @@ def test_the_rating_shows_on_the_add_on_card(addon, session, desk, app, client):
     text = json.dumps(addon.act("open_ticket", ticket=ticket.id).get_json(), ensure_ascii=False)
 
     assert "Customer's rating" in text and "Bad" in text and "Too slow" in text
+
+
+def test_the_optional_nps_question_is_asked_only_when_the_mailbox_wants_it(client, session, solved):
+    ticket, links = solved
+    off = client.get(links["Good"]).get_data(as_text=True)
+    refused = client.post(links["Good"], data={"nps": "9"})  # not asked: not taken
+    assert 'id="nps"' not in off and refused.status_code == 400
+    session.expire_all()
+    assert session.get(CsatRating, ticket.id).nps is None
+
+    box = ticket.mailbox
+    box.settings = {**box.settings, "csat": {"nps": True}}
+    session.commit()
+    asked = client.get(links["Good"]).get_data(as_text=True)
+    bad = client.post(links["Good"], data={"nps": "11"})
+    answered = client.post(links["Good"], data={"nps": "9", "comment": ""})
+
+    assert 'id="nps"' in asked and 'value="10"' in asked
+    assert bad.status_code == 400 and answered.status_code == 200
+    session.expire_all()
+    assert session.get(CsatRating, ticket.id).nps == 9
+    event = session.scalars(select(Event).where(Event.kind == "csat_rated").order_by(Event.id.desc())).first()
+    assert event.after["nps"] == 9
+
+
+def test_the_mailbox_settings_validate_the_nps_choice():
+    from server.mailbox_settings import SettingsError, validate
+
+    with pytest.raises(SettingsError) as refused:
+        validate({"csat": {"nps": "yes"}})
+    assert refused.value.problems == ["csat.nps: true or false"]
+    assert validate({"csat": {"nps": True, "scale": "five"}})["csat"]["nps"] is True

@@ -370,3 +370,21 @@ def test_the_migration_measures_the_tickets_already_there(database_url):
                               " reopens FROM tickets WHERE id = 1")).one()  # fmt: skip
     engine.dispose()
     assert tuple(row) == (120.0, 120.0, True, 1800.0, 1740.0, True, 2, 1)
+
+
+def test_the_net_promoter_score_counts_promoters_less_detractors(session):
+    from server.reports import csat
+
+    box, agents = new_mailbox(session, f"nps{next(_names)}", CALENDARS["always"])
+    box.settings = {**box.settings, "csat": {"nps": True}}
+    for answer in (10, 9, 3, None):
+        played = Played(0, MONDAY, "normal", 0, "a.example", [(MONDAY + timedelta(hours=1), "solve")])
+        play(session, box, agents, played)
+        csat.rate(
+            session, session.get(Ticket, played.ticket_id), "good", at=MONDAY + timedelta(hours=2), nps=answer
+        )
+    session.commit()
+    found = metrics.overview(session, Scope((box.id,)), Period(date(2026, 11, 23), date(2026, 11, 23), UTC_ZONE),
+                             MONDAY + timedelta(days=1))  # fmt: skip
+    assert found.nps == (3, 2, 1) and found.nps_score == pytest.approx(100 / 3)
+    assert found.csat[:2] == (4, 4)

@@ -77,7 +77,12 @@ def test_mailbox_settings_are_saved_whole_or_not_at_all_and_audited(web, google,
         box = db.get(Mailbox, team["mailbox"])
         assert box.settings["team_addresses"] == ["boss@partner.example", "colleague@example.net"]
         assert (box.settings["locale"], box.settings["auto_replies_per_sender_per_hour"]) == ("ru", 5)
-        assert box.settings["csat"] == {"enabled": False, "scale": "five", "days": 7}  # the box was unticked
+        assert box.settings["csat"] == {
+            "enabled": False,
+            "scale": "five",
+            "days": 7,
+            "nps": False,
+        }  # unticked
         event = db.scalar(select(Event).where(Event.kind == "mailbox_settings_changed"))
         assert event.actor_agent_id == team["admin"]
         assert event.before["timezone"] is None and event.after["timezone"] == "Europe/Moscow"

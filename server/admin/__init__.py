@@ -333,10 +333,11 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
         form.auto_replies_per_sender_per_hour.data = setting(box, "auto_replies_per_sender_per_hour")
         form.team_addresses.data = "\n".join(setting(box, "team_addresses") or [])
         rating = csat_settings(box)
-        form.csat_enabled.data, form.csat_scale.data, form.csat_days.data = (
+        form.csat_enabled.data, form.csat_scale.data, form.csat_days.data, form.csat_nps.data = (
             rating["enabled"],
             rating["scale"],
             rating["days"],
+            rating["nps"],
         )
         form.version.data = settings_version(box)
     elif form.validate_on_submit():
@@ -351,6 +352,7 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
                 "enabled": bool(form.csat_enabled.data),
                 "scale": form.csat_scale.data,
                 "days": form.csat_days.data,
+                "nps": bool(form.csat_nps.data),
             },
         }
         db = get_session()

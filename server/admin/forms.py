@@ -82,6 +82,7 @@ class MailboxSettingsForm(FlaskForm):
             SelectChoice("five", str(_l("1 to 5"))),
         ],
     )
+    csat_nps = BooleanField(_l("Also ask how likely they are to recommend us (NPS, 0 to 10)"))
     csat_days = IntegerField(_l("Links valid for (days)"), validators=[InputRequired(), NumberRange(1, 90)])
     version = HiddenField()
 

@@ -90,14 +90,26 @@ def age_limit(mailbox: Mailbox) -> int:
     return int(settings_of(mailbox)["days"])
 
 
-def rate(session: Session, ticket: Ticket, value: str, *, at: datetime, comment: str | None = None) -> bool:
-    """Keep the customer's rating (and comment) of ``ticket``; True when anything changed, with a
-    ``csat_rated`` Event. Not committed. A value outside the mailbox's scale is refused."""
-    scale = SCALES[settings_of(ticket.mailbox)["scale"]]
+def rate(
+    session: Session,
+    ticket: Ticket,
+    value: str,
+    *,
+    at: datetime,
+    comment: str | None = None,
+    nps: int | None = None,
+) -> bool:
+    """Keep the customer's rating (and comment, and NPS answer when the mailbox asks it) of ``ticket``;
+    True when anything changed, with a ``csat_rated`` Event. Not committed. A value outside the
+    mailbox's scale, or an NPS answer outside 0–10, is refused."""
+    config = settings_of(ticket.mailbox)
+    scale = SCALES[config["scale"]]
     if value not in scale:
         raise RatingRefused("not a choice of this mailbox's rating")
+    if nps is not None and not (config["nps"] and 0 <= nps <= 10):
+        raise RatingRefused("not an answer this mailbox asks for (0 to 10)")
     row = session.get(CsatRating, ticket.id)
-    before = None if row is None else {"value": row.value, "comment": row.comment}
+    before = None if row is None else {"value": row.value, "comment": row.comment, "nps": row.nps}
     if row is None:
         row = CsatRating(ticket_id=ticket.id, mailbox_id=ticket.mailbox_id, value=value, score=scale[value],
                          comment="", rated_at=at, changes=0)  # fmt: skip
@@ -106,7 +118,9 @@ def rate(session: Session, ticket: Ticket, value: str, *, at: datetime, comment:
         row.value, row.score, row.rated_at, row.changes = value, scale[value], at, row.changes + 1
     if comment is not None and comment.strip():
         row.comment = comment.strip()[:MAX_COMMENT]
-    after = {"value": row.value, "comment": row.comment}
+    if nps is not None:
+        row.nps = nps
+    after = {"value": row.value, "comment": row.comment, "nps": row.nps}
     if after == before:
         return False
     record_event(session, ticket, "csat_rated", before=before, after=after, at=at)

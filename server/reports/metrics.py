@@ -445,6 +445,22 @@ def csat_summary(session: Session, scope: Scope, period: Period) -> tuple[int, i
     return int(row[0]), int(row[1] or 0), float(row[2]) if row[2] is not None else None
 
 
+def nps_summary(session: Session, scope: Scope, period: Period) -> tuple[int, int, int]:
+    """(answers, promoters 9–10, detractors 0–6) of the NPS answers of ratings given in the period."""
+    promoters = func.sum(case((CsatRating.nps >= 9, 1), else_=0))
+    detractors = func.sum(case((CsatRating.nps <= 6, 1), else_=0))
+    row = session.execute(
+        select(func.count(CsatRating.nps), promoters, detractors).where(
+            *scope.conditions(),
+            CsatRating.ticket_id == Ticket.id,
+            Ticket.updated_at >= period.start,
+            period.within(CsatRating.rated_at),
+            CsatRating.nps.is_not(None),
+        )
+    ).one()
+    return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+
+
 def top(
     session: Session, key: Any, scope: Scope, period: Period, now: datetime, limit: int = 10
 ) -> list[tuple[str, int]]:
@@ -471,6 +487,7 @@ class Overview:
     resolution_calendar: Summary
     replies_per_ticket: float | None
     csat: tuple[int, int, float | None]
+    nps: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def first_response_sla(self) -> float | None:
@@ -490,6 +507,12 @@ class Overview:
     def csat_score(self) -> float | None:
         return share(self.csat[1], self.csat[0])
 
+    @property
+    def nps_score(self) -> float | None:
+        """% promoters − % detractors (−100 … 100), None without answers."""
+        answers, promoters, detractors = self.nps
+        return None if not answers else 100.0 * (promoters - detractors) / answers
+
 
 def overview(
     session: Session, scope: Scope, period: Period, now: datetime, *, sets: Iterable[str] = SETS
@@ -506,6 +529,7 @@ def overview(
         resolution_calendar=summary(session, Ticket.resolution_minutes, solved),
         replies_per_ticket=float(replies) if replies is not None else None,
         csat=csat_summary(session, scope, period),
+        nps=nps_summary(session, scope, period),
     )
 
 

@@ -17,7 +17,7 @@ from server.automation import run_rules_on_events
 from server.composing import ticket_locale
 from server.db import get_session
 from server.gmail.sync import TicketEvent
-from server.mailbox_settings import CSAT_MAX_DAYS
+from server.mailbox_settings import CSAT_MAX_DAYS, csat_settings
 from server.models import Ticket
 from server.reports.csat import MAX_COMMENT, RatingRefused, rate, read
 from server.web.extensions import limiter
@@ -35,6 +35,16 @@ def _refused(problem: RatingRefused) -> tuple[str, int]:
     return page, 410 if problem.expired else 400
 
 
+def _nps_answer() -> int | None:
+    """The NPS answer of the form (none when not given); anything but 0 … 10 is refused."""
+    raw = request.form.get("nps", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) > 10:
+        raise RatingRefused("an answer from 0 to 10")
+    return int(raw)
+
+
 @bp.route("/csat/<token>", methods=["GET", "POST"])
 @limiter.limit(_limit)
 def rating(token: str) -> tuple[str, int]:
@@ -49,7 +59,8 @@ def rating(token: str) -> tuple[str, int]:
         now = datetime.now(UTC)
         claim.check_age(ticket.mailbox, now)
         comment = request.form.get("comment", "")[:MAX_COMMENT] if request.method == "POST" else None
-        changed = rate(db, ticket, claim.value, at=now, comment=comment)
+        nps = _nps_answer() if request.method == "POST" else None
+        changed = rate(db, ticket, claim.value, at=now, comment=comment, nps=nps)
     except RatingRefused as problem:
         db.rollback()
         return _refused(problem)
@@ -58,6 +69,7 @@ def rating(token: str) -> tuple[str, int]:
     db.commit()
     locale = ticket_locale(db, ticket, ticket.mailbox)
     with force_locale(locale):
-        page = render_template("web/csat.html", state="commented" if comment else "rated", ticket=ticket,
-                               value=claim.value, token=token, max_comment=MAX_COMMENT, lang=locale)  # fmt: skip
+        page = render_template("web/csat.html", state="commented" if comment or nps is not None else "rated",
+                               ticket=ticket, value=claim.value, token=token, max_comment=MAX_COMMENT, lang=locale,
+                               asks_nps=csat_settings(ticket.mailbox)["nps"])  # fmt: skip
     return page, 200

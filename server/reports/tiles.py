@@ -17,7 +17,7 @@ class Tile:
     title: str
     value: float | None
     before: float | None
-    kind: str  # "count", "minutes", "percent", "ratio"
+    kind: str  # "count", "minutes", "percent", "ratio", "score" (NPS: −100 … 100)
     lower_is_better: bool = False
     drill: str | None = None
     note: str = ""
@@ -80,6 +80,9 @@ def tiles(current: metrics.Overview, before: metrics.Overview) -> tuple[list[Til
         Tile(_("Satisfied customers (CSAT)"), current.csat_score, before.csat_score, "percent", drill="rated",
              note=_("%(n)d ratings", n=current.csat[0])),
     ]  # fmt: skip
+    if current.nps[0] or before.nps[0]:  # asked at all (the mailbox's choice)
+        period.append(Tile(_("Net Promoter Score (NPS)"), current.nps_score, before.nps_score, "score",
+                           drill="rated", key="nps", note=_("%(n)d answers", n=current.nps[0])))  # fmt: skip
     now = [
         Tile(_("Backlog"), c["backlog"], None, "count", drill="backlog"),
         Tile(_("Unanswered"), c["unanswered"], None, "count", drill="unanswered"),

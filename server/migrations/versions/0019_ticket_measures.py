@@ -1,4 +1,4 @@
-"""tickets: the measures the reports read (response and resolution minutes, breaches, replies,
+"""csat_ratings: the optional NPS answer; tickets: the measures the reports read (response and resolution minutes, breaches, replies,
 reopenings), filled in for the tickets already there; indexes that let a report read one period
 
 Revision ID: 0019
@@ -54,6 +54,11 @@ def upgrade() -> None:
         "UPDATE tickets SET agent_replies = (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = tickets.id"
         " AND m.direction = 'outbound' AND NOT m.is_auto AND m.sent_at >= tickets.created_at)"
     )
+    with op.batch_alter_table("csat_ratings") as batch:
+        batch.add_column(sa.Column("nps", sa.Integer(), nullable=True))
+        batch.create_check_constraint(
+            batch.f("ck_csat_ratings_nps_range"), "nps IS NULL OR (nps BETWEEN 0 AND 10)"
+        )
     _measure_existing(op.get_bind())
     # updated_at is never earlier than the ticket's last message, Event or rating (the reports rely on it).
     for table, column in (("messages", "sent_at"), ("events", "created_at"), ("csat_ratings", "rated_at")):
@@ -167,6 +172,9 @@ def _business(policy: Policy | None, start: datetime, end: datetime) -> float | 
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("csat_ratings") as batch:
+        batch.drop_constraint(batch.f("ck_csat_ratings_nps_range"), type_="check")
+        batch.drop_column("nps")
     for table, name, _columns in reversed(INDEXES):
         op.drop_index(name, table_name=table)
     with op.batch_alter_table("tickets") as batch:
