@@ -88,6 +88,12 @@ def test_the_csv_streams_every_ticket_with_its_timings_and_defuses_formulas(web,
     assert hostile["subject"].startswith("'=")
     per_day = client.get("/reports/export.csv?days=7&table=days").get_data(as_text=True).splitlines()
     assert per_day[0].startswith("day,new,solved") and len(per_day) == 8
+    ages = client.get("/reports/export.csv?days=7&table=ages").get_data(as_text=True).splitlines()
+    assert (
+        ages[0] == "status,1d,3d,7d,30d,older" and ages[1] == "open,2,1,0,0,0"
+    )  # 10 and 20 hours old; 30 hours
+    subjects = client.get("/reports/export.csv?days=7&table=subjects").get_data(as_text=True).splitlines()
+    assert subjects[0] == "subject,new" and len(subjects) == 5
     by_domain = client.get("/reports/export.csv?days=7&table=tickets&domain=other.example").get_data(
         as_text=True
     )

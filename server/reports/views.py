@@ -296,7 +296,7 @@ TICKET_COLUMNS = (
     "first_response_breached", "resolution_minutes", "resolution_business_minutes", "resolution_breached",
     "agent_replies", "reopens", "due_at",
 )  # fmt: skip
-TABLES = ("tickets", "agents", "tags", "days")
+TABLES = ("tickets", "agents", "tags", "days", "subjects", "ages")
 
 
 def cell(value: Any) -> str:
@@ -416,6 +416,13 @@ def export() -> Any:
         abort(403)
     if table == "tickets":
         rows = _ticket_rows(view, name, now)
+    elif table == "subjects":
+        rows = iter([["subject", "new"], *map(list, metrics.top(get_session(), Ticket.subject, view.scope,
+                                                                view.period, now))])  # fmt: skip
+    elif table == "ages":
+        ages = metrics.backlog_by_age(get_session(), view.scope, now)
+        buckets = [name for name, _hours in metrics.AGE_BUCKETS]
+        rows = iter([["status", *buckets], *([status, *counts.values()] for status, counts in ages.items())])
     elif table == "agents":
         names = {a.id: a.email for a in view.agents}
         rows = _breakdown_rows(view, Ticket.assignee_id, "agent", now, names)
