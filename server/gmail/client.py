@@ -258,9 +258,15 @@ class GmailClient:
         labels = self.call("labels.list", self.users.labels().list(userId=self.address)).get("labels", [])
         return [label for label in labels if isinstance(label, dict)]
 
-    def create_label(self, name: str) -> dict[str, Any]:
-        request = self.users.labels().create(userId=self.address, body={"name": name})
+    def create_label(self, name: str, color: dict[str, str] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name} | ({"color": color} if color else {})
+        request = self.users.labels().create(userId=self.address, body=body)
         return self.call("labels.create", request)
+
+    def patch_label(self, label_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Rename or recolour a label (only the fields given)."""
+        request = self.users.labels().patch(userId=self.address, id=label_id, body=body)
+        return self.call("labels.patch", request)
 
     def list_messages(
         self,
@@ -423,6 +429,21 @@ class GmailClient:
         return self.call(
             "messages.modify", self.messages.modify(userId=self.address, id=message_id, body=body)
         )
+
+    def modify_thread(
+        self, thread_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """The same label change on every message of a thread (10 units)."""
+        body = {"addLabelIds": list(add), "removeLabelIds": list(remove)}
+        request = self.users.threads().modify(userId=self.address, id=thread_id, body=body)
+        return self.call("threads.modify", request)
+
+    def batch_modify(
+        self, message_ids: Sequence[str], add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> None:
+        """One label change on up to 1,000 messages (50 units)."""
+        body = {"ids": list(message_ids), "addLabelIds": list(add), "removeLabelIds": list(remove)}
+        self.call("messages.batchModify", self.messages.batchModify(userId=self.address, body=body))
 
     def attachment(self, message_id: str, attachment_id: str) -> dict[str, Any]:
         request = self.messages.attachments().get(userId=self.address, messageId=message_id, id=attachment_id)

@@ -23,6 +23,7 @@ QUOTA_UNITS: dict[str, int] = {
     "labels.delete": 5,
     "labels.get": 1,
     "labels.list": 1,
+    "labels.patch": 5,
     "labels.update": 5,
     "messages.attachments.get": 5,
     "messages.batchDelete": 50,

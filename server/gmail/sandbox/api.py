@@ -161,6 +161,32 @@ def create_sandbox_app(sandbox: Sandbox | None = None, gate: Gate | None = None)
     def labels_get(user: str, label_id: str) -> Response:
         return _json(box.get_label(user, label_id))
 
+    @api(f"{API}/labels/<label_id>", "labels.update", ["PUT"])
+    def labels_update(user: str, label_id: str) -> Response:
+        return _json(box.update_label(user, label_id, _body_json(), patch=False))
+
+    @api(f"{API}/labels/<label_id>", "labels.patch", ["PATCH"])
+    def labels_patch(user: str, label_id: str) -> Response:
+        return _json(box.update_label(user, label_id, _body_json(), patch=True))
+
+    @api(f"{API}/labels/<label_id>", "labels.delete", ["DELETE"])
+    def labels_delete(user: str, label_id: str) -> Response:
+        box.delete_label(user, label_id)
+        return Response(status=204)
+
+    @api(f"{API}/messages/batchModify", "messages.batchModify", ["POST"])
+    def messages_batch_modify(user: str) -> Response:
+        body = _body_json()
+        box.batch_modify(user, _string_list(body, "ids"), _string_list(body, "addLabelIds"),
+                         _string_list(body, "removeLabelIds"))  # fmt: skip
+        return Response(status=204)
+
+    @api(f"{API}/threads/<thread_id>/modify", "threads.modify", ["POST"])
+    def threads_modify(user: str, thread_id: str) -> Response:
+        body = _body_json()
+        return _json(box.modify_thread(user, thread_id, _string_list(body, "addLabelIds"),
+                                       _string_list(body, "removeLabelIds")))  # fmt: skip
+
     @api(f"{API}/messages", "messages.list", ["GET"])
     def messages_list(user: str) -> Response:
         flag = request.args.get("includeSpamTrash", "false").lower()

@@ -29,6 +29,23 @@ SYSTEM_LABELS = (
     "CATEGORY_PERSONAL", "CATEGORY_SOCIAL", "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES", "CATEGORY_FORUMS",
 )  # fmt: skip
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
+#: The colours Gmail lets a label have (the API reference of ``LabelColor``): text and background alike.
+LABEL_COLORS = frozenset(
+    " ".join(
+        (
+            "#000000 #434343 #666666 #999999 #cccccc #efefef #f3f3f3 #ffffff #fb4c2f #ffad47 #fad165 #16a766",
+            "#43d692 #4a86e8 #a479e2 #f691b3 #f6c5be #ffe6c7 #fef1d1 #b9e4d0 #c6f3de #c9daf8 #e4d7f5 #fcdee8",
+            "#efa093 #ffd6a2 #fce8b3 #89d3b2 #a0eac9 #a4c2f4 #d0bcf1 #fbc8d9 #e66550 #ffbc6b #fcda83 #44b984",
+            "#68dfa9 #6d9eeb #b694e8 #f7a7c0 #cc3a21 #eaa041 #f2c960 #149e60 #3dc789 #3c78d8 #8e63ce #e07798",
+            "#ac2b16 #cf8933 #d5ae49 #0b804b #2a9c68 #285bac #653e9b #b65775 #822111 #a46a21 #aa8831 #076239",
+            "#1a764d #1c4587 #41236d #83334c",
+        )
+    ).split()
+)
+#: messages.batchModify takes at most this many ids (Gmail's reference).
+MAX_BATCH_MODIFY = 1000
+#: The longest label name this sandbox takes (its own guard: Google documents no number).
+MAX_LABEL_NAME = 225
 FIRST_HISTORY_ID = 10_000
 FIRST_MESSAGE_ID = 0x190A_0000_0000_0000
 MAX_PAGE_SIZE = 500
@@ -38,6 +55,18 @@ _REPLY_PREFIX = re.compile(
     r"^\s*((re|fwd?|aw|sv|tr|отв|ответ|пересл|fw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _label_color(value: Any) -> dict[str, str]:
+    """A label's colour as Gmail accepts it: both colours, each one of :data:`LABEL_COLORS`."""
+    if not isinstance(value, dict):
+        raise invalid("Invalid color")
+    text, background = value.get("textColor"), value.get("backgroundColor")
+    if not isinstance(text, str) or not isinstance(background, str):
+        raise invalid("Invalid color: textColor and backgroundColor are both required")
+    if text.lower() not in LABEL_COLORS or background.lower() not in LABEL_COLORS:
+        raise invalid(f"Label color {text}/{background} is not on the allowed color palette")
+    return {"textColor": text.lower(), "backgroundColor": background.lower()}
 
 
 def subject_key(subject: str) -> str:
@@ -475,16 +504,59 @@ class Sandbox:
             user = self.user(user_id)
             message = self._message(user, message_id)
             self._check_labels(user, add + remove)
-            added = [x for x in dict.fromkeys(add) if x not in message.label_ids and x not in remove]
-            removed = [x for x in dict.fromkeys(remove) if x in message.label_ids]
-            if added:
-                message.label_ids.extend(added)
-                user.record("labelAdded", message, added)
-            if removed:
-                message.label_ids = [x for x in message.label_ids if x not in removed]
-                user.record("labelRemoved", message, removed)
+            self._relabel(user, message, add, remove)
             self._save()
             return {"id": message.id, "threadId": message.thread_id, "labelIds": list(message.label_ids)}
+
+    def _relabel(self, user: UserMailbox, message: StoredMessage, add: list[str], remove: list[str]) -> None:
+        """Add and remove labels on one message; each change is a history record (as in Gmail)."""
+        added = [x for x in dict.fromkeys(add) if x not in message.label_ids and x not in remove]
+        removed = [x for x in dict.fromkeys(remove) if x in message.label_ids]
+        if added:
+            message.label_ids.extend(added)
+            user.record("labelAdded", message, added)
+        if removed:
+            message.label_ids = [x for x in message.label_ids if x not in removed]
+            user.record("labelRemoved", message, removed)
+
+    def modify_thread(
+        self, user_id: str, thread_id: str, add: list[str], remove: list[str]
+    ) -> dict[str, Any]:
+        """threads.modify: the same change on every message of the thread; the thread comes back."""
+        with self.lock:
+            user = self.user(user_id)
+            members = sorted(
+                (m for m in user.messages.values() if m.thread_id == thread_id), key=lambda m: m.id
+            )
+            if not members:
+                raise not_found()
+            self._check_labels(user, add + remove)
+            for message in members:
+                self._relabel(user, message, add, remove)
+            self._save()
+            return {
+                "id": thread_id,
+                "historyId": str(max(m.history_id for m in members)),
+                "messages": [
+                    {"id": m.id, "threadId": m.thread_id, "labelIds": list(m.label_ids)} for m in members
+                ],
+            }
+
+    def batch_modify(self, user_id: str, ids: list[str], add: list[str], remove: list[str]) -> None:
+        """messages.batchModify: up to 1,000 ids, changed one by one (each change a history record).
+        An id that does not exist is skipped (what Gmail does with one is not documented)."""
+        if not ids:
+            raise invalid("No message ids given")
+        if len(ids) > MAX_BATCH_MODIFY:
+            raise invalid(f"Too many ids: at most {MAX_BATCH_MODIFY} per request")
+        with self.lock:
+            user = self.user(user_id)
+            self._check_labels(user, add + remove)
+            for message_id in dict.fromkeys(ids):
+                message = user.messages.get(message_id)
+                if message is not None:
+                    self._relabel(user, message, add, remove)
+            self._save()
 
     def trash(self, user_id: str, message_id: str, *, untrash: bool = False) -> dict[str, Any]:
         if untrash:
@@ -517,23 +589,71 @@ class Sandbox:
     def create_label(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             user = self.user(user_id)
-            name = body.get("name")
-            if not isinstance(name, str) or not name.strip():
-                raise invalid("Invalid label name")
-            if name.strip().lower() in {label["name"].lower() for label in user.labels.values()}:
-                raise GmailError(409, "duplicate", "Label name exists or conflicts")
+            name = self._label_name(user, body.get("name"), None)
             label_id = f"Label_{user.next_label}"
             user.next_label += 1
             label = {
                 "id": label_id,
-                "name": name.strip(),
+                "name": name,
                 "type": "user",
                 "messageListVisibility": body.get("messageListVisibility", "show"),
                 "labelListVisibility": body.get("labelListVisibility", "labelShow"),
             }
+            if body.get("color") is not None:
+                label["color"] = _label_color(body["color"])
             user.labels[label_id] = label
             self._save()
             return dict(label)
+
+    def _label_name(self, user: UserMailbox, name: Any, label_id: str | None) -> str:
+        """A new or changed label's name, checked as Gmail does: not empty, not too long, no two alike
+        (case folded), and not a system label's. Nested labels are names with ``/``."""
+        text = name.strip() if isinstance(name, str) else ""
+        if not text or len(text) > MAX_LABEL_NAME or any(not part.strip() for part in text.split("/")):
+            raise invalid("Invalid label name")
+        taken = {str(label["name"]).lower() for key, label in user.labels.items() if key != label_id}
+        if text.lower() in taken or text.upper() in SYSTEM_LABELS:
+            raise GmailError(409, "duplicate", "Label name exists or conflicts")
+        return text
+
+    def update_label(
+        self, user_id: str, label_id: str, body: dict[str, Any], *, patch: bool
+    ) -> dict[str, Any]:
+        """labels.update / labels.patch: rename, recolour; system labels cannot be changed."""
+        with self.lock:
+            user = self.user(user_id)
+            label = user.labels.get(label_id)
+            if label is None:
+                raise not_found()
+            if label["type"] == "system":
+                raise invalid("Invalid label: system labels cannot be changed")
+            if "name" in body or not patch:
+                label["name"] = self._label_name(user, body.get("name"), label_id)
+            for key in ("messageListVisibility", "labelListVisibility"):
+                if key in body:
+                    label[key] = body[key]
+            if "color" in body:
+                if body["color"] is None:
+                    label.pop("color", None)
+                else:
+                    label["color"] = _label_color(body["color"])
+            self._save()
+            return dict(label)
+
+    def delete_label(self, user_id: str, label_id: str) -> None:
+        """labels.delete: the label goes, and comes off every message (without history records)."""
+        with self.lock:
+            user = self.user(user_id)
+            label = user.labels.get(label_id)
+            if label is None:
+                raise not_found()
+            if label["type"] == "system":
+                raise invalid("Invalid label: system labels cannot be deleted")
+            del user.labels[label_id]
+            for message in user.messages.values():
+                if label_id in message.label_ids:
+                    message.label_ids = [x for x in message.label_ids if x != label_id]
+            self._save()
 
     def watch(self, user_id: str) -> dict[str, Any]:
         with self.lock:
