@@ -115,6 +115,45 @@ def _csat_problems(value: Any) -> list[str]:
     return found
 
 
+#: Ticket state mirrored in Gmail labels (server.labels): off until an admin turns it on.
+LABEL_DEFAULTS: dict[str, Any] = {"enabled": False, "root": "Postdesk", "archive_on_solve": False}
+#: Gmail's own labels: no root may be named like one.
+SYSTEM_LABELS = frozenset(
+    {"INBOX", "SENT", "DRAFT", "TRASH", "SPAM", "UNREAD", "STARRED", "IMPORTANT", "CHAT"}
+)
+_LABEL_ROOT = re.compile(r"^[^/\s](?:[^/]*[^/\s])?$")
+
+
+def _label_problems(value: Any) -> list[str]:
+    if not isinstance(value, Mapping):
+        return ["gmail_labels: expected {enabled, root, archive_on_solve}"]
+    found = [f"gmail_labels.{key}: unknown setting" for key in value if key not in LABEL_DEFAULTS]
+    for flag in ("enabled", "archive_on_solve"):
+        if flag in value and not isinstance(value[flag], bool):
+            found.append(f"gmail_labels.{flag}: true or false")
+    root = value.get("root", LABEL_DEFAULTS["root"])
+    if (
+        not isinstance(root, str)
+        or not _LABEL_ROOT.match(root)
+        or len(root) > 40
+        or root.upper() in SYSTEM_LABELS
+    ):
+        found.append("gmail_labels.root: a label name of at most 40 characters, without '/' (e.g. Postdesk)")
+    return found
+
+
+def label_settings(mailbox: Mailbox) -> dict[str, Any]:
+    """The mailbox's label settings with their defaults (a stored value that does not validate falls
+    back to its default)."""
+    stored = (mailbox.settings or {}).get("gmail_labels")
+    merged = dict(LABEL_DEFAULTS)
+    if isinstance(stored, Mapping):
+        for key, value in stored.items():
+            if key in merged and not _label_problems({key: value}):
+                merged[key] = value
+    return merged
+
+
 def csat_settings(mailbox: Mailbox) -> dict[str, Any]:
     """The mailbox's rating settings with their defaults (a stored value that does not validate falls
     back to its default, as reminders do)."""
@@ -131,7 +170,7 @@ def validate(data: Any) -> dict[str, Any]:
     """The settings as they will be stored, or :class:`SettingsError` listing every problem."""
     if not isinstance(data, Mapping):
         raise SettingsError(["settings: expected a mapping (locale, timezone, calendar, reminders …)"])
-    known = set(DEFAULTS) | {"calendar", "reminders", "csat"}
+    known = set(DEFAULTS) | {"calendar", "reminders", "csat", "gmail_labels"}
     problems = [f"{key}: unknown setting" for key in data if key not in known]
     if "locale" in data and data["locale"] not in {loc.value for loc in Locale}:
         problems.append(f"locale: one of {[loc.value for loc in Locale]}")
@@ -161,6 +200,8 @@ def validate(data: Any) -> dict[str, Any]:
         problems += _reminder_problems(data["reminders"])
     if "csat" in data:
         problems += _csat_problems(data["csat"])
+    if "gmail_labels" in data:
+        problems += _label_problems(data["gmail_labels"])
     if problems:
         raise SettingsError(problems)
     cleaned = dict(data)

@@ -268,6 +268,7 @@ class Ticket(Base):
         Index("ix_tickets_mailbox_solved", "mailbox_id", "solved_at"),
         Index("ix_tickets_mailbox_responded", "mailbox_id", "first_responded_at"),
         Index("ix_tickets_mailbox_updated", "mailbox_id", "updated_at"),
+        Index("ix_tickets_labels_wanted", "mailbox_id", "labels_wanted_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -310,6 +311,13 @@ class Ticket(Base):
     resolution_breached: Mapped[bool | None] = mapped_column(Boolean)
     agent_replies: Mapped[int] = mapped_column(Integer, default=0)
     reopens: Mapped[int] = mapped_column(Integer, default=0)
+    #: The Gmail labels of the ticket's thread (server.labels): every change bumps the version and
+    #: asks for new labels (``labels_wanted_at``, in the changing transaction); the worker applies
+    #: them after the commit and clears the request only if no newer change came meanwhile.
+    labels_version: Mapped[int] = mapped_column(Integer, default=0)
+    labels_wanted_at: Mapped[datetime | None]
+    #: The label keys last applied to the thread (``status:open``, ``agent:3``, ``overdue`` …).
+    labels_applied: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: Never earlier than any message, Event or rating of the ticket (each moves it forward), so the
     #: reports find the tickets something happened to in a period through an index on it.
@@ -601,6 +609,19 @@ class GmailUsage(Base):
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     units: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class GmailLabel(Base):
+    """A Postdesk label in a mailbox's Gmail: what it stands for (``key``), its Gmail id and the name
+    and colour it was given (renamed when an agent's name or the mailbox's language changes)."""
+
+    __tablename__ = "gmail_labels"
+
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
+    #: ``root``, ``status:open`` … ``agent:<id>``, ``unassigned``, ``overdue``, ``urgent``, ``mine``.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gmail_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(300))
 
 
 class CsatRating(Base):

@@ -26,6 +26,7 @@ from server.gmail.client import GmailClient, client_for_mailbox
 from server.gmail.errors import GmailError
 from server.gmail.send import deliver_due
 from server.gmail.sync import SyncResult, sync_mailbox
+from server.labels import apply_wanted
 from server.models import GmailUsage, Mailbox
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,9 @@ class SyncRunner:
                                 summary += f", {report.sent} emails sent"
                                 if report.failed or report.postponed:
                                     summary += f" ({report.failed} failed, {report.postponed} to retry)"
+                                labelled = apply_wanted(session, mailbox, client)
+                                if labelled.tickets:
+                                    summary += f", {labelled.tickets} tickets labelled"
                         finally:
                             record_usage(session, mailbox_id, client.meter.units_total)
                 except GmailError as exc:

@@ -60,7 +60,14 @@ from server.db import get_session
 from server.gmail.client import RetryPolicy, client_for_mailbox
 from server.gmail.errors import GmailError
 from server.gmail.send import enqueue
-from server.mailbox_settings import SettingsError, StaleSettings, csat_settings, setting
+from server.mailbox_settings import (
+    LABEL_DEFAULTS,
+    SettingsError,
+    StaleSettings,
+    csat_settings,
+    label_settings,
+    setting,
+)
 from server.mailbox_settings import save as save_settings
 from server.mailbox_settings import version as settings_version
 from server.models import (
@@ -339,6 +346,12 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
             rating["days"],
             rating["nps"],
         )
+        labels = label_settings(box)
+        form.labels_enabled.data, form.labels_root.data, form.labels_archive.data = (
+            labels["enabled"],
+            labels["root"],
+            labels["archive_on_solve"],
+        )
         form.version.data = settings_version(box)
     elif form.validate_on_submit():
         addresses = [line.strip() for line in (form.team_addresses.data or "").splitlines() if line.strip()]
@@ -353,6 +366,11 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
                 "scale": form.csat_scale.data,
                 "days": form.csat_days.data,
                 "nps": bool(form.csat_nps.data),
+            },
+            "gmail_labels": {
+                "enabled": bool(form.labels_enabled.data),
+                "root": (form.labels_root.data or "").strip() or LABEL_DEFAULTS["root"],
+                "archive_on_solve": bool(form.labels_archive.data),
             },
         }
         db = get_session()

@@ -84,6 +84,11 @@ class MailboxSettingsForm(FlaskForm):
     )
     csat_nps = BooleanField(_l("Also ask how likely they are to recommend us (NPS, 0 to 10)"))
     csat_days = IntegerField(_l("Links valid for (days)"), validators=[InputRequired(), NumberRange(1, 90)])
+    labels_enabled = BooleanField(
+        _l("Mirror each ticket in Gmail labels (status, assignee, overdue, urgent)")
+    )
+    labels_root = StringField(_l("Under the label"), validators=[Optional(), Length(max=40)])
+    labels_archive = BooleanField(_l("Archive solved tickets (they come back with the customer's reply)"))
     version = HiddenField()
 
 

@@ -75,7 +75,17 @@ def record_event(
     if ticket is not None:
         look_again(ticket, at or datetime.now(UTC))
         touch(ticket, at or datetime.now(UTC))  # the reports bound a period's tickets by updated_at
+        want_labels(ticket)
     return event
+
+
+def want_labels(ticket: Ticket) -> None:
+    """Ask for the thread's Gmail labels to follow the ticket (server.labels applies them after the
+    commit), when the mailbox mirrors tickets in labels (its ``gmail_labels.enabled`` setting)."""
+    labels = (ticket.mailbox.settings or {}).get("gmail_labels") if ticket.mailbox else None
+    if isinstance(labels, dict) and labels.get("enabled") is True:
+        ticket.labels_version = (ticket.labels_version or 0) + 1
+        ticket.labels_wanted_at = datetime.now(UTC)
 
 
 def look_again(ticket: Ticket, at: datetime) -> None:
@@ -405,6 +415,7 @@ def retime_pending(
         for ticket in chunk:
             refresh_due_times(session, ticket)
             look_again(ticket, at)
+            want_labels(ticket)  # new deadlines, a new language or label root: the labels follow
         finished = len(chunk) < batch
         moved = session.execute(
             update(Mailbox)

@@ -1,0 +1,171 @@
+"""Ticket state mirrored in Gmail labels (server.labels) against the sandbox with the real client:
+each ticket action gives exactly the expected labels on the thread, names follow the agent and the
+mailbox's language, a change made after the labels were read is applied again, and `postdesk labels
+sync` brings back a label deleted in Gmail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import time_machine
+from helpers import MAILBOX, make_email
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server import tickets
+from server.labels import apply_wanted
+from server.models import Agent, Priority, Ticket, TicketStatus
+from server.reminders import run_reminders
+
+
+def _enable(session, box, **options):
+    box.settings = {**(box.settings or {}), "gmail_labels": {"enabled": True, **options}}
+    session.commit()
+
+
+def _thread_labels(helpdesk, ticket) -> set[str]:
+    """The names of the labels on the ticket's thread, as Gmail shows them (any message carrying one)."""
+    user = helpdesk.gmail.sandbox.user(MAILBOX)
+    names = {label_id: label["name"] for label_id, label in user.labels.items()}
+    return {
+        names[x] for m in user.messages.values() if m.thread_id == ticket.gmail_thread_id for x in m.label_ids
+    }
+
+
+def _ours(labels: set[str]) -> set[str]:
+    return {name for name in labels if name.startswith("Postdesk/")}
+
+
+def _apply(helpdesk, session, now=None):
+    return apply_wanted(session, helpdesk.mailboxes[MAILBOX], helpdesk.clients[MAILBOX], now=now)
+
+
+def test_each_ticket_action_gives_exactly_the_expected_labels(helpdesk, deliver, session):
+    box = helpdesk.connect(MAILBOX, agents=["anna@example.com", "boris@example.com"])
+    _enable(session, box)
+    deliver(make_email("Printer on fire", "Smoke everywhere", sender="alice@customer.test"))
+    helpdesk.cycle()
+    ticket = session.scalar(select(Ticket))
+    owner = session.get(Agent, ticket.assignee_id)  # the default rules spread new tickets round-robin
+    boris = session.scalar(select(Agent).where(Agent.email == "boris@example.com"))
+    assert ticket.labels_wanted_at is not None  # asked for in the transaction that made the ticket
+    _apply(helpdesk, session)
+    assert _ours(_thread_labels(helpdesk, ticket)) == {"Postdesk/Open", f"Postdesk/Mine/{owner.name}"}
+
+    now = datetime.now(UTC)
+    steps = [
+        (lambda: tickets.assign(session, ticket, boris.id, at=now), {"Postdesk/Open", "Postdesk/Mine/Boris"}),
+        (lambda: tickets.assign(session, ticket, None, at=now), {"Postdesk/Open", "Postdesk/Unassigned"}),
+        (lambda: tickets.set_priority(session, ticket, Priority.URGENT, at=now),
+         {"Postdesk/Open", "Postdesk/Unassigned", "Postdesk/Urgent"}),
+        (lambda: tickets.set_status(session, ticket, TicketStatus.PENDING, at=now),
+         {"Postdesk/Pending", "Postdesk/Unassigned", "Postdesk/Urgent"}),
+        (lambda: tickets.snooze(session, ticket, now + timedelta(days=1), at=now),
+         {"Postdesk/Pending", "Postdesk/Unassigned", "Postdesk/Urgent", "Postdesk/Snoozed"}),
+        (lambda: tickets.snooze(session, ticket, None, at=now),
+         {"Postdesk/Pending", "Postdesk/Unassigned", "Postdesk/Urgent"}),
+        (lambda: tickets.set_status(session, ticket, TicketStatus.SOLVED, at=now), {"Postdesk/Solved"}),
+    ]  # fmt: skip
+    for step, expected in steps:
+        step()
+        session.commit()
+        _apply(helpdesk, session)
+        assert _ours(_thread_labels(helpdesk, ticket)) == expected
+        assert "INBOX" in _thread_labels(helpdesk, ticket)  # archiving is an option, off here
+
+
+def test_overdue_by_the_clock_and_archive_on_solve(helpdesk, deliver, session):
+    box = helpdesk.connect(MAILBOX, agents=["anna@example.com"])
+    _enable(session, box, archive_on_solve=True)
+    box.settings = {**box.settings, "calendar": {"timezone": "UTC", "hours": "always"}}
+    session.commit()
+    deliver(
+        make_email("Invoice", "Where is it?", sender="bob@customer.test", message_id="<inv@customer.test>")
+    )
+    helpdesk.cycle()
+    ticket = session.scalar(select(Ticket))
+    _apply(helpdesk, session)
+    assert "Postdesk/Overdue" not in _thread_labels(helpdesk, ticket)
+
+    later = ticket.first_response_due_at + timedelta(minutes=1)
+    with time_machine.travel(later, tick=False):
+        run_reminders(session, now=later)  # records the breach: the ticket changed, its labels too
+        _apply(helpdesk, session, now=later)
+    assert "Postdesk/Overdue" in _thread_labels(helpdesk, ticket)
+
+    tickets.set_status(session, ticket, TicketStatus.SOLVED, at=datetime.now(UTC))
+    session.commit()
+    _apply(helpdesk, session)
+    assert _ours(_thread_labels(helpdesk, ticket)) == {"Postdesk/Solved"}
+    assert "INBOX" not in _thread_labels(helpdesk, ticket)  # archived on solve
+
+    deliver(
+        make_email(
+            "Re: Invoice", "Still nothing", sender="bob@customer.test", in_reply_to="<inv@customer.test>"
+        )
+    )
+    helpdesk.cycle()
+    session.expire_all()
+    _apply(helpdesk, session)
+    assert ticket.status == "open" and "INBOX" in _thread_labels(helpdesk, ticket)  # back in the inbox
+    assert _ours(_thread_labels(helpdesk, ticket)) >= {"Postdesk/Open"}
+
+
+def test_a_change_while_labels_are_applied_is_applied_again_and_names_follow_the_agent(
+    helpdesk, deliver, session
+):
+    box = helpdesk.connect(MAILBOX, agents=["anna@example.com"])
+    _enable(session, box)
+    deliver(make_email("Login", "Cannot sign in", sender="carol@customer.test"))
+    helpdesk.cycle()
+    ticket = session.scalar(select(Ticket))
+    anna = session.scalar(select(Agent).where(Agent.email == "anna@example.com"))
+    tickets.assign(session, ticket, anna.id, at=datetime.now(UTC))
+    session.commit()
+
+    # Someone changes the ticket while its labels are on their way to Gmail: that request stays.
+    client = helpdesk.clients[MAILBOX]
+    plain = client.modify_thread
+
+    def racing(thread_id, add=(), remove=()):
+        with Session(session.get_bind()) as other:
+            tickets.set_priority(other, other.get(Ticket, ticket.id), Priority.URGENT, at=datetime.now(UTC))
+            other.commit()
+        client.modify_thread = plain
+        return plain(thread_id, add=add, remove=remove)
+
+    client.modify_thread = racing
+    first = _apply(helpdesk, session)
+    session.expire_all()
+    assert (first.tickets, first.stale) == (0, 1) and ticket.labels_wanted_at is not None
+    second = _apply(helpdesk, session)
+    assert (second.tickets, second.stale) == (1, 0)
+    assert "Postdesk/Urgent" in _thread_labels(helpdesk, ticket)
+
+    anna.name = "Anna K."
+    tickets.set_priority(session, ticket, Priority.HIGH, at=datetime.now(UTC))
+    session.commit()
+    _apply(helpdesk, session)
+    assert "Postdesk/Mine/Anna K." in _thread_labels(helpdesk, ticket)
+    assert "Postdesk/Mine/Anna" not in {label["name"] for label in helpdesk.clients[MAILBOX].labels()}
+
+
+def test_labels_sync_brings_back_a_label_deleted_in_gmail(helpdesk, deliver, session, app):
+    box = helpdesk.connect(MAILBOX, agents=["anna@example.com"])
+    _enable(session, box)
+    for n in range(7):  # enough threads with the same change for one batchModify
+        deliver(make_email(f"Question {n}", "Hello", sender=f"c{n}@customer.test"))
+    helpdesk.cycle()
+    _apply(helpdesk, session)
+    client = helpdesk.clients[MAILBOX]
+    open_label = next(label for label in client.labels() if label["name"] == "Postdesk/Open")
+    client.call("labels.delete", client.users.labels().delete(userId="me", id=open_label["id"]))
+
+    result = app.test_cli_runner().invoke(args=["labels", "sync", "--mailbox", MAILBOX])
+
+    assert result.exit_code == 0, result.output
+    assert "7 of 7 open tickets labelled" in result.output
+    for ticket in session.scalars(select(Ticket)):
+        assert "Postdesk/Open" in _thread_labels(helpdesk, ticket)
+    off = app.test_cli_runner().invoke(args=["labels", "sync", "--mailbox", "nobody@example.com"])
+    assert off.exit_code == 2
