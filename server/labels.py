@@ -28,10 +28,13 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from rules.model import ACTIVE_STATUSES
+from server import tickets
 from server.gmail.client import GmailClient
 from server.gmail.errors import GmailApiError
+from server.gmail.sync import LabelChange
 from server.mailbox_settings import label_settings, setting
-from server.models import Agent, GmailLabel, Mailbox, Message, Priority, Ticket, TicketStatus
+from server.models import ActorKind, Agent, GmailLabel, Mailbox, Message, Priority, Ticket, TicketStatus
+from server.tickets import Actor, record_event
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,14 @@ def wanted_keys(ticket: Ticket, now: datetime) -> list[str]:
     if ticket.priority == Priority.URGENT.value and ticket.status in ACTIVE_STATUSES:
         keys.append("urgent")
     return keys
+
+
+def standard_keys(mailbox: Mailbox) -> list[str]:
+    """The labels a mailbox's team works with in Gmail: every status, each member's own, Unassigned,
+    Overdue, Urgent, Snoozed."""
+    members = sorted(a.id for a in mailbox.members if a.active)
+    return [*(f"status:{s}" for s in ("open", "pending", "on_hold", "solved")), "unassigned", "overdue", "urgent",
+            "snoozed", *(f"agent:{n}" for n in members)]  # fmt: skip
 
 
 def label_name(key: str, root: str, locale: str, agents: dict[int, str]) -> str:
@@ -199,6 +210,9 @@ def apply_wanted(
     if not chosen:
         return done
     labels = Labels(session, mailbox, client)
+    with session.no_autoflush:  # every label the team may use in Gmail exists, not only those in use yet
+        labels.ids(standard_keys(mailbox))
+    session.commit()
     # What each thread should carry, read now; the labels made or renamed in Gmail are committed at
     # once, so no transaction stays open (no write lock held) while Gmail is called for the threads.
     plan: list[tuple[int, int, str, list[str], bool]] = [
@@ -216,9 +230,17 @@ def apply_wanted(
                 remove.add("INBOX")
             groups[(frozenset(add), frozenset(remove))].append(thread)
     session.commit()
+    history: dict[str, int] = {}
     for (adding, removing), threads in groups.items():
-        done.calls += _modify(session, client, mailbox, threads, sorted(adding), sorted(removing))
-    for ticket_id, version, _thread, keys, _active in plan:
+        done.calls += _modify(session, client, mailbox, threads, sorted(adding), sorted(removing), history)
+    for ticket_id, version, thread, keys, _active in plan:
+        if thread in history:
+            session.execute(
+                update(Ticket)
+                .where(Ticket.id == ticket_id)
+                .values(labels_history_id=history[thread])
+                .execution_options(synchronize_session=False)
+            )
         cleared = session.execute(
             update(Ticket)
             .where(Ticket.id == ticket_id, Ticket.labels_version == version)
@@ -241,15 +263,19 @@ def _modify(
     threads: list[str],
     add: list[str],
     remove: list[str],
+    history: dict[str, int],
 ) -> int:
-    """One change on these threads: per thread, or in batches of their messages' ids."""
+    """One change on these threads: per thread, or in batches of their messages' ids. ``history``
+    gets each thread's Gmail historyId after the change (label history up to it is ours)."""
     if len(threads) < BATCH_MODIFY_FROM:
         for thread in threads:
             try:
-                client.modify_thread(thread, add=add, remove=remove)
+                answer = client.modify_thread(thread, add=add, remove=remove)
             except GmailApiError as error:
                 if error.status != 404:  # a thread deleted in Gmail has no labels to carry
                     raise
+                continue
+            history[thread] = int(answer.get("historyId") or 0)
         return len(threads)
     ids = list(
         session.scalars(
@@ -263,7 +289,9 @@ def _modify(
     session.commit()  # the read above ends before Gmail is called
     for start in range(0, len(ids), MAX_BATCH_IDS):
         client.batch_modify(ids[start : start + MAX_BATCH_IDS], add=add, remove=remove)
-    return (len(ids) + MAX_BATCH_IDS - 1) // MAX_BATCH_IDS
+    after = int(client.profile()["historyId"])  # batchModify answers nothing: the mailbox's own, after it
+    history.update(dict.fromkeys(threads, after))
+    return (len(ids) + MAX_BATCH_IDS - 1) // MAX_BATCH_IDS + 1
 
 
 def request_all(session: Session, mailbox: Mailbox, *, now: datetime | None = None) -> int:
@@ -281,3 +309,100 @@ def request_all(session: Session, mailbox: Mailbox, *, now: datetime | None = No
     session.commit()
     assert isinstance(moved, CursorResult)
     return int(moved.rowcount)
+
+
+# --- label changes made in Gmail, read back as ticket actions --------------------------------------
+IN_GMAIL = Actor(ActorKind.SYSTEM)
+STATUS_OF_KEY = {f"status:{s}": TicketStatus(s) for s in ("open", "pending", "on_hold", "solved")}
+
+
+def read_back(session: Session, mailbox: Mailbox, changes: list[LabelChange]) -> None:
+    """Apply the label changes someone made in Gmail as the add-on's actions would, inside the sync's
+    transaction. Our own changes never come back: label history up to the historyId Gmail gave for
+    our last change of the thread is ours (or someone's that our change, made for a newer ticket
+    state, overwrote). A change on a ticket that changed since its labels were last put (a label
+    request still waiting) loses to that newer change, with an Event saying so.
+
+    Gmail's history does not say who changed a label (a shared mailbox's delegates all act as it), so
+    the actions are recorded as done in Gmail (``changed_in_gmail`` Events) by the system."""
+    config = label_settings(mailbox)
+    if not config["enabled"] or not changes:
+        return
+    keys = {
+        row.gmail_id: row.key
+        for row in session.scalars(select(GmailLabel).where(GmailLabel.mailbox_id == mailbox.id))
+    }
+    by_thread: dict[str, Ticket | None] = {}
+    waiting_before: dict[int, bool] = {}
+    ignored: set[tuple[int, str, str]] = set()
+    now = datetime.now(UTC)
+    for change in changes:
+        ours = (
+            [(x, keys[x]) for x in change.added if x in keys],
+            [(x, keys[x]) for x in change.removed if x in keys],
+        )
+        archived = "INBOX" in change.removed and config["archive_on_solve"]
+        if not ours[0] and not ours[1] and not archived:
+            continue
+        if change.thread_id not in by_thread:
+            by_thread[change.thread_id] = session.scalar(
+                select(Ticket).where(
+                    Ticket.mailbox_id == mailbox.id, Ticket.gmail_thread_id == change.thread_id
+                )
+            )
+        ticket = by_thread[change.thread_id]
+        if ticket is None:
+            continue
+        if change.history_id <= (ticket.labels_history_id or 0):
+            continue  # ours, or someone's that our later change (for a newer ticket state) overwrote
+        if ticket.id not in waiting_before:
+            waiting_before[ticket.id] = ticket.labels_wanted_at is not None
+        gmail_side = [("added", key) for _id, key in ours[0]] + [("removed", key) for _id, key in ours[1]]
+        if archived and ticket.status in ACTIVE_STATUSES:
+            gmail_side.append(("removed", "inbox"))
+        if not gmail_side:
+            continue
+        if waiting_before[ticket.id]:  # the ticket changed since its labels were put: that change wins
+            for how, key in gmail_side:
+                if (ticket.id, how, key) not in ignored:  # once per change, not per message of the thread
+                    ignored.add((ticket.id, how, key))
+                    record_event(session, ticket, "gmail_label_ignored", at=now,
+                                 after={how: key, "why": "the ticket changed since its labels were put"})  # fmt: skip
+            continue
+        for how, key in gmail_side:
+            if (_added if how == "added" else _removed)(session, ticket, key, now):
+                record_event(session, ticket, "changed_in_gmail", after={how: key}, at=now)
+
+
+def _added(session: Session, ticket: Ticket, key: str, now: datetime) -> bool:
+    """The action a label put on in Gmail stands for; True when the ticket changed."""
+    before = (ticket.status, ticket.assignee_id, ticket.priority)
+    if key in STATUS_OF_KEY:
+        tickets.set_status(
+            session, ticket, STATUS_OF_KEY[key], at=now, actor=IN_GMAIL, reason="label in Gmail"
+        )
+    elif key.startswith("agent:"):
+        agent = session.get(Agent, int(key.removeprefix("agent:")))
+        if agent is not None and agent.active:
+            tickets.assign(session, ticket, agent.id, at=now, actor=IN_GMAIL)
+    elif key == "unassigned":
+        tickets.assign(session, ticket, None, at=now, actor=IN_GMAIL)
+    elif key == "urgent":
+        tickets.set_priority(session, ticket, Priority.URGENT, at=now, actor=IN_GMAIL)
+    # overdue, snoozed: Postdesk's to say
+    return before != (ticket.status, ticket.assignee_id, ticket.priority)
+
+
+def _removed(session: Session, ticket: Ticket, key: str, now: datetime) -> bool:
+    """The action a label taken off in Gmail stands for; True when the ticket changed."""
+    before = (ticket.status, ticket.assignee_id, ticket.priority)
+    if key.startswith("agent:") and ticket.assignee_id == int(key.removeprefix("agent:")):
+        tickets.assign(session, ticket, None, at=now, actor=IN_GMAIL)
+    elif key == "urgent" and ticket.priority == Priority.URGENT.value:
+        tickets.set_priority(session, ticket, Priority.NORMAL, at=now, actor=IN_GMAIL)
+    elif key == "inbox":
+        tickets.set_status(
+            session, ticket, TicketStatus.SOLVED, at=now, actor=IN_GMAIL, reason="archived in Gmail"
+        )
+    # a status label taken off leaves the status: it comes back with the next change
+    return before != (ticket.status, ticket.assignee_id, ticket.priority)

@@ -318,6 +318,9 @@ class Ticket(Base):
     labels_wanted_at: Mapped[datetime | None]
     #: The label keys last applied to the thread (``status:open``, ``agent:3``, ``overdue`` …).
     labels_applied: Mapped[list[Any] | None] = mapped_column(JSON)
+    #: Gmail's historyId after our last label change of the thread: label history up to it is ours
+    #: (or someone's change that ours, made for a newer ticket state, overwrote).
+    labels_history_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: Never earlier than any message, Event or rating of the ticket (each moves it forward), so the
     #: reports find the tickets something happened to in a period through an index on it.

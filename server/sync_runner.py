@@ -26,7 +26,7 @@ from server.gmail.client import GmailClient, client_for_mailbox
 from server.gmail.errors import GmailError
 from server.gmail.send import deliver_due
 from server.gmail.sync import SyncResult, sync_mailbox
-from server.labels import apply_wanted
+from server.labels import apply_wanted, read_back
 from server.models import GmailUsage, Mailbox
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ PROGRESS_EVERY = 500
 
 def sync_with_rules(session: Session, mailbox_id: int, client: GmailClient, **options: Any) -> SyncResult:
     """One sync of the mailbox with its rules run on every page's new events (same transaction)."""
-    return sync_mailbox(session, mailbox_id, client, on_events=run_rules_on_events, **options)
+    return sync_mailbox(
+        session, mailbox_id, client, on_events=run_rules_on_events, on_labels=read_back, **options
+    )
 
 
 def record_usage(session: Session, mailbox_id: int, units: int, *, day: date | None = None) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from server import tickets
 from server.labels import apply_wanted
-from server.models import Agent, Priority, Ticket, TicketStatus
+from server.models import Agent, Event, Priority, Ticket, TicketStatus
 from server.reminders import run_reminders
 
 
@@ -169,3 +169,90 @@ def test_labels_sync_brings_back_a_label_deleted_in_gmail(helpdesk, deliver, ses
         assert "Postdesk/Open" in _thread_labels(helpdesk, ticket)
     off = app.test_cli_runner().invoke(args=["labels", "sync", "--mailbox", "nobody@example.com"])
     assert off.exit_code == 2
+
+
+def _gmail_change(helpdesk, ticket, add=(), remove=()):
+    """Someone in Gmail changes the labels of the ticket's thread (another client of the mailbox)."""
+    client = helpdesk.clients[MAILBOX]
+    ids = {label["name"]: label["id"] for label in client.labels()}
+    client.modify_thread(
+        ticket.gmail_thread_id, add=[ids.get(n, n) for n in add], remove=[ids.get(n, n) for n in remove]
+    )
+
+
+def _events(session, ticket, kind):
+    session.expire_all()
+    return session.scalars(select(Event).where(Event.ticket_id == ticket.id, Event.kind == kind)).all()
+
+
+def test_label_changes_made_in_gmail_become_ticket_actions_and_ours_never_echo(helpdesk, deliver, session):
+    box = helpdesk.connect(MAILBOX, agents=["anna@example.com", "boris@example.com"])
+    _enable(session, box, archive_on_solve=True)
+    deliver(make_email("Printer", "Jammed", sender="dora@customer.test"))
+    helpdesk.cycle()
+    ticket = session.scalar(select(Ticket))
+    _apply(helpdesk, session)
+    tickets.assign(session, ticket, None, at=datetime.now(UTC))
+    session.commit()
+    _apply(helpdesk, session)
+    helpdesk.cycle()  # reads back the history of our own changes: nothing happens
+    assert _events(session, ticket, "changed_in_gmail") == [] and ticket.assignee_id is None
+
+    # Boris takes it in Gmail: his label on, "Unassigned" off.
+    boris = session.scalar(select(Agent).where(Agent.email == "boris@example.com"))
+    _gmail_change(helpdesk, ticket, add=["Postdesk/Mine/Boris"], remove=["Postdesk/Unassigned"])
+    helpdesk.cycle()
+    session.expire_all()
+    assert ticket.assignee_id == boris.id
+    assert {tuple(e.after.items()) for e in _events(session, ticket, "changed_in_gmail")} == {
+        (("added", f"agent:{boris.id}"),)
+    }
+    _apply(helpdesk, session)
+    assert _ours(_thread_labels(helpdesk, ticket)) == {"Postdesk/Open", "Postdesk/Mine/Boris"}
+
+    # Solved in Gmail by putting the label on; then archived: nothing more to do.
+    _gmail_change(helpdesk, ticket, add=["Postdesk/Solved"])
+    helpdesk.cycle()
+    session.expire_all()
+    assert ticket.status == "solved"
+    _apply(helpdesk, session)
+    assert _ours(_thread_labels(helpdesk, ticket)) == {"Postdesk/Solved"}  # "Open" taken off by us
+    helpdesk.cycle()
+    changed = [
+        e.after for e in _events(session, ticket, "changed_in_gmail")
+    ]  # our clean-up did not come back
+    assert changed == [{"added": f"agent:{boris.id}"}, {"added": "status:solved"}]
+
+
+def test_archiving_in_gmail_solves_when_the_mailbox_archives_solved_tickets(helpdesk, deliver, session):
+    box = helpdesk.connect(MAILBOX, agents=["anna@example.com"])
+    _enable(session, box, archive_on_solve=True)
+    deliver(make_email("Refund", "Please", sender="erin@customer.test"))
+    helpdesk.cycle()
+    ticket = session.scalar(select(Ticket))
+    _apply(helpdesk, session)
+    _gmail_change(helpdesk, ticket, remove=["INBOX"])
+    helpdesk.cycle()
+    session.expire_all()
+    assert ticket.status == "solved"
+    assert _events(session, ticket, "changed_in_gmail")[0].after == {"removed": "inbox"}
+
+
+def test_a_gmail_change_loses_to_a_newer_ticket_change(helpdesk, deliver, session):
+    box = helpdesk.connect(MAILBOX, agents=["anna@example.com"])
+    _enable(session, box)
+    deliver(make_email("Login", "Locked out", sender="fay@customer.test"))
+    helpdesk.cycle()
+    ticket = session.scalar(select(Ticket))
+    _apply(helpdesk, session)
+    tickets.set_status(session, ticket, TicketStatus.PENDING, at=datetime.now(UTC))  # not in Gmail yet
+    session.commit()
+    _gmail_change(helpdesk, ticket, add=["Postdesk/Solved"])
+    helpdesk.cycle()  # sync reads the Gmail change before the worker put the newer labels
+    session.expire_all()
+    assert ticket.status == "pending"
+    ignored = _events(session, ticket, "gmail_label_ignored")
+    assert [e.after["added"] for e in ignored] == ["status:solved"]
+    _apply(helpdesk, session)
+    assert _ours(_thread_labels(helpdesk, ticket)) >= {"Postdesk/Pending"}
+    assert "Postdesk/Solved" not in _thread_labels(helpdesk, ticket)

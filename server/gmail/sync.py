@@ -61,6 +61,21 @@ LabelRequest = tuple[str, str]
 EventHandler = Callable[[Session, Mailbox, list[TicketEvent]], list[LabelRequest]]
 
 
+@dataclass(frozen=True)
+class LabelChange:
+    """One ``labelAdded`` / ``labelRemoved`` history record of one message, in Gmail's order."""
+
+    message_id: str
+    thread_id: str
+    history_id: int
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+#: Acts on one page's label changes inside the page's transaction (it must not commit).
+LabelHandler = Callable[[Session, Mailbox, list[LabelChange]], None]
+
+
 @dataclass
 class SyncResult:
     address: str
@@ -91,6 +106,7 @@ def sync_mailbox(
     now: datetime | None = None,
     run_rules: bool = True,
     on_events: EventHandler | None = None,
+    on_labels: LabelHandler | None = None,
 ) -> SyncResult:
     """Bring one mailbox up to date: incremental from its checkpoint, or a bounded full sync.
 
@@ -112,7 +128,7 @@ def sync_mailbox(
         else:
             try:
                 _incremental_sync(
-                    session, mailbox, client, result, EVERYTHING if run_rules else None, handler
+                    session, mailbox, client, result, EVERYTHING if run_rules else None, handler, on_labels
                 )
             except HistoryExpired:
                 log.info("sync_history_expired mailbox=%s checkpoint=%s", mailbox.address, mailbox.history_id)
@@ -190,6 +206,7 @@ def _incremental_sync(
     result: SyncResult,
     rules_since: datetime | None,
     on_events: EventHandler | None,
+    on_labels: LabelHandler | None = None,
 ) -> None:
     assert mailbox.history_id is not None
     start = mailbox.history_id
@@ -199,13 +216,18 @@ def _incremental_sync(
         records = page.get("history", [])
         added: list[str] = []
         labels: dict[str, list[str]] = {}
+        changes: list[LabelChange] = []
         deleted: list[str] = []
         for record in records:
             for item in record.get("messagesAdded", []):
                 added.append(item["message"]["id"])
             for key in ("labelsAdded", "labelsRemoved"):
                 for item in record.get(key, []):
-                    labels[item["message"]["id"]] = list(item["message"].get("labelIds", []))
+                    message = item["message"]
+                    labels[message["id"]] = list(message.get("labelIds", []))
+                    changed = tuple(str(x) for x in item.get("labelIds", []))
+                    changes.append(LabelChange(message["id"], str(message.get("threadId", "")), int(record["id"]),
+                                               *((changed, ()) if key == "labelsAdded" else ((), changed))))  # fmt: skip
             for item in record.get("messagesDeleted", []):
                 deleted.append(item["message"]["id"])
         known = _known_ids(session, mailbox.id, added)
@@ -227,6 +249,8 @@ def _incremental_sync(
             rules_since=rules_since,
             client=client,
             on_events=on_events,
+            on_labels=on_labels,
+            changes=changes,
         )
         if not token:
             mailbox.sync_state = SyncState.INCREMENTAL.value
@@ -273,9 +297,11 @@ def _commit_page(
     rules_since: datetime | None = None,
     client: GmailClient | None = None,
     on_events: EventHandler | None = None,
+    on_labels: LabelHandler | None = None,
+    changes: list[LabelChange] | None = None,
 ) -> None:
-    """File a page, hand its ticket events to ``on_events``, apply label changes and deletions, move
-    the checkpoint — all in one commit."""
+    """File a page, hand its ticket events to ``on_events`` and its label changes to ``on_labels``,
+    apply label changes and deletions, move the checkpoint — all in one commit."""
     for attempt in (1, 2):
         try:
             filer = Filer(session, mailbox)
@@ -285,6 +311,8 @@ def _commit_page(
             if filer.events and on_events is not None:
                 label_requests = on_events(session, mailbox, filer.events)
             changed = filer.apply_labels(labels)
+            if changes and on_labels is not None:
+                on_labels(session, mailbox, changes)
             removed = filer.mark_deleted(deleted)
             if checkpoint is not None:
                 mailbox.history_id = checkpoint

@@ -21,6 +21,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("labels_version", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("labels_wanted_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("labels_applied", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("labels_history_id", sa.BigInteger(), nullable=True))
     op.create_index("ix_tickets_labels_wanted", "tickets", ["mailbox_id", "labels_wanted_at"])
     op.create_table(
         "gmail_labels",
@@ -42,6 +43,7 @@ def downgrade() -> None:
     op.drop_table("gmail_labels")
     op.drop_index("ix_tickets_labels_wanted", table_name="tickets")
     with op.batch_alter_table("tickets") as batch:
+        batch.drop_column("labels_history_id")
         batch.drop_column("labels_applied")
         batch.drop_column("labels_wanted_at")
         batch.drop_column("labels_version")
