@@ -256,3 +256,89 @@ def test_a_gmail_change_loses_to_a_newer_ticket_change(helpdesk, deliver, sessio
     _apply(helpdesk, session)
     assert _ours(_thread_labels(helpdesk, ticket)) >= {"Postdesk/Pending"}
     assert "Postdesk/Solved" not in _thread_labels(helpdesk, ticket)
+
+
+def test_a_thousand_random_changes_from_both_sides_end_in_agreement(helpdesk, deliver, session):
+    """Postdesk and people in Gmail change the same tickets at random; the worker syncs and labels in
+    between. Each cycle, no ticket gets more Gmail actions than Gmail changes were made to it (ours never
+    echo, none is applied twice); at the end every thread's labels are exactly its ticket's."""
+    import random
+
+    from server.labels import label_name, wanted_keys
+
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    box = helpdesk.connect(MAILBOX, agents=["anna@example.com", "boris@example.com"])
+    _enable(session, box)
+    for n in range(4):
+        deliver(make_email(f"Case {n}", "Help", sender=f"p{n}@customer.test"))
+    helpdesk.cycle()
+    _apply(helpdesk, session)
+    all_tickets = session.scalars(select(Ticket).order_by(Ticket.id)).all()
+    agents = session.scalars(select(Agent).order_by(Agent.id)).all()
+    client = helpdesk.clients[MAILBOX]
+    names = {label["name"]: label["id"] for label in client.labels()}
+    statuses = ("Open", "Pending", "On hold", "Solved")
+    made: dict[int, int] = {t.id: 0 for t in all_tickets}
+    seen = 0
+    for step in range(1000):
+        ticket = rng.choice(all_tickets)
+        if rng.random() < 0.5:  # in Postdesk (the add-on, a rule)
+            now = datetime.now(UTC)
+            what = rng.randrange(3)
+            if what == 0:
+                tickets.assign(session, ticket, rng.choice([None, *[a.id for a in agents]]), at=now)
+            elif what == 1:
+                tickets.set_status(
+                    session,
+                    ticket,
+                    TicketStatus(rng.choice(["open", "pending", "on_hold", "solved"])),
+                    at=now,
+                )
+            else:
+                tickets.set_priority(session, ticket, rng.choice([Priority.URGENT, Priority.NORMAL]), at=now)
+            session.commit()
+        else:  # in Gmail, by someone of the team
+            what = rng.randrange(3)
+            if what == 0:
+                add = [f"Postdesk/{rng.choice(statuses)}"]
+            elif what == 1:
+                add = [rng.choice(["Postdesk/Unassigned", *(f"Postdesk/Mine/{a.name}" for a in agents)])]
+            else:
+                add = ["Postdesk/Urgent"]
+            remove = ["Postdesk/Urgent"] if add == ["Postdesk/Urgent"] and rng.random() < 0.5 else []
+            add = [] if remove else add
+            client.modify_thread(
+                ticket.gmail_thread_id, add=[names[n] for n in add], remove=[names[n] for n in remove]
+            )
+            made[ticket.id] += 1
+        if rng.random() < 0.35 or step == 999:
+            helpdesk.cycle()
+            events = session.scalars(
+                select(Event).where(Event.kind == "changed_in_gmail", Event.id > seen)
+            ).all()
+            for t in all_tickets:
+                assert sum(e.ticket_id == t.id for e in events) <= made[t.id], f"seed {seed} step {step}"
+            seen = max([seen, *(e.id for e in events)])
+            made = dict.fromkeys(made, 0)
+            _apply(helpdesk, session)
+    for _ in range(3):  # the last Gmail changes read, their labels put, nothing left
+        helpdesk.cycle()
+        _apply(helpdesk, session)
+    session.expire_all()
+    kinds = [
+        e.kind
+        for e in session.scalars(
+            select(Event).where(Event.kind.in_(["changed_in_gmail", "gmail_label_ignored"]))
+        )
+    ]
+    print(
+        f"seed {seed}: {kinds.count('changed_in_gmail')} Gmail actions, {kinds.count('gmail_label_ignored')} ignored"
+    )
+    assert kinds.count("changed_in_gmail") > 50, f"seed {seed}"  # the Gmail side really acted
+    now = datetime.now(UTC)
+    people = {a.id: a.name for a in agents}
+    for ticket in all_tickets:
+        expected = {label_name(k, "Postdesk", "en", people) for k in wanted_keys(ticket, now)}
+        assert _ours(_thread_labels(helpdesk, ticket)) == expected, f"seed {seed}: #{ticket.number}"
+        assert ticket.labels_wanted_at is None, f"seed {seed}"
