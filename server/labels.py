@@ -371,7 +371,9 @@ def read_back(session: Session, mailbox: Mailbox, changes: list[LabelChange]) ->
             continue
         for how, key in gmail_side:
             if (_added if how == "added" else _removed)(session, ticket, key, now):
-                record_event(session, ticket, "changed_in_gmail", after={how: key}, at=now)
+                record_event(
+                    session, ticket, "changed_in_gmail", after={how: key, "by": "someone in Gmail"}, at=now
+                )
 
 
 def _added(session: Session, ticket: Ticket, key: str, now: datetime) -> bool:
