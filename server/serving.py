@@ -87,6 +87,8 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         # A team lead who reads the settings and (later) the reports, and works no tickets.
         ensure_agent(session, DEMO_MANAGER[0], DEMO_MANAGER[1], role=Role.MANAGER, locale=DEMO_MANAGER[2])
         install_defaults(session, mailbox)
+        # The demo shows Gmail as the queue: ticket state in labels (docs/gmail-labels.md).
+        mailbox.settings = {**(mailbox.settings or {}), "gmail_labels": {"enabled": True}}
         session.commit()
         with client_for_mailbox(mailbox) as client:
             synced = sync_with_rules(session, mailbox.id, client)

@@ -344,3 +344,33 @@ def test_a_thousand_random_changes_from_both_sides_end_in_agreement(helpdesk, de
         expected = {label_name(k, "Postdesk", "en", people) for k in wanted_keys(ticket, now)}
         assert _ours(_thread_labels(helpdesk, ticket)) == expected, f"seed {seed}: #{ticket.number}"
         assert ticket.labels_wanted_at is None, f"seed {seed}"
+
+
+def test_turning_labels_on_asks_for_them_on_every_open_ticket_and_the_worker_puts_them(
+    helpdesk, deliver, session
+):
+    from server.mailbox_settings import save
+
+    box = helpdesk.connect(MAILBOX, agents=["anna@example.com"])
+    for n in range(3):
+        deliver(make_email(f"Case {n}", "Help", sender=f"q{n}@customer.test"))
+    helpdesk.cycle()
+    assert all(t.labels_wanted_at is None for t in session.scalars(select(Ticket)))  # off: nothing asked
+
+    save(session, box, {**(box.settings or {}), "gmail_labels": {"enabled": True, "root": "Desk"}}, batch=2)
+    session.expire_all()
+    assert all(t.labels_wanted_at is not None for t in session.scalars(select(Ticket)))
+    done = _apply(helpdesk, session)
+    assert done.tickets == 3
+    names = {label["name"] for label in helpdesk.clients[MAILBOX].labels()}
+    assert {"Desk", "Desk/Open", "Desk/Pending", "Desk/On hold", "Desk/Solved", "Desk/Mine/Anna"} <= names
+
+    save(
+        session,
+        box,
+        {**box.settings, "locale": "ru", "gmail_labels": {"enabled": True, "root": "Desk"}},
+        batch=2,
+    )
+    _apply(helpdesk, session)
+    names = {label["name"] for label in helpdesk.clients[MAILBOX].labels()}
+    assert {"Desk/Открыт", "Desk/Решён"} <= names and "Desk/Open" not in names  # renamed, not duplicated
