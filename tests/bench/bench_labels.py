@@ -31,7 +31,7 @@ from server.gmail.client import GmailClient
 from server.gmail.quota import PER_USER_UNITS_PER_MINUTE
 from server.gmail.sandbox import SandboxServer
 from server.labels import apply_wanted, request_all
-from server.models import Agent, Message, Priority, Ticket, TicketStatus
+from server.models import Agent, Mailbox, Message, Priority, Ticket, TicketStatus
 
 TARGET_UNITS = 10.0
 CHANGES, ROUND, TICKETS = 1_500, 30, 300
@@ -75,8 +75,6 @@ def per_change(folder: Path) -> dict[str, float]:
         box_id = _mailbox(app, gmail, TICKETS)
         with app.app_context(), _client(gmail) as client:
             db = get_session()
-            from server.models import Mailbox
-
             box = db.get(Mailbox, box_id)
             request_all(db, box)
             while apply_wanted(db, box, client).tickets:
@@ -111,8 +109,6 @@ def backfill(folder: Path) -> dict[str, float]:
         box_id = _mailbox(app, gmail, BACKFILL)
         with app.app_context(), _client(gmail) as client:
             db = get_session()
-            from server.models import Mailbox
-
             box = db.get(Mailbox, box_id)
             started = time.perf_counter()
             wanted = request_all(db, box)
