@@ -39,7 +39,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     web.init_app(app)
     admin.init_app(app)
     app.register_blueprint(health.bp)
-    from server import addon_api
+    from server import addon_api, push
+
+    app.register_blueprint(push.bp)
     from server.addon_api import preview
 
     app.register_blueprint(addon_api.bp)

@@ -50,6 +50,22 @@ class Defaults:
     POLL_SECONDS = 60
     #: Seconds between runs of the clock's jobs: time rules, reminders, the weekly reports.
     CLOCK_SECONDS = 60
+
+    # --- Gmail push (Pub/Sub) -------------------------------------------------------------------------
+    #: The Pub/Sub topic Gmail publishes each watched mailbox's changes to (``projects/P/topics/T``).
+    #: Empty: no push, polling only.
+    PUSH_TOPIC = ""
+    #: The push subscription's endpoint, exactly as configured in Pub/Sub (``https://…/gmail/push``):
+    #: the audience of its tokens.
+    PUSH_AUDIENCE = ""
+    #: The service account the push subscription authenticates as (its tokens' email).
+    PUSH_SERVICE_ACCOUNT = ""
+    #: Where Google publishes the keys that sign the push tokens (a local URL in tests).
+    PUSH_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+    #: Watch only these labels' changes (comma-separated; empty: every change, label changes too).
+    PUSH_LABEL_IDS = ""
+    #: How often the worker looks for mailboxes a push asked to sync (seconds).
+    PUSH_CHECK_SECONDS = 2
     #: Days of mail a first connect (or an expired history checkpoint) reads back.
     FULL_SYNC_DAYS = 30
 

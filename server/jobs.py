@@ -154,3 +154,41 @@ def send_weekly_reports() -> None:
         session = get_session()
         sent = queue_weekly_reports(session, now=datetime.now(UTC))
         _deliver(app, session, sent.mailbox_ids)
+
+
+def sync_pushed() -> None:
+    """Sync the mailboxes a Gmail push notification asked for (server.push), at once."""
+    from server.db import get_session
+    from server.push import wanted_syncs
+    from server.sync_runner import SyncRunner
+
+    app = worker_app()
+    with app.app_context():
+        ids = wanted_syncs(get_session())
+    if ids:
+        SyncRunner(app, echo=lambda message, **_: log.info("push_sync %s", message)).run_once(ids)
+
+
+def keep_watches() -> None:
+    """Start, renew (daily; watches last 7 days) or stop each mailbox's Gmail push watch."""
+    from sqlalchemy import select
+
+    from server.db import get_session
+    from server.gmail.client import client_for_mailbox
+    from server.gmail.errors import GmailError
+    from server.models import Mailbox
+    from server.push import keep_watch
+
+    app = worker_app()
+    with app.app_context():
+        session = get_session()
+        for mailbox in session.scalars(select(Mailbox).order_by(Mailbox.address)).all():
+            try:
+                with client_for_mailbox(mailbox) as client:
+                    state = keep_watch(session, mailbox, client, now=datetime.now(UTC))
+            except GmailError as exc:  # the next run tries again; polling goes on meanwhile
+                session.rollback()
+                log.warning("watch_failed mailbox=%s problem=%s", mailbox.address, exc)
+                continue
+            if state != "kept" and state != "none":
+                log.info("watch mailbox=%s %s", mailbox.address, state)

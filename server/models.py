@@ -179,6 +179,10 @@ class Mailbox(Base):
     #: the generation, so a run that a newer request overtook notices and starts again.
     retime_cursor: Mapped[int | None]
     retime_generation: Mapped[int] = mapped_column(default=0)
+    #: Gmail push: when the mailbox's ``users.watch`` runs out (renewed daily), and since when a push
+    #: notification asks for a sync that has not started yet.
+    watch_expires_at: Mapped[datetime | None]
+    sync_wanted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list[Agent]] = relationship(secondary=mailbox_members, back_populates="mailboxes")

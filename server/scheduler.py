@@ -22,7 +22,9 @@ LEASE_SECONDS = 60
 RENEW_SECONDS = 15
 
 
-def build_scheduler(poll_seconds: float, clock_seconds: float = 60) -> BackgroundScheduler:
+def build_scheduler(
+    poll_seconds: float, clock_seconds: float = 60, push_seconds: float = 2
+) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     common = {"replace_existing": True, "coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
     scheduler.add_job(
@@ -30,6 +32,8 @@ def build_scheduler(poll_seconds: float, clock_seconds: float = 60) -> Backgroun
     )
     for job in ("send_reminders", "run_time_rules", "send_weekly_reports"):
         scheduler.add_job(f"server.jobs:{job}", "interval", seconds=clock_seconds, id=job, **common)
+    scheduler.add_job("server.jobs:sync_pushed", "interval", seconds=push_seconds, id="sync_pushed", **common)
+    scheduler.add_job("server.jobs:keep_watches", "interval", seconds=3600, id="keep_watches", **common)
     scheduler.add_job("server.jobs:finish_retiming", "interval", seconds=60, id="finish_retiming", **common)
     scheduler.add_job(
         "server.jobs:forget_expired_sessions",
@@ -64,7 +68,9 @@ def run_worker(app: Flask, *, stop: threading.Event | None = None, holder: str |
             if held and scheduler is None:
                 log.info("worker_lease acquired holder=%s", holder)
                 print(f"worker {holder}: running the jobs", flush=True)  # noqa: T201 - the command's own output
-                scheduler = build_scheduler(app.config["POLL_SECONDS"], app.config["CLOCK_SECONDS"])
+                scheduler = build_scheduler(
+                    app.config["POLL_SECONDS"], app.config["CLOCK_SECONDS"], app.config["PUSH_CHECK_SECONDS"]
+                )
                 scheduler.start()
                 for job in scheduler.get_jobs():
                     job.modify(next_run_time=datetime.now(UTC))  # run once right away

@@ -254,6 +254,15 @@ class GmailClient:
     def profile(self) -> dict[str, Any]:
         return self.call("getProfile", self.users.getProfile(userId=self.address))
 
+    def watch(self, topic: str, label_ids: Sequence[str] = ()) -> dict[str, Any]:
+        """users.watch: Gmail publishes this mailbox's changes to ``topic`` (for 7 days)."""
+        body: dict[str, Any] = {"topicName": topic} | ({"labelIds": list(label_ids)} if label_ids else {})
+        return self.call("watch", self.users.watch(userId=self.address, body=body))
+
+    def stop(self) -> None:
+        """users.stop: no more push notifications for this mailbox."""
+        self.call("stop", self.users.stop(userId=self.address))
+
     def labels(self) -> list[dict[str, Any]]:
         labels = self.call("labels.list", self.users.labels().list(userId=self.address)).get("labels", [])
         return [label for label in labels if isinstance(label, dict)]

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from server.gmail.sandbox import payload
 from server.gmail.sandbox.errors import GmailError, invalid
 from server.gmail.sandbox.faults import FaultPlan, Gate, InjectedFault
+from server.gmail.sandbox.push import PushSender
 from server.gmail.sandbox.store import Sandbox, StoredMessage, page_size
 from server.gmail.sandbox.uploads import Upload, Uploads
 
@@ -95,6 +96,9 @@ def create_sandbox_app(sandbox: Sandbox | None = None, gate: Gate | None = None)
     gatekeeper = gate if gate is not None else Gate()
     app.config["SANDBOX"] = box
     app.config["GATE"] = gatekeeper
+    pusher = PushSender()
+    box.pusher = pusher
+    app.config["PUSH"] = pusher
 
     def api(rule: str, method: str, methods: list[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -381,6 +385,22 @@ def create_sandbox_app(sandbox: Sandbox | None = None, gate: Gate | None = None)
     @app.post("/sandbox/users/<address>/expire-history")
     def control_expire(address: str) -> Response:
         return _json({"historyId": str(box.expire_history(address))})
+
+    @app.post("/sandbox/push")
+    def control_push() -> Response:
+        try:
+            return _json(pusher.configure(_body_json()))
+        except ValueError as exc:
+            raise invalid(str(exc)) from exc
+
+    @app.get("/sandbox/push/certs")
+    def control_push_certs() -> Response:
+        return _json(pusher.certs)
+
+    @app.get("/sandbox/push/sent")
+    def control_push_sent() -> Response:
+        with pusher.lock:
+            return _json({"sent": list(pusher.sent)})
 
     @app.get("/sandbox/faults")
     def control_faults() -> Response:

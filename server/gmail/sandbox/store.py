@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import formatdate, getaddresses, make_msgid
@@ -222,6 +223,9 @@ class Sandbox:
         self.default_user: str | None = None
         self.next_message_id = FIRST_MESSAGE_ID
         self.state_file = Path(state_file) if state_file else None
+        #: Called with (address, historyId) after each change of a mailbox with a watch (push).
+        self.pusher: Callable[[str, int], None] | None = None
+        self._pushed: dict[str, int] = {}
         if self.state_file and self.state_file.exists():
             self._load(self.state_file)
 
@@ -675,7 +679,22 @@ class Sandbox:
             return user.history_id
 
     # --- persistence -------------------------------------------------------------------------------
+    def _push(self) -> None:
+        """Tell the push target about each watched mailbox that changed since it was last told."""
+        if self.pusher is None:
+            return
+        now = _now_ms()
+        for address, user in self.users.items():
+            if (
+                user.watch_expiration
+                and user.watch_expiration > now
+                and user.history_id > self._pushed.get(address, 0)
+            ):
+                self._pushed[address] = user.history_id
+                self.pusher(address, user.history_id)
+
     def _save(self) -> None:
+        self._push()  # every change ends here
         if self.state_file is None:
             return
         state = {

@@ -1,0 +1,110 @@
+"""Gmail push as Pub/Sub delivers it, for the sandbox: after each change of a watched mailbox, a POST
+to the configured push endpoint with ``{"message": {"data": base64({"emailAddress", "historyId"}),
+"messageId", "publishTime"}, "subscription"}`` and a bearer JWT signed like Google's push tokens
+(issuer accounts.google.com, audience = the configured one, email = the push service account), with
+the sandbox's own key, whose certificate ``GET /sandbox/push/certs`` serves as Google's certs URL does.
+
+Best effort, as Pub/Sub is at least once: each notification is posted once from a background thread;
+a refused or failed post is dropped (a real subscription would retry; the poll is the fallback).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from google.auth import crypt, jwt
+
+log = logging.getLogger(__name__)
+KEY_ID = "gmail-sandbox-push"
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    audience: str
+    service_account: str
+
+
+class PushSender:
+    """Signs and posts push notifications; ``certs`` is what the certs URL answers."""
+
+    def __init__(self) -> None:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, KEY_ID)])
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=365))
+            .sign(key, hashes.SHA256())
+        )
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()  # fmt: skip
+        self.signer = crypt.RSASigner.from_string(pem, key_id=KEY_ID)
+        self.certs = {KEY_ID: cert.public_bytes(serialization.Encoding.PEM).decode()}
+        self.target: Target | None = None
+        self.sent: list[dict[str, Any]] = []  # what was posted, and the answer (for tests)
+        self.lock = threading.Lock()
+
+    def configure(self, body: dict[str, Any]) -> dict[str, Any]:
+        url, audience, account = body.get("url"), body.get("audience"), body.get("service_account")
+        if not all(isinstance(v, str) and v for v in (url, audience, account)):
+            raise ValueError("url, audience and service_account are required strings")
+        assert isinstance(url, str) and isinstance(audience, str) and isinstance(account, str)
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("url must be http(s)")
+        self.target = Target(url, audience, account)
+        return {"url": url, "audience": audience, "service_account": account}
+
+    def token(self, target: Target) -> str:
+        now = int(time.time())
+        claims = {"iss": "https://accounts.google.com", "aud": target.audience, "email": target.service_account,
+                  "email_verified": True, "sub": "1" + str(abs(hash(target.service_account)))[:20],
+                  "iat": now, "exp": now + 3600}  # fmt: skip
+        token: bytes = jwt.encode(self.signer, claims)
+        return token.decode()
+
+    def __call__(self, address: str, history_id: int) -> None:
+        target = self.target
+        if target is None:
+            return
+        data = json.dumps({"emailAddress": address, "historyId": history_id}).encode()
+        envelope = {
+            "message": {"data": base64.b64encode(data).decode(), "messageId": uuid.uuid4().hex,
+                        "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z")},
+            "subscription": "projects/gmail-sandbox/subscriptions/postdesk-push",
+        }  # fmt: skip
+        threading.Thread(target=self._post, args=(target, envelope), daemon=True).start()
+
+    def _post(self, target: Target, envelope: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            target.url, data=json.dumps(envelope).encode(), method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token(target)}"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except OSError as error:
+            log.info("sandbox_push_failed url=%s problem=%s", target.url, error)
+            status = 0
+        with self.lock:
+            self.sent.append({"envelope": envelope, "status": status})

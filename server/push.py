@@ -1,0 +1,138 @@
+"""Gmail push: ``users.watch`` per mailbox on a Pub/Sub topic, and ``POST /gmail/push`` where the
+topic's push subscription delivers Gmail's notifications.
+
+A notification is accepted only with a bearer token Google signed for the push subscription (issuer
+Google, audience = ``PUSH_AUDIENCE``, email = ``PUSH_SERVICE_ACCOUNT``, verified; checked by
+:mod:`server.google_tokens`): 401 without a valid token, 403 for another account. Its data names the
+mailbox and a historyId; a mailbox we do not know, or a historyId we have already synced past, is
+answered 204 and ignored (Pub/Sub would otherwise redeliver it for days); otherwise the mailbox is
+marked for a sync now (``sync_wanted_at``), which the worker starts within ``PUSH_CHECK_SECONDS``.
+Duplicates and out-of-order notifications are harmless: a sync reads from the mailbox's own
+checkpoint, whatever the notification said. Polling stays as the fallback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from server.db import get_session
+from server.gmail.client import GmailClient
+from server.google_tokens import CachingRequest, Unauthorized, Verifier, bearer_token, email_of
+from server.models import Mailbox
+
+log = logging.getLogger(__name__)
+bp = Blueprint("push", __name__)
+#: Watches last 7 days; renewed when less than this is left.
+RENEW_BEFORE = timedelta(days=1)
+_request = CachingRequest()
+
+
+class Forbidden(Exception):
+    """A valid Google token, but not the push subscription's account (HTTP 403)."""
+
+
+def verify_push(header: str | None) -> None:
+    """:class:`Unauthorized` or :class:`Forbidden` unless the request comes from our push subscription."""
+    config = current_app.config
+    audience = str(config["PUSH_AUDIENCE"] or "")
+    account = str(config["PUSH_SERVICE_ACCOUNT"] or "").strip().lower()
+    if not audience or not account:
+        raise Unauthorized("push is not configured (PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNT)")
+    verifier = Verifier(client_ids=[], certs_url=str(config["PUSH_CERTS_URL"]), request=_request)
+    claims = verifier.claims(bearer_token(header), [audience])
+    if email_of(claims) != account:
+        raise Forbidden(f"a token of {email_of(claims)}, not of the push subscription")
+
+
+def notification(body: Any) -> tuple[str, int]:
+    """(emailAddress, historyId) of a Pub/Sub push envelope, or ValueError saying what is wrong."""
+    message = body.get("message") if isinstance(body, dict) else None
+    data = message.get("data") if isinstance(message, dict) else None
+    if not isinstance(data, str) or len(data) > 4096:
+        raise ValueError("expected {message: {data: base64 JSON}}")
+    try:
+        decoded = json.loads(base64.b64decode(data, validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("message.data is not base64 JSON") from exc
+    address = decoded.get("emailAddress") if isinstance(decoded, dict) else None
+    history = decoded.get("historyId") if isinstance(decoded, dict) else None
+    if not isinstance(address, str) or not isinstance(history, (int, str)) or not str(history).isdigit():
+        raise ValueError("message.data must name emailAddress and historyId")
+    return address.strip().lower(), int(history)
+
+
+@bp.post("/gmail/push")
+def push() -> Response | tuple[str, int]:
+    try:
+        verify_push(request.headers.get("Authorization"))
+    except Unauthorized as exc:
+        log.info("push_refused problem=%s", exc)
+        return "unauthorized", 401
+    except Forbidden as exc:
+        log.info("push_refused problem=%s", exc)
+        return "forbidden", 403
+    try:
+        address, history_id = notification(request.get_json(silent=True))
+    except ValueError as exc:
+        return str(exc), 400
+    db = get_session()
+    mailbox = db.scalar(select(Mailbox).where(Mailbox.address == address))
+    if mailbox is None or (mailbox.history_id is not None and history_id <= mailbox.history_id):
+        return Response(status=204)  # not ours, or already synced past it: acknowledged, ignored
+    if mailbox.sync_wanted_at is None:
+        mailbox.sync_wanted_at = datetime.now(UTC)
+        db.commit()
+    return Response(status=204)
+
+
+def wanted_syncs(session: Session) -> list[int]:
+    """The mailboxes a push asked to sync, each taken once (the request cleared as it is taken, so a
+    push that arrives during the sync asks again)."""
+    taken = []
+    for mailbox_id, asked in session.execute(
+        select(Mailbox.id, Mailbox.sync_wanted_at)
+        .where(Mailbox.sync_wanted_at.is_not(None))
+        .order_by(Mailbox.sync_wanted_at)
+    ).all():
+        cleared = session.execute(
+            update(Mailbox)
+            .where(Mailbox.id == mailbox_id, Mailbox.sync_wanted_at == asked)
+            .values(sync_wanted_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(cleared, "rowcount", 0) == 1:
+            taken.append(mailbox_id)
+    session.commit()
+    return taken
+
+
+def keep_watch(session: Session, mailbox: Mailbox, client: GmailClient, *, now: datetime) -> str:
+    """Start, renew or stop the mailbox's watch as the configuration and the mailbox want; says which."""
+    config = current_app.config
+    topic = str(config["PUSH_TOPIC"] or "")
+    if not topic or mailbox.paused:
+        if mailbox.watch_expires_at is None:
+            return "none"
+        client.stop()
+        mailbox.watch_expires_at = None
+        session.commit()
+        return "stopped"
+    if mailbox.watch_expires_at is not None and mailbox.watch_expires_at - now > RENEW_BEFORE:
+        return "kept"
+    labels = [x.strip() for x in str(config["PUSH_LABEL_IDS"] or "").split(",") if x.strip()]
+    answer = client.watch(topic, labels)
+    expires = int(answer.get("expiration") or 0)
+    mailbox.watch_expires_at = (
+        datetime.fromtimestamp(expires / 1000, UTC) if expires else now + timedelta(days=7)
+    )
+    session.commit()
+    return "watching"
