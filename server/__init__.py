@@ -42,6 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from server import addon_api, push
 
     app.register_blueprint(push.bp)
+    from server import metrics
+
+    metrics.init_app(app)
     from server.addon_api import preview
 
     app.register_blueprint(addon_api.bp)

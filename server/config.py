@@ -66,6 +66,10 @@ class Defaults:
     PUSH_LABEL_IDS = ""
     #: How often the worker looks for mailboxes a push asked to sync (seconds).
     PUSH_CHECK_SECONDS = 2
+
+    # --- Operations --------------------------------------------------------------------------------
+    #: A bearer token /metrics asks for. Empty: /metrics answers this machine (loopback) only.
+    METRICS_TOKEN = ""
     #: Days of mail a first connect (or an expired history checkpoint) reads back.
     FULL_SYNC_DAYS = 30
 

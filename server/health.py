@@ -1,11 +1,16 @@
-"""``/``: what is running; ``/healthz``: 200 when the database answers, 503 when not (for load balancers)."""
+"""``/``: what is running; ``/healthz``: 200 when the database answers, 503 when not (for load balancers);
+``/healthz?role=worker``: also 503 when no worker holds the jobs' lease (none running, or one stuck)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from server.db import database_is_reachable
+from server.db import database_is_reachable, get_session
 from server.errors import error_response
+from server.lease import WORKER_LEASE
+from server.models import WorkerLease
 
 bp = Blueprint("health", __name__)
 
@@ -14,6 +19,18 @@ bp = Blueprint("health", __name__)
 def healthz() -> Response | tuple[Response, int]:
     if not database_is_reachable():
         return error_response(503, "database_unavailable", "the database does not answer")
+    role = request.args.get("role", "web")
+    if role not in ("web", "worker"):
+        return error_response(400, "bad_role", "role: web or worker")
+    if role == "worker":
+        lease = get_session().get(WorkerLease, WORKER_LEASE)
+        now = datetime.now(UTC)
+        if lease is None or lease.expires_at <= now:
+            return error_response(
+                503, "no_worker", "no worker holds the lease: the scheduled jobs are not running"
+            )
+        return jsonify({"status": "ok", "role": "worker", "holder": lease.holder,
+                        "lease_expires_in_seconds": round((lease.expires_at - now).total_seconds())})  # fmt: skip
     return jsonify({"status": "ok"})
 
 
