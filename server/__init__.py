@@ -32,7 +32,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         with app.app_context():
             app.config["SECRET_KEY"] = instance_secret("secret.key", lambda: secrets.token_urlsafe(48))
 
-    from server import admin, cli, db, errors, health, web
+    from server import admin, cli, db, errors, health, logs, web
+
+    logs.init_app(app)
 
     db.init_app(app)
     errors.init_app(app)

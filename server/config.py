@@ -70,6 +70,9 @@ class Defaults:
     # --- Operations --------------------------------------------------------------------------------
     #: A bearer token /metrics asks for. Empty: /metrics answers this machine (loopback) only.
     METRICS_TOKEN = ""
+    #: ``json`` (one JSON object a line) or ``text`` logs on stderr at LOG_LEVEL; empty: as the host sets.
+    LOG_FORMAT = ""
+    LOG_LEVEL = "INFO"
     #: Days of mail a first connect (or an expired history checkpoint) reads back.
     FULL_SYNC_DAYS = 30
 

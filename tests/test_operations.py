@@ -61,3 +61,19 @@ def test_healthz_tells_a_running_worker_from_none(app, client, session):
     assert answer.status_code == 200 and answer.json["holder"] == "host:1"
     acquire(session, "host:1", now=datetime.now(UTC) - timedelta(seconds=120), ttl=timedelta(seconds=60))
     assert client.get("/healthz?role=worker").status_code == 503  # a stuck worker: its lease ran out
+
+
+def test_json_logs_are_one_object_a_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import logging; from server import create_app; "
+        f"create_app({{'DATABASE_URL': 'sqlite:///{tmp_path}/l.sqlite3', 'INSTANCE_PATH': '{tmp_path}/i', "
+        "'LOG_FORMAT': 'json'}); logging.getLogger('server.sync').info('sync_done mailbox=%s', 'a@example.com')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    line = json.loads(out.stderr.strip().splitlines()[-1])
+    assert line["message"] == "sync_done mailbox=a@example.com" and line["levelname"] == "INFO"
+    assert line["name"] == "server.sync"
