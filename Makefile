@@ -55,6 +55,7 @@ bench: deps
 	$(BIN)/python tests/bench/bench_dryrun.py
 	$(BIN)/python tests/bench/bench_reports.py
 	$(BIN)/python tests/bench/bench_labels.py
+	$(BIN)/python tests/bench/bench_push.py
 
 # The settings pages' texts: new strings into server/translations/ru (then translate them; a test
 # fails while one is missing). The catalogs are compiled when the app starts.
