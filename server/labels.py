@@ -209,16 +209,17 @@ def apply_wanted(
     ).all()
     if not chosen:
         return done
-    labels = Labels(session, mailbox, client)
-    with session.no_autoflush:  # every label the team may use in Gmail exists, not only those in use yet
-        labels.ids(standard_keys(mailbox))
-    session.commit()
-    # What each thread should carry, read now; the labels made or renamed in Gmail are committed at
-    # once, so no transaction stays open (no write lock held) while Gmail is called for the threads.
+    # What each thread should carry, read now (before any commit expires the tickets); the labels
+    # made or renamed in Gmail are committed at once, so no transaction stays open (no write lock
+    # held) while Gmail is called for the threads.
     plan: list[tuple[int, int, str, list[str], bool]] = [
         (t.id, t.labels_version, t.gmail_thread_id or "", wanted_keys(t, now), t.status in ACTIVE_STATUSES)
         for t in chosen
     ]
+    labels = Labels(session, mailbox, client)
+    with session.no_autoflush:  # every label the team may use in Gmail exists, not only those in use yet
+        labels.ids(standard_keys(mailbox))
+    session.commit()
     groups: dict[tuple[frozenset[str], frozenset[str]], list[str]] = defaultdict(list)
     with session.no_autoflush:
         for _id, _version, thread, keys, active in plan:
