@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 #: How often the demo process syncs the sandbox mailbox.
 DEMO_POLL_SECONDS = 10
 DEMO_MANAGER = ("lena@example.com", "Lena Smirnova", "ru")
+#: The account the demo's sandbox signs its push notifications as.
+DEMO_PUSH_ACCOUNT = "gmail-push@postdesk-demo.iam.gserviceaccount.com"
 
 
 def serve_web(host: str, port: int, workers: int) -> None:
@@ -97,6 +99,14 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     app.config["ADDON_SETTINGS_URL"] = base + "/settings/"
     # Links in the mail the worker sends (ratings) point at this demo, unless configured otherwise.
     app.config["PUBLIC_URL"] = app.config.get("PUBLIC_URL") or base
+    # Gmail push as in production, with the sandbox in Pub/Sub's place: new mail becomes a ticket at
+    # once (the poll stays as the fallback). Only the sandbox's own key is trusted, and only here.
+    push_url = f"{base}/gmail/push"
+    app.config.update(PUSH_TOPIC="projects/postdesk-demo/topics/gmail", PUSH_AUDIENCE=push_url,
+                      PUSH_SERVICE_ACCOUNT=DEMO_PUSH_ACCOUNT, PUSH_CERTS_URL=f"{sandbox.url}sandbox/push/certs")  # fmt: skip
+    sandbox.app.config["PUSH"].configure(
+        {"url": push_url, "audience": push_url, "service_account": DEMO_PUSH_ACCOUNT}
+    )
     # The worker runs in this process too: polls, rules, the Outbox, time rules and reminders.
     app.config["POLL_SECONDS"] = app.config["CLOCK_SECONDS"] = DEMO_POLL_SECONDS
     stop_worker = threading.Event()
@@ -123,7 +133,8 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     click.echo(f"See the tickets: POSTDESK_DATABASE_URL=sqlite:///{database} .venv/bin/postdesk tickets list")
     click.echo(
         f"Try a new customer email: curl --data-binary @message.eml {sandbox.url}sandbox/users/{DEMO_MAILBOX}/messages"
-        f" (synced every {DEMO_POLL_SECONDS}s; the acknowledgement appears in the sandbox's SENT)"
+        f" (a ticket at once by Gmail push, else within {DEMO_POLL_SECONDS}s; the acknowledgement appears in"
+        " the sandbox's SENT)"
     )
     click.echo("Press Ctrl+C to stop.")
     try:

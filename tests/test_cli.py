@@ -9,10 +9,11 @@ import json
 import re
 import socket
 import subprocess
+import time
 
 import pytest
 import requests
-from helpers import MAILBOX, Process, http, postdesk_command
+from helpers import MAILBOX, Process, http, make_email, postdesk_command
 from sqlalchemy import select, text
 
 from server.crypto import decrypt_json
@@ -278,6 +279,15 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
         )
         listed = service.users().messages().list(userId="me").execute()
         service.close()
+        # The demo's sandbox pushes each change to the demo's /gmail/push, which accepts it (once the
+        # worker's first round has set the watch: a mail now and then until a push is accepted).
+        pushed: list = []
+        for n in range(20):
+            http("POST", f"{sandbox}sandbox/users/{MAILBOX}/messages", raw=make_email(f"Pushed {n}", "Hi"))
+            time.sleep(1)
+            pushed = [p for p in http("GET", f"{sandbox}sandbox/push/sent")[1]["sent"] if p["status"] == 204]
+            if pushed:
+                break
         # The demo admin signs in without Google and sees the seeded mailbox healthy.
         browser = requests.Session()
         picker = browser.get(settings_url, timeout=10)  # -> sign-in -> the demo picker
@@ -298,3 +308,4 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
     row = re.search(r'<tr class="mailbox">.*?</tr>', mailboxes.text, re.S)
     assert mailboxes.url.endswith("/settings/mailboxes") and row and MAILBOX in row[0]
     assert "Работает" in row[0]  # "Healthy", in the language of Anna, the demo admin
+    assert pushed, "the demo's push path did not accept the sandbox's notification"
