@@ -164,3 +164,12 @@ def test_nonsense_filters_from_a_signed_in_person_never_get_a_server_error(
     answer = client.get(path, query_string=junk)
     answer.get_data()  # a streamed CSV fails while it streams, if it fails
     assert answer.status_code in (200, 400, 403)
+
+
+def test_a_tiles_arrow_is_green_only_when_the_change_is_for_the_better():
+    from server.reports.tiles import Tile
+
+    assert Tile("first response", 10, 20, "minutes", lower_is_better=True).better is True
+    assert Tile("solved", 10, 20, "count").better is False
+    assert Tile("new tickets", 10, 20, "count", lower_is_better=None).better is None  # neither way is better
+    assert Tile("solved", 10, None, "count").trend == "none" and Tile("solved", 3, 3, "count").better is None

@@ -18,7 +18,7 @@ class Tile:
     value: float | None
     before: float | None
     kind: str  # "count", "minutes", "percent", "ratio", "score" (NPS: −100 … 100)
-    lower_is_better: bool = False
+    lower_is_better: bool | None = False  # None: neither way is better (more new tickets …)
     drill: str | None = None
     note: str = ""
     key: str = ""  # the tile's own name (its id on the page); the set it drills into when empty
@@ -38,7 +38,7 @@ class Tile:
 
     @property
     def better(self) -> bool | None:
-        if self.trend in ("none", "same"):
+        if self.trend in ("none", "same") or self.lower_is_better is None:
             return None
         return (self.trend == "down") == self.lower_is_better
 
@@ -61,7 +61,7 @@ def tiles(current: metrics.Overview, before: metrics.Overview) -> tuple[list[Til
     """The period's tiles (with the previous period) and the "now" tiles."""
     c, b = current.counts, before.counts
     period = [
-        Tile(_("New tickets"), c["new"], b["new"], "count", drill="new"),
+        Tile(_("New tickets"), c["new"], b["new"], "count", lower_is_better=None, drill="new"),
         Tile(_("Solved"), c["solved"], b["solved"], "count", drill="solved"),
         Tile(_("Reopened"), c["reopened"], b["reopened"], "count", lower_is_better=True, drill="reopened"),
         Tile(_("First response (median, business time)"), current.first_response.median,
