@@ -6,17 +6,14 @@ import json
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
+
+from server.gmail.sandbox.push import signing_key
 
 CLIENT_ID = "1234567890-postdesk.apps.googleusercontent.com"
 DISCOVERY = (
@@ -25,25 +22,7 @@ DISCOVERY = (
 
 
 def _key_and_cert(kid: str) -> tuple[crypt.RSASigner, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, kid)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return crypt.RSASigner.from_string(pem, key_id=kid), cert.public_bytes(
-        serialization.Encoding.PEM
-    ).decode()
+    return signing_key(kid, days=30)
 
 
 class GoogleKeys:

@@ -38,27 +38,35 @@ class Target:
     service_account: str
 
 
+def signing_key(kid: str, days: int = 365) -> tuple[crypt.RSASigner, str]:
+    """A fresh RSA key as google-auth signs with it, and its self-signed certificate (PEM), the form
+    Google's certs URL publishes its keys in."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, kid)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()  # fmt: skip
+    return crypt.RSASigner.from_string(pem, key_id=kid), cert.public_bytes(
+        serialization.Encoding.PEM
+    ).decode()
+
+
 class PushSender:
     """Signs and posts push notifications; ``certs`` is what the certs URL answers."""
 
     def __init__(self) -> None:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, KEY_ID)])
-        now = datetime.now(UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=365))
-            .sign(key, hashes.SHA256())
-        )
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()  # fmt: skip
-        self.signer = crypt.RSASigner.from_string(pem, key_id=KEY_ID)
-        self.certs = {KEY_ID: cert.public_bytes(serialization.Encoding.PEM).decode()}
+        self.signer, certificate = signing_key(KEY_ID)
+        self.certs = {KEY_ID: certificate}
         self.target: Target | None = None
         self.sent: list[dict[str, Any]] = []  # what was posted, and the answer (for tests)
         self.lock = threading.Lock()
