@@ -88,16 +88,11 @@ class DatabaseCollector(Collector):
             quota.add_metric(name, float(usage.get(box.id, 0)))
             count, first = waiting.get(box.id, (0, None))
             outbox.add_metric(name, float(count))
-            first_at = first if first is None or isinstance(first, datetime) else None
-            oldest.add_metric(name, max(0.0, (now - _utc(first_at)).total_seconds()) if first_at else 0.0)
+            oldest.add_metric(name, max(0.0, (now - first).total_seconds()) if first is not None else 0.0)
             labels.add_metric(name, float(wanted.get(box.id, 0)))
             pushed.add_metric(name, 1.0 if box.sync_wanted_at is not None else 0.0)
         db.rollback()
         yield from (lag, last, failing, paused, quota, outbox, oldest, labels, pushed)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _allowed() -> bool:

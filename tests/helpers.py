@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import subprocess
 import uuid
 
 MAILBOX = "support@example.com"
@@ -65,6 +66,15 @@ def http(
         return status, (json.loads(content) if content else None), response_headers
     except ValueError:
         return status, content, response_headers
+
+
+def run_postdesk(
+    args: list[str], env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``postdesk ARGS`` as a separate process (a new user's command line); its completed process."""
+    return subprocess.run(
+        [postdesk_command(), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def postdesk_command() -> str:

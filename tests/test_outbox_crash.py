@@ -10,16 +10,11 @@ from collections import Counter
 
 import pytest
 from helpers import MAILBOX, http, make_email, postdesk_command
+from helpers import run_postdesk as run
 from sqlalchemy import create_engine, text
 
 KILLS = 15
 TICKETS = 60
-
-
-def run(args, env, timeout=180):
-    return subprocess.run(
-        [postdesk_command(), *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.mark.slow

@@ -61,6 +61,8 @@ def queue_weekly_reports(session: Session, *, now: datetime) -> Sent:
         return Sent(set(), 0)
     mailbox_ids = tuple(session.scalars(select(Mailbox.id).order_by(Mailbox.id)))
     queued = 0
+    # Readers in one zone share a week: its figures are read once.
+    figures: dict[tuple[str, date], tuple[metrics.Overview, metrics.Overview]] = {}
     for agent in readers:
         if not agent.wants("weekly_report"):
             continue
@@ -74,7 +76,13 @@ def queue_weekly_reports(session: Session, *, now: datetime) -> Sent:
         if session.scalar(select(Outbox.id).where(Outbox.idempotency_key == key)) is not None:
             continue
         period = Period(monday - timedelta(days=7), monday - timedelta(days=1), zone)
-        subject, text, html = render(session, agent, Scope(mailbox_ids), period, now)
+        if (zone.key, monday) not in figures:
+            scope = Scope(mailbox_ids)
+            figures[(zone.key, monday)] = (
+                metrics.overview(session, scope, period, now),
+                metrics.overview(session, scope, period.previous(), now, sets=metrics.PERIOD_SETS),
+            )
+        subject, text, html = render(agent, period, *figures[(zone.key, monday)])
         enqueue(session, mailbox=sender, kind=OutboxKind.NOTIFICATION, key=key, to=[agent.email], subject=subject,
                 text=text, html=html, headers={"internal": True}, now=now)  # fmt: skip
         queued += 1
@@ -85,11 +93,9 @@ def queue_weekly_reports(session: Session, *, now: datetime) -> Sent:
 
 
 def render(
-    session: Session, agent: Agent, scope: Scope, period: Period, now: datetime
+    agent: Agent, period: Period, current: metrics.Overview, before: metrics.Overview
 ) -> tuple[str, str, str]:
-    """The mail's subject, text and HTML in the person's language."""
-    current = metrics.overview(session, scope, period, now)
-    before = metrics.overview(session, scope, period.previous(), now, sets=metrics.PERIOD_SETS)
+    """The mail's subject, text and HTML of the week's figures, in the person's language."""
     base = str(current_app.config.get("PUBLIC_URL") or "").rstrip("/")
     link = f"{base}/reports?{urlencode({'from': period.first.isoformat(), 'to': period.last.isoformat()})}"
     locale = agent.locale if agent.locale in {loc.value for loc in Locale} else Locale.EN.value

@@ -620,17 +620,22 @@ class Sandbox:
             raise GmailError(409, "duplicate", "Label name exists or conflicts")
         return text
 
+    def _user_label(self, user: UserMailbox, label_id: str, verb: str) -> dict[str, Any]:
+        """A label the user may change: 404 for an unknown id, 400 for a system label."""
+        label = user.labels.get(label_id)
+        if label is None:
+            raise not_found()
+        if label["type"] == "system":
+            raise invalid(f"Invalid label: system labels cannot be {verb}")
+        return label
+
     def update_label(
         self, user_id: str, label_id: str, body: dict[str, Any], *, patch: bool
     ) -> dict[str, Any]:
         """labels.update / labels.patch: rename, recolour; system labels cannot be changed."""
         with self.lock:
             user = self.user(user_id)
-            label = user.labels.get(label_id)
-            if label is None:
-                raise not_found()
-            if label["type"] == "system":
-                raise invalid("Invalid label: system labels cannot be changed")
+            label = self._user_label(user, label_id, "changed")
             if "name" in body or not patch:
                 label["name"] = self._label_name(user, body.get("name"), label_id)
             for key in ("messageListVisibility", "labelListVisibility"):
@@ -648,11 +653,7 @@ class Sandbox:
         """labels.delete: the label goes, and comes off every message (without history records)."""
         with self.lock:
             user = self.user(user_id)
-            label = user.labels.get(label_id)
-            if label is None:
-                raise not_found()
-            if label["type"] == "system":
-                raise invalid("Invalid label: system labels cannot be deleted")
+            self._user_label(user, label_id, "deleted")
             del user.labels[label_id]
             for message in user.messages.values():
                 if label_id in message.label_ids:
