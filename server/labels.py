@@ -375,6 +375,8 @@ def read_back(session: Session, mailbox: Mailbox, changes: list[LabelChange]) ->
                 record_event(
                     session, ticket, "changed_in_gmail", after={how: key, "by": "someone in Gmail"}, at=now
                 )
+            else:  # nothing to do (already so, or Postdesk's to say): the thread gets the ticket's labels back
+                tickets.want_labels(ticket)
 
 
 def _added(session: Session, ticket: Ticket, key: str, now: datetime) -> bool:
@@ -407,5 +409,5 @@ def _removed(session: Session, ticket: Ticket, key: str, now: datetime) -> bool:
         tickets.set_status(
             session, ticket, TicketStatus.SOLVED, at=now, actor=IN_GMAIL, reason="archived in Gmail"
         )
-    # a status label taken off leaves the status: it comes back with the next change
+    # a status label taken off leaves the status: read_back puts the label back
     return before != (ticket.status, ticket.assignee_id, ticket.priority)

@@ -42,6 +42,11 @@ def _chromium() -> str:
         except ImportError:
             problem = "the playwright package is missing (pip install -e '.[test]')"
     if problem is None:
+        from playwright.sync_api import expect
+
+        # A page on a shared 2-core machine running two test workers can take more than Playwright's
+        # default 5 s to show an answer; a wrong answer still fails, only later.
+        expect.set_options(timeout=20_000)
         return path
     if os.environ.get("REQUIRE_BROWSER") == "1":
         pytest.fail(f"browser test: {problem}; REQUIRE_BROWSER=1 asks for it")

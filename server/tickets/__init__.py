@@ -30,6 +30,7 @@ from server.tickets.actions import (
     snooze,
     take_next,
     touch,
+    want_labels,
 )
 
 __all__ = [
@@ -56,4 +57,5 @@ __all__ = [
     "snooze",
     "take_next",
     "touch",
+    "want_labels",
 ]
