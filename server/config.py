@@ -44,6 +44,19 @@ class Defaults:
     #: and how often a worker renews it or, waiting, tries to take it.
     WORKER_LEASE_SECONDS = 60
     WORKER_RENEW_SECONDS = 15
+    #: Who does the work the clock asks for: ``inline`` (the lease holder itself; one worker works, the
+    #: others wait) or ``procrastinate`` (a task queue in PostgreSQL: every worker works, one mailbox at
+    #: a time per worker; docs/deployment.md).
+    TASKS = "inline"
+    #: With ``procrastinate``: tasks one worker process runs at once (threads).
+    WORKER_CONCURRENCY = 1
+    #: With ``procrastinate``: how often a worker says it is alive; after how long without that its
+    #: unfinished task goes back to the queue (checked every TASK_RECOVER_SECONDS); how often an idle
+    #: worker looks for work when PostgreSQL's notifications are lost.
+    TASK_HEARTBEAT_SECONDS = 10
+    TASK_STALLED_SECONDS = 30
+    TASK_RECOVER_SECONDS = 10
+    TASK_POLL_SECONDS = 5
 
     # --- Sync -------------------------------------------------------------------------------------
     #: Seconds between polls of each mailbox (`postdesk sync` without --once, and the worker).

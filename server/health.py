@@ -1,5 +1,6 @@
 """``/``: what is running; ``/healthz``: 200 when the database answers, 503 when not (for load balancers);
-``/healthz?role=worker``: also 503 when no worker holds the jobs' lease (none running, or one stuck)."""
+``/healthz?role=worker``: also 503 when no worker holds the jobs' lease (none running, or one stuck).
+With a task queue (``TASKS=procrastinate``) both also fail while the queue cannot be read."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from server.db import database_is_reachable, get_session
 from server.errors import error_response
 from server.lease import WORKER_LEASE
 from server.models import WorkerLease
+from server.tasks import queue_is_reachable
 
 bp = Blueprint("health", __name__)
 
@@ -19,6 +21,8 @@ bp = Blueprint("health", __name__)
 def healthz() -> Response | tuple[Response, int]:
     if not database_is_reachable():
         return error_response(503, "database_unavailable", "the database does not answer")
+    if current_app.config["TASKS"] == "procrastinate" and not queue_is_reachable(get_session()):
+        return error_response(503, "tasks_unavailable", "the task queue does not answer")
     role = request.args.get("role", "web")
     if role not in ("web", "worker"):
         return error_response(400, "bad_role", "role: web or worker")
@@ -39,14 +43,16 @@ _TEXT = {
         "tagline": "A helpdesk that lives inside Gmail.",
         "running": "The Postdesk backend is running.",
         "health": "database check",
-        "next": "The settings page and reports are on their way.",
+        "settings": "settings: mailboxes, people, rules, templates",
+        "reports": "reports: response times, SLA, satisfaction",
         "previewer": "the add-on's cards, clicked through as an agent (demo)",
     },
     "ru": {
         "tagline": "Служба поддержки внутри Gmail.",
         "running": "Сервер Postdesk работает.",
         "health": "проверка базы данных",
-        "next": "Страница настроек и отчёты скоро появятся.",
+        "settings": "настройки: ящики, люди, правила, шаблоны",
+        "reports": "отчёты: время ответа, SLA, оценки клиентов",
         "previewer": "карточки дополнения глазами агента (демо)",
     },
 }

@@ -1,16 +1,21 @@
-"""The scheduled jobs: each opens an app context and makes one call into the module that owns the work.
+"""The worker's work, and the clock's jobs that have it done.
 
-APScheduler refers to them by text (``"server.jobs:poll_mailboxes"``). The app is built once per
-process from the environment, as the worker's own.
+The clock (APScheduler, in the worker that holds the lease) refers to its jobs by text
+(``"server.jobs:poll_mailboxes"``); each hands its work to :func:`server.tasks.enqueue`, which does it
+at once (``TASKS=inline``) or queues it for any worker (``TASKS=procrastinate``). The work itself
+(:func:`sync_mailbox`, :func:`send_mailbox`, :func:`time_rules_of` per mailbox, and
+:data:`GLOBAL_WORK`) opens an app context and makes one call into the module that owns it. The app is
+built once per process from the environment, as the worker's own.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from flask import Flask
+
+from server import tasks
 
 log = logging.getLogger(__name__)
 
@@ -33,37 +38,121 @@ def worker_app() -> Flask:
     return _app
 
 
-def poll_mailboxes() -> None:
-    """Sync every mailbox, run its rules and send the Outbox mail that is due."""
+def _enqueue(kind: str, *, mailbox_id: int | None = None, name: str | None = None) -> None:
+    tasks.enqueue(worker_app(), kind, mailbox_id=mailbox_id, name=name)
+
+
+def _mailbox_ids() -> list[int]:
     from sqlalchemy import select
 
     from server.db import get_session
     from server.models import Mailbox
-    from server.sync_runner import SyncRunner
 
-    app = worker_app()
-    with app.app_context():
-        ids = list(get_session().scalars(select(Mailbox.id).order_by(Mailbox.address)))
-    SyncRunner(app, echo=lambda message, **_: log.info("sync %s", message)).run_once(ids)
+    with worker_app().app_context():
+        return list(get_session().scalars(select(Mailbox.id).order_by(Mailbox.address)))
+
+
+# --- the clock's jobs ------------------------------------------------------------------------------
+def poll_mailboxes() -> None:
+    """Sync every mailbox, run its rules and send the Outbox mail that is due (a task per mailbox)."""
+    for mailbox_id in _mailbox_ids():
+        _enqueue("sync", mailbox_id=mailbox_id)
+
+
+def sync_pushed() -> None:
+    """Sync the mailboxes a Gmail push notification asked for (server.push), at once."""
+    from server.db import get_session
+    from server.push import wanted_syncs
+
+    with worker_app().app_context():
+        ids = wanted_syncs(get_session())
+    for mailbox_id in ids:
+        _enqueue("sync", mailbox_id=mailbox_id)
 
 
 def run_time_rules() -> None:
     """Run every mailbox's ``time`` rules (each fires once per ticket per condition change)."""
-    from sqlalchemy import select
+    for mailbox_id in _mailbox_ids():
+        _enqueue("time_rules", mailbox_id=mailbox_id)
 
+
+def send_reminders() -> None:
+    _enqueue("global", name="reminders")
+
+
+def send_weekly_reports() -> None:
+    _enqueue("global", name="weekly_reports")
+
+
+def finish_retiming() -> None:
+    _enqueue("global", name="finish_retiming")
+
+
+def forget_expired_sessions() -> None:
+    _enqueue("global", name="forget_sessions")
+
+
+def keep_watches() -> None:
+    _enqueue("global", name="keep_watches")
+
+
+def recover_stalled() -> None:
+    """Put the tasks of dead workers back in the queue (``TASKS=procrastinate``)."""
+    tasks.recover_stalled(worker_app())
+
+
+# --- the work, per mailbox -------------------------------------------------------------------------
+def sync_mailbox(mailbox_id: int) -> None:
+    """Sync one mailbox, run its rules, send its Outbox mail that is due and put its labels."""
+    from server.sync_runner import SyncRunner
+
+    SyncRunner(worker_app(), echo=lambda message, **_: log.info("sync %s", message)).run_once([mailbox_id])
+
+
+def send_mailbox(mailbox_id: int) -> None:
+    """Send the mailbox's Outbox mail that is due now (the next poll retries what fails)."""
+    from server.db import get_session
+    from server.gmail.client import client_for_mailbox
+    from server.gmail.errors import GmailError
+    from server.gmail.send import deliver_due
+    from server.models import Mailbox
+    from server.sync_runner import record_usage
+
+    app = worker_app()
+    with app.app_context():
+        session = get_session()
+        mailbox = session.get(Mailbox, mailbox_id)
+        if mailbox is None or mailbox.paused:  # a paused mailbox's mail waits in the Outbox
+            return
+        try:
+            with client_for_mailbox(mailbox) as client:
+                try:
+                    deliver_due(session, mailbox_id, client, claim_seconds=app.config["OUTBOX_CLAIM_SECONDS"])
+                finally:
+                    record_usage(session, mailbox_id, client.meter.units_total)
+        except GmailError as exc:  # the next poll retries; the Outbox keeps the mail
+            log.warning("outbox_send_failed mailbox=%s problem=%s", mailbox.address, exc)
+
+
+def time_rules_of(mailbox_id: int) -> None:
+    """Run one mailbox's ``time`` rules, and send what they queued."""
     from server.automation import run_time_rules as run_for_mailbox
     from server.db import get_session
     from server.models import Mailbox
 
     with worker_app().app_context():
         session = get_session()
-        for mailbox in session.scalars(select(Mailbox).order_by(Mailbox.address)).all():
-            fired = run_for_mailbox(session, mailbox, now=datetime.now(UTC))
-            if fired:
-                log.info("time_rules mailbox=%s fired=%d", mailbox.address, fired)
+        mailbox = session.get(Mailbox, mailbox_id)
+        if mailbox is None:
+            return
+        fired = run_for_mailbox(session, mailbox, now=datetime.now(UTC))
+        if fired:
+            log.info("time_rules mailbox=%s fired=%d", mailbox.address, fired)
+    # mail the rules queued goes with the next poll's sync, as before
 
 
-def finish_retiming() -> None:
+# --- the work across mailboxes ---------------------------------------------------------------------
+def _finish_retiming() -> None:
     """Finish any re-timing of open tickets a settings change asked for and a crash interrupted."""
     from sqlalchemy import select
 
@@ -84,7 +173,7 @@ def finish_retiming() -> None:
             log.info("retimed mailbox_id=%d tickets=%d", mailbox_id, done)
 
 
-def forget_expired_sessions() -> None:
+def _forget_expired_sessions() -> None:
     """Delete the settings pages' sessions that have ended (idle or too old)."""
     from server.db import get_session
     from server.web.sessions import forget_expired
@@ -101,15 +190,13 @@ def forget_expired_sessions() -> None:
             log.info("sessions_forgotten count=%d", gone)
 
 
-def send_reminders() -> None:
+def _reminders() -> None:
     """Do the reminders that are due (server.reminders) and send the mail they queued."""
     from server.db import get_session
     from server.reminders import run_reminders
 
-    app = worker_app()
-    with app.app_context():
-        session = get_session()
-        report = run_reminders(session, now=datetime.now(UTC))
+    with worker_app().app_context():
+        report = run_reminders(get_session(), now=datetime.now(UTC))
         if report.queued or report.breaches or report.digests or report.solved:
             log.info(
                 "reminders queued=%d breaches=%d digests=%d solved=%d late=%d",
@@ -119,57 +206,22 @@ def send_reminders() -> None:
                 report.solved,
                 report.late,
             )
-        _deliver(app, session, report.mailbox_ids)
+    for mailbox_id in sorted(report.mailbox_ids):
+        _enqueue("send", mailbox_id=mailbox_id)
 
 
-def _deliver(app: Flask, session: Any, mailbox_ids: set[int]) -> None:
-    """Send the Outbox mail due in these mailboxes now (the next poll retries what fails)."""
-    from server.gmail.client import client_for_mailbox
-    from server.gmail.errors import GmailError
-    from server.gmail.send import deliver_due
-    from server.models import Mailbox
-    from server.sync_runner import record_usage
-
-    for mailbox_id in sorted(mailbox_ids):
-        mailbox = session.get(Mailbox, mailbox_id)
-        if mailbox is None or mailbox.paused:  # a paused mailbox's mail waits in the Outbox
-            continue
-        try:
-            with client_for_mailbox(mailbox) as client:
-                try:
-                    deliver_due(session, mailbox_id, client, claim_seconds=app.config["OUTBOX_CLAIM_SECONDS"])
-                finally:
-                    record_usage(session, mailbox_id, client.meter.units_total)
-        except GmailError as exc:  # the next poll retries; the Outbox keeps the mail
-            log.warning("outbox_send_failed mailbox=%s problem=%s", mailbox.address, exc)
-
-
-def send_weekly_reports() -> None:
+def _weekly_reports() -> None:
     """Queue the weekly reports whose Monday morning has come (server.reports.weekly), and send them."""
     from server.db import get_session
     from server.reports.weekly import queue_weekly_reports
 
-    app = worker_app()
-    with app.app_context():
-        session = get_session()
-        sent = queue_weekly_reports(session, now=datetime.now(UTC))
-        _deliver(app, session, sent.mailbox_ids)
+    with worker_app().app_context():
+        sent = queue_weekly_reports(get_session(), now=datetime.now(UTC))
+    for mailbox_id in sorted(sent.mailbox_ids):
+        _enqueue("send", mailbox_id=mailbox_id)
 
 
-def sync_pushed() -> None:
-    """Sync the mailboxes a Gmail push notification asked for (server.push), at once."""
-    from server.db import get_session
-    from server.push import wanted_syncs
-    from server.sync_runner import SyncRunner
-
-    app = worker_app()
-    with app.app_context():
-        ids = wanted_syncs(get_session())
-    if ids:
-        SyncRunner(app, echo=lambda message, **_: log.info("push_sync %s", message)).run_once(ids)
-
-
-def keep_watches() -> None:
+def _keep_watches() -> None:
     """Start, renew (daily; watches last 7 days) or stop each mailbox's Gmail push watch."""
     from sqlalchemy import select
 
@@ -192,3 +244,13 @@ def keep_watches() -> None:
                 continue
             if state != "kept" and state != "none":
                 log.info("watch mailbox=%s %s", mailbox.address, state)
+
+
+tasks.MAILBOX_WORK.update(sync=sync_mailbox, send=send_mailbox, time_rules=time_rules_of)
+tasks.GLOBAL_WORK.update(
+    reminders=_reminders,
+    weekly_reports=_weekly_reports,
+    finish_retiming=_finish_retiming,
+    forget_sessions=_forget_expired_sessions,
+    keep_watches=_keep_watches,
+)

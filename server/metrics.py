@@ -3,7 +3,8 @@
 Read from the database at each scrape, so every web process answers the same: per mailbox the sync
 lag (seconds since the last good sync), the last success, whether it is in error, whether it is
 paused, Gmail quota units spent today, and the work waiting for it (Outbox mail, label requests, a
-sync a push asked for) with the age of the oldest Outbox mail. HTTP latency by route is this
+sync a push asked for) with the age of the oldest Outbox mail; with a task queue, the tasks waiting,
+running and failed per task, the oldest waiting task's wait, and the workers alive. HTTP latency by route is this
 process's own histogram (with several gunicorn workers, scrape each or set prometheus-client's
 multiprocess directory).
 
@@ -24,9 +25,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from server.db import get_session
 from server.models import GmailUsage, Mailbox, Outbox, OutboxState, Ticket
+from server.tasks import queue_figures
 from server.web.local import is_loopback
 
 bp = Blueprint("metrics", __name__)
@@ -93,6 +96,25 @@ class DatabaseCollector(Collector):
             pushed.add_metric(name, 1.0 if box.sync_wanted_at is not None else 0.0)
         db.rollback()
         yield from (lag, last, failing, paused, quota, outbox, oldest, labels, pushed)
+        if current_app.config["TASKS"] == "procrastinate":
+            yield from _queue(db)
+
+
+def _queue(db: Session) -> Iterator[GaugeMetricFamily]:
+    """The task queue (``TASKS=procrastinate``): depth and latency per task, and the workers alive."""
+    figures = queue_figures(db, stalled_seconds=float(current_app.config["TASK_STALLED_SECONDS"]))
+    db.rollback()
+    depth = GaugeMetricFamily("postdesk_tasks", "Tasks in the queue by state", labels=["task", "state"])
+    wait = GaugeMetricFamily(
+        "postdesk_tasks_oldest_wait_seconds", "How long the oldest waiting task has waited", labels=["task"]
+    )
+    for task, status, count, waited in figures["jobs"]:
+        depth.add_metric([task, {"todo": "waiting", "doing": "running"}.get(status, status)], float(count))
+        if status == "todo":
+            wait.add_metric([task], waited)
+    workers = GaugeMetricFamily("postdesk_task_workers", "Workers that sent a heartbeat lately")
+    workers.add_metric([], float(figures["workers"]))
+    yield from (depth, wait, workers)
 
 
 def _allowed() -> bool:

@@ -6,7 +6,8 @@ Google, audience = ``PUSH_AUDIENCE``, email = ``PUSH_SERVICE_ACCOUNT``, verified
 :mod:`server.google_tokens`): 401 without a valid token, 403 for another account. Its data names the
 mailbox and a historyId; a mailbox we do not know, or a historyId we have already synced past, is
 answered 204 and ignored (Pub/Sub would otherwise redeliver it for days); otherwise the mailbox is
-marked for a sync now (``sync_wanted_at``), which the worker starts within ``PUSH_CHECK_SECONDS``.
+marked for a sync now: with a task queue (``TASKS=procrastinate``) a sync task is queued for any
+worker; inline, ``sync_wanted_at`` is set, which the worker starts within ``PUSH_CHECK_SECONDS``.
 Duplicates and out-of-order notifications are harmless: a sync reads from the mailbox's own
 checkpoint, whatever the notification said. Polling stays as the fallback.
 """
@@ -88,7 +89,11 @@ def push() -> Response | tuple[str, int]:
     mailbox = db.scalar(select(Mailbox).where(Mailbox.address == address))
     if mailbox is None or (mailbox.history_id is not None and history_id <= mailbox.history_id):
         return Response(status=204)  # not ours, or already synced past it: acknowledged, ignored
-    if mailbox.sync_wanted_at is None:
+    if current_app.config["TASKS"] == "procrastinate":
+        from server.tasks import enqueue
+
+        enqueue(current_app._get_current_object(), "sync", mailbox_id=mailbox.id)  # type: ignore[attr-defined]
+    elif mailbox.sync_wanted_at is None:
         mailbox.sync_wanted_at = datetime.now(UTC)
         db.commit()
     return Response(status=204)

@@ -23,10 +23,18 @@ RENEW_SECONDS = 15
 
 
 def build_scheduler(
-    poll_seconds: float, clock_seconds: float = 60, push_seconds: float = 2
+    poll_seconds: float,
+    clock_seconds: float = 60,
+    push_seconds: float = 2,
+    recover_seconds: float | None = None,
 ) -> BackgroundScheduler:
+    """The clock's jobs; ``recover_seconds`` (a task queue's) puts dead workers' tasks back that often."""
     scheduler = BackgroundScheduler(timezone="UTC")
     common = {"replace_existing": True, "coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
+    if recover_seconds is not None:
+        scheduler.add_job(
+            "server.jobs:recover_stalled", "interval", seconds=recover_seconds, id="recover_stalled", **common
+        )
     scheduler.add_job(
         "server.jobs:poll_mailboxes", "interval", seconds=poll_seconds, id="poll_mailboxes", **common
     )
@@ -46,15 +54,26 @@ def build_scheduler(
 
 
 def run_worker(app: Flask, *, stop: threading.Event | None = None, holder: str | None = None) -> None:
-    """Hold the lease and run the jobs until SIGTERM/SIGINT; wait while another worker holds it."""
+    """Run the clock while holding the lease (wait while another worker holds it) until SIGTERM/SIGINT;
+    with a task queue (``TASKS=procrastinate``), run queued tasks meanwhile, lease or not."""
     from server.jobs import use_app
+    from server.tasks import backend, check_backend, run_task_worker
 
+    check_backend(app)
     use_app(app)
     stop = stop or threading.Event()
     holder = holder or f"{socket.gethostname()}:{os.getpid()}"
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+    queued = backend(app) == "procrastinate"
+    tasks: threading.Thread | None = None
+    if queued:
+        tasks = threading.Thread(
+            target=run_task_worker, args=(app, stop), kwargs={"name": holder}, name="tasks", daemon=True
+        )
+        tasks.start()
+        print(f"worker {holder}: running queued tasks", flush=True)  # noqa: T201 - the command's own output
     lease_seconds = app.config.get("WORKER_LEASE_SECONDS", LEASE_SECONDS)
     renew_seconds = app.config.get("WORKER_RENEW_SECONDS", RENEW_SECONDS)
     scheduler: BackgroundScheduler | None = None
@@ -69,7 +88,10 @@ def run_worker(app: Flask, *, stop: threading.Event | None = None, holder: str |
                 log.info("worker_lease acquired holder=%s", holder)
                 print(f"worker {holder}: running the jobs", flush=True)  # noqa: T201 - the command's own output
                 scheduler = build_scheduler(
-                    app.config["POLL_SECONDS"], app.config["CLOCK_SECONDS"], app.config["PUSH_CHECK_SECONDS"]
+                    app.config["POLL_SECONDS"],
+                    app.config["CLOCK_SECONDS"],
+                    app.config["PUSH_CHECK_SECONDS"],
+                    app.config["TASK_RECOVER_SECONDS"] if queued else None,
                 )
                 scheduler.start()
                 for job in scheduler.get_jobs():
@@ -87,4 +109,7 @@ def run_worker(app: Flask, *, stop: threading.Event | None = None, holder: str |
             scheduler.shutdown(wait=True)  # the running job finishes; nothing is left half-done
         with app.app_context():
             release(get_session(), holder, now=datetime.now(UTC))
+        if tasks is not None:
+            stop.set()
+            tasks.join()  # the task under way finishes first
         print(f"worker {holder}: stopped", flush=True)  # noqa: T201
