@@ -29,7 +29,7 @@ from typing import Any
 import procrastinate
 from flask import Flask
 from procrastinate import sql
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,6 +42,7 @@ BACKENDS = ("inline", "procrastinate")
 
 #: The work itself, filled in by :mod:`server.jobs` (which owns it) when it is imported: per mailbox
 #: (each task under the mailbox's lock), and across mailboxes (at most one waiting, one running).
+MAILBOX_KINDS = ("sync", "send", "time_rules")
 MAILBOX_WORK: dict[str, Callable[[int], None]] = {}
 GLOBAL_WORK: dict[str, Callable[[], None]] = {}
 
@@ -65,8 +66,10 @@ def _global(name: str) -> None:
 def _procrastinate(connector: Any) -> procrastinate.App:
     """A procrastinate app that knows Postdesk's tasks (``postdesk.<kind>``), on ``connector``."""
     tasks = procrastinate.App(connector=connector)
-    for kind, work in (("sync", _sync), ("send", _send), ("time_rules", _time_rules), ("global", _global)):
-        tasks.task(name=f"postdesk.{kind}")(work)
+    tasks.task(name="postdesk.sync")(_sync)
+    tasks.task(name="postdesk.send")(_send)
+    tasks.task(name="postdesk.time_rules")(_time_rules)
+    tasks.task(name="postdesk.global")(_global)
     return tasks
 
 
@@ -118,13 +121,13 @@ def enqueue(app: Flask, kind: str, *, mailbox_id: int | None = None, name: str |
         return True
     queue = queue_app(app)
     if kind == "global":
-        assert name in GLOBAL_WORK
+        assert name is not None
         configured = queue.configure_task(
             "postdesk.global", allow_unknown=False, lock=f"global-{name}", queueing_lock=f"global-{name}"
         )
         arguments: dict[str, Any] = {"name": name}
     else:
-        assert kind in MAILBOX_WORK and mailbox_id is not None
+        assert kind in MAILBOX_KINDS and mailbox_id is not None
         configured = queue.configure_task(
             f"postdesk.{kind}",
             allow_unknown=False,
@@ -151,8 +154,13 @@ def recover_stalled(app: Flask) -> int:
         task_name=None,
         seconds_since_heartbeat=float(app.config["TASK_STALLED_SECONDS"]),
     )
+    connector = queue.connector.get_sync_connector()
     for row in rows:
-        queue.job_manager.retry_job_by_id(row["id"], retry_at=datetime.now(UTC))
+        try:
+            queue.job_manager.retry_job_by_id(row["id"], retry_at=datetime.now(UTC))
+        except UniqueViolation:  # the same work already waits in the queue (queued meanwhile): it will do
+            connector.execute_query(query=sql.queries["finish_job"], job_id=row["id"], status="failed",
+                                    delete_job=True)  # fmt: skip
         log.warning("task_recovered id=%s task=%s lock=%s", row["id"], row["task_name"], row["lock"])
     return len(rows)
 

@@ -32,10 +32,25 @@ from server.gmail.sandbox import SandboxServer
 pytest_plugins = ["addon_fixtures", "web_support"]
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def _backend() -> str:
     url = os.environ.get("POSTDESK_TEST_DATABASE_URL")
-    backend = make_url(url).get_backend_name() if url else "sqlite"
-    return f"postdesk test database: {backend}"
+    return make_url(url).get_backend_name() if url else "sqlite"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"postdesk test database: {_backend()}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``postgres`` (the task queue lives in PostgreSQL) run in the PostgreSQL pass of
+    tests/matrix.py; the SQLite pass leaves them out (deselected, said once, never skipped)."""
+    if _backend() == "postgresql":
+        return
+    left_out = [item for item in items if item.get_closest_marker("postgres")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+        print(f"\npostdesk: {len(left_out)} PostgreSQL-only tests left for the PostgreSQL pass")
 
 
 @contextmanager

@@ -139,6 +139,21 @@ class Process:
                 return match
         raise AssertionError(f"{pattern!r} never appeared; output so far:\n{''.join(self.lines)}")
 
+    def output(self) -> str:
+        """Everything the process printed so far (without waiting for more)."""
+        import queue
+
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self._queue.put(None)  # the end stays marked for wait_for
+                break
+            self.lines.append(line)
+        return "".join(self.lines)
+
     def stop(self) -> int:
         import signal
         import subprocess

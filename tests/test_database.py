@@ -13,13 +13,13 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from server.db import get_engine, init_db, make_engine
-from server.migrations import alembic_config
+from server.migrations import alembic_config, ours
 from server.models import Base, Mailbox, Ticket
 
 
 def test_migrations_produce_exactly_the_models_schema(app):
     with app.app_context(), get_engine().connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": ours})
         differences = compare_metadata(context, Base.metadata)
         tables = set(inspect(connection).get_table_names())
 

@@ -36,10 +36,17 @@ def sync_command(address: str | None, once: bool, no_send: bool) -> None:
 @click.command("worker")
 @with_appcontext
 def worker_command() -> None:
-    """Run the scheduled jobs (polls, sending, SLA watch); exactly one worker runs them at a time."""
+    """Run the scheduled jobs (polls, sending, SLA watch): with TASKS=inline one worker runs them
+    at a time; with TASKS=procrastinate every worker runs queued tasks and one keeps the clock."""
     from server.scheduler import run_worker
+    from server.tasks import check_backend
 
-    run_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        check_backend(app)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    run_worker(app)
 
 
 @click.command("web")

@@ -7,6 +7,7 @@ from typing import Literal
 from alembic import context
 from sqlalchemy import create_engine
 
+from server.migrations import ours
 from server.models import Base, UTCDateTime
 
 config = context.config
@@ -27,6 +28,7 @@ def run_migrations(connection) -> None:  # type: ignore[no-untyped-def]
         render_item=render_item,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=ours,
     )
     with context.begin_transaction():
         context.run_migrations()
