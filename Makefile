@@ -49,6 +49,7 @@ addon-check:
 
 # Speed and quota figures, measured side by side in one run (not part of `make test`).
 bench: deps
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python tests/bench/bench_sync.py
 	$(BIN)/python tests/bench/bench_reminders.py
 	$(BIN)/python tests/bench/bench_addon.py
@@ -56,6 +57,8 @@ bench: deps
 	$(BIN)/python tests/bench/bench_reports.py
 	$(BIN)/python tests/bench/bench_labels.py
 	$(BIN)/python tests/bench/bench_push.py
+	$(BIN)/python tests/bench/bench_workers.py
+	$(BIN)/python tests/bench/bench_load.py
 
 # The settings pages' texts: new strings into server/translations/ru (then translate them; a test
 # fails while one is missing). The catalogs are compiled when the app starts.

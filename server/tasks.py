@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 log = logging.getLogger(__name__)
 
 BACKENDS = ("inline", "procrastinate")
+_opening = threading.Lock()  # one enqueuing pool per app, however many threads ask first
 
 
 #: The work itself, filled in by :mod:`server.jobs` (which owns it) when it is imported: per mailbox
@@ -104,9 +105,6 @@ def queue_app(app: Flask) -> procrastinate.App:
             state["queue"].open()
     opened: procrastinate.App = state["queue"]
     return opened
-
-
-_opening = threading.Lock()
 
 
 def enqueue(app: Flask, kind: str, *, mailbox_id: int | None = None, name: str | None = None) -> bool:
