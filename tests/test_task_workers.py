@@ -177,3 +177,33 @@ def _filed(session, message_id: str) -> bool:
         )
         == 1
     )
+
+
+@pytest.mark.postgres
+def test_the_queue_in_metrics_and_health(app, session, mailbox):
+    from server.tasks import enqueue
+
+    app.config["TASKS"] = "procrastinate"
+    client = app.test_client()
+    try:
+        assert enqueue(app, "sync", mailbox_id=mailbox.id) is True
+        assert enqueue(app, "sync", mailbox_id=mailbox.id) is False  # one waiting sync per mailbox
+        assert enqueue(app, "send", mailbox_id=mailbox.id) is True  # other work of the mailbox: its own
+        metrics = client.get("/metrics").get_data(as_text=True)
+        assert 'postdesk_tasks{state="waiting",task="postdesk.sync"} 1.0' in metrics
+        assert 'postdesk_tasks{state="waiting",task="postdesk.send"} 1.0' in metrics
+        assert 'postdesk_tasks_oldest_wait_seconds{task="postdesk.sync"}' in metrics
+        assert "postdesk_task_workers 0.0" in metrics  # nobody runs them yet
+        assert client.get("/healthz").status_code == 200
+
+        session.execute(text("ALTER TABLE procrastinate_jobs RENAME TO procrastinate_jobs_away"))
+        session.commit()
+        answer = client.get("/healthz?role=worker")
+        assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "tasks_unavailable"
+    finally:
+        session.rollback()
+        session.execute(text("ALTER TABLE IF EXISTS procrastinate_jobs_away RENAME TO procrastinate_jobs"))
+        session.commit()
+        queue = app.extensions.get("postdesk_tasks", {}).get("queue")
+        if queue is not None:
+            queue.close()
