@@ -101,6 +101,11 @@ def recover_stalled() -> None:
     tasks.recover_stalled(worker_app())
 
 
+def prune_tasks() -> None:
+    """Forget the queue's failed tasks after a week (``TASKS=procrastinate``)."""
+    tasks.prune_finished(worker_app())
+
+
 # --- the work, per mailbox -------------------------------------------------------------------------
 def sync_mailbox(mailbox_id: int) -> None:
     """Sync one mailbox, run its rules, send its Outbox mail that is due and put its labels."""
@@ -135,7 +140,7 @@ def send_mailbox(mailbox_id: int) -> None:
 
 
 def time_rules_of(mailbox_id: int) -> None:
-    """Run one mailbox's ``time`` rules, and send what they queued."""
+    """Run one mailbox's ``time`` rules (the mail they queue goes with its next sync)."""
     from server.automation import run_time_rules as run_for_mailbox
     from server.db import get_session
     from server.models import Mailbox
@@ -148,7 +153,6 @@ def time_rules_of(mailbox_id: int) -> None:
         fired = run_for_mailbox(session, mailbox, now=datetime.now(UTC))
         if fired:
             log.info("time_rules mailbox=%s fired=%d", mailbox.address, fired)
-    # mail the rules queued goes with the next poll's sync, as before
 
 
 # --- the work across mailboxes ---------------------------------------------------------------------

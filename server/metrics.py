@@ -4,9 +4,9 @@ Read from the database at each scrape, so every web process answers the same: pe
 lag (seconds since the last good sync), the last success, whether it is in error, whether it is
 paused, Gmail quota units spent today, and the work waiting for it (Outbox mail, label requests, a
 sync a push asked for) with the age of the oldest Outbox mail; with a task queue, the tasks waiting,
-running and failed per task, the oldest waiting task's wait, and the workers alive. HTTP latency by route is this
-process's own histogram (with several gunicorn workers, scrape each or set prometheus-client's
-multiprocess directory).
+running and failed per task, the oldest waiting task's wait, and the workers alive. HTTP latency by
+route is this process's own histogram (with several gunicorn workers, scrape each or set
+prometheus-client's multiprocess directory).
 
 Who may read it: with ``METRICS_TOKEN`` set, a request with ``Authorization: Bearer <token>``;
 without it, only this machine (loopback, and not through a proxy that says whom it forwards), so

@@ -35,6 +35,7 @@ def build_scheduler(
         scheduler.add_job(
             "server.jobs:recover_stalled", "interval", seconds=recover_seconds, id="recover_stalled", **common
         )
+        scheduler.add_job("server.jobs:prune_tasks", "interval", seconds=3600, id="prune_tasks", **common)
     scheduler.add_job(
         "server.jobs:poll_mailboxes", "interval", seconds=poll_seconds, id="poll_mailboxes", **common
     )

@@ -163,6 +163,19 @@ def recover_stalled(app: Flask) -> int:
     return len(rows)
 
 
+def prune_finished(app: Flask, *, days: float = 7) -> None:
+    """Forget failed and aborted tasks finished more than ``days`` ago (successful ones are deleted
+    as they end), so the queue's table does not grow forever; their errors are in the logs."""
+    if backend(app) != "procrastinate":
+        return
+    queue_app(app).connector.get_sync_connector().execute_query(
+        query=sql.queries["delete_old_jobs"],
+        nb_hours=int(days * 24),
+        queue=None,
+        statuses=["succeeded", "failed", "aborted", "cancelled"],
+    )
+
+
 def run_task_worker(app: Flask, stop: threading.Event, *, name: str) -> None:
     """Run queued tasks until ``stop`` is set; a task under way finishes first."""
     from procrastinate.worker import Worker

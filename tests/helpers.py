@@ -77,6 +77,18 @@ def run_postdesk(
     )
 
 
+def wait_until(predicate, timeout: float = 30.0) -> bool:
+    """Poll a condition another process makes true (a real worker runs on real time)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def postdesk_command() -> str:
     """The installed ``postdesk`` console script of this interpreter's environment."""
     import shutil

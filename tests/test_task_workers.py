@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 from fleet import Fleet, PushedWeb, Traffic, add_mailboxes, watched, worker_env
-from helpers import run_postdesk
+from helpers import run_postdesk, wait_until
 from sqlalchemy import func, select, text
 
 from server.models import Mailbox, Message, Outbox, Ticket
@@ -35,7 +35,7 @@ def test_three_workers_thirty_mailboxes_one_killed_one_restarted(app, session, g
     traffic = Traffic(gmail, addresses, database_url, seed=seed)
     try:
         workers = [fleet.start() for _ in range(3)]
-        assert _wait(lambda: watched(session, 30)), _outputs(fleet)
+        assert wait_until(lambda: watched(session, 30), timeout=60), _outputs(fleet)
         doomed, restarted = rng.sample(workers, 2)
         kill_at, restart_at = rng.uniform(5, 20), rng.uniform(20, 35)
         done: set[str] = set()
@@ -57,12 +57,12 @@ def test_three_workers_thirty_mailboxes_one_killed_one_restarted(app, session, g
         )
         session.expire_all()
         # Every acknowledgement sent: nothing left in the Outbox, one sent per ticket.
-        deadline_ok = _wait(lambda: session.scalar(
-            select(func.count()).select_from(Outbox).where(Outbox.state != "sent")) == 0)  # fmt: skip
+        deadline_ok = wait_until(lambda: session.scalar(
+            select(func.count()).select_from(Outbox).where(Outbox.state != "sent")) == 0, timeout=60)  # fmt: skip
         assert deadline_ok, f"seed {seed}: Outbox mail left unsent"
         # The killed worker's unfinished task (if it had one) went back to the queue: nothing is left
         # running under a dead worker, no mailbox lock is held for nobody.
-        assert _wait(lambda: _doing(session) == 0), f"seed {seed}: a task is stuck"
+        assert wait_until(lambda: _doing(session) == 0, timeout=60), f"seed {seed}: a task is stuck"
     finally:
         traffic.close()
         fleet.stop()
@@ -93,17 +93,6 @@ def _outputs(fleet: Fleet) -> str:
 def _doing(session) -> int:
     session.rollback()
     return int(session.scalar(text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'")) or 0)
-
-
-def _wait(predicate, timeout: float = 60.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_the_task_queue_needs_postgresql_and_says_so(tmp_path):
@@ -139,7 +128,7 @@ def test_a_worker_killed_in_the_middle_of_a_sync_hands_its_mailbox_over(app, ses
     try:
         lonely = fleet.start()
         gmail.gate.set_plan(FaultPlan(latency_ms=400, methods=frozenset({"history.list"})))
-        assert _wait(lambda: _running_sync(session) is not None, timeout=60), _outputs(fleet)
+        assert wait_until(lambda: _running_sync(session) is not None, timeout=60), _outputs(fleet)
         lock = _running_sync(session)
         fleet.kill(lonely)  # in the middle of that sync: its task "doing", the mailbox's lock held
         killed_at = time.monotonic()
@@ -148,7 +137,7 @@ def test_a_worker_killed_in_the_middle_of_a_sync_hands_its_mailbox_over(app, ses
         gmail.sandbox.deliver(address, make_email("After the kill", "Hi", sender="late@shop.test",
                                                   message_id="<after-kill@shop.test>"))  # fmt: skip
         fleet.start(), fleet.start()
-        filed = _wait(lambda: _filed(session, "<after-kill@shop.test>"), timeout=60)
+        filed = wait_until(lambda: _filed(session, "<after-kill@shop.test>"), timeout=60)
         took = time.monotonic() - killed_at
         assert filed, _outputs(fleet)
         assert "task_recovered" in "".join(worker.output() for worker in fleet.workers[1:])
@@ -180,7 +169,7 @@ def _filed(session, message_id: str) -> bool:
 
 
 @pytest.mark.postgres
-def test_the_queue_in_metrics_and_health(app, session, mailbox):
+def test_the_queue_in_metrics_and_health_and_old_failures_forgotten(app, session, mailbox):
     from server.tasks import enqueue
 
     app.config["TASKS"] = "procrastinate"
@@ -195,6 +184,22 @@ def test_the_queue_in_metrics_and_health(app, session, mailbox):
         assert 'postdesk_tasks_oldest_wait_seconds{task="postdesk.sync"}' in metrics
         assert "postdesk_task_workers 0.0" in metrics  # nobody runs them yet
         assert client.get("/healthz").status_code == 200
+
+        # A task that failed a week ago is forgotten; one that failed today stays for a look.
+        from server.tasks import prune_finished
+
+        jobs = session.execute(text("SELECT id FROM procrastinate_jobs ORDER BY id")).scalars().all()
+        for job in jobs:
+            session.execute(text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)"), {"id": job})
+        session.execute(text("UPDATE procrastinate_events SET at = now() - interval '8 days' WHERE job_id = :id"),
+                        {"id": jobs[0]})  # fmt: skip
+        session.commit()
+        prune_finished(app)
+        left = session.execute(text("SELECT id, status::text FROM procrastinate_jobs ORDER BY id")).all()
+        assert [tuple(row) for row in left] == [(jobs[1], "failed")]
+        assert 'postdesk_tasks{state="failed",task="postdesk.send"} 1.0' in client.get("/metrics").get_data(
+            as_text=True
+        )
 
         session.execute(text("ALTER TABLE procrastinate_jobs RENAME TO procrastinate_jobs_away"))
         session.commit()

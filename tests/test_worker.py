@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from datetime import UTC, datetime, timedelta
 
-from helpers import Process, make_email
+from helpers import Process, make_email, wait_until
 from sqlalchemy import create_engine, select, text
 
 from server import tickets
@@ -22,18 +22,6 @@ def count_messages(database_url: str) -> int:
         count = int(connection.execute(text("SELECT COUNT(*) FROM messages")).scalar() or 0)
     engine.dispose()
     return count
-
-
-def wait_until(predicate, timeout: float = 30.0) -> bool:
-    """Poll a condition another process makes true (a real worker runs on real time)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 TTL = timedelta(seconds=60)
