@@ -212,3 +212,21 @@ def test_the_queue_in_metrics_and_health_and_old_failures_forgotten(app, session
         queue = app.extensions.get("postdesk_tasks", {}).get("queue")
         if queue is not None:
             queue.close()
+
+
+@pytest.mark.postgres
+def test_the_queue_migration_goes_down_and_up_again(app):
+    from alembic import command
+
+    from server.db import get_engine
+    from server.migrations import alembic_config
+
+    config = alembic_config()
+    with get_engine(app).begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0021")
+        assert connection.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')").scalar() is None
+        functions = "SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%%'"
+        assert connection.exec_driver_sql(functions).scalar() == 0
+        command.upgrade(config, "head")
+        assert connection.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')").scalar() is not None

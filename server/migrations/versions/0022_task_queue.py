@@ -42,7 +42,7 @@ def downgrade() -> None:
     )
     functions = bind.exec_driver_sql(
         "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-        " WHERE p.proname LIKE 'procrastinate%' AND n.nspname = current_schema()"
+        " WHERE p.proname LIKE 'procrastinate%%' AND n.nspname = current_schema()"
     ).scalars()
     for signature in list(functions):
         bind.exec_driver_sql(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
