@@ -146,13 +146,13 @@ def recover_stalled(app: Flask) -> int:
     if backend(app) != "procrastinate":
         return 0
     queue = queue_app(app)
-    rows = queue.connector.get_sync_connector().execute_query_all(
+    connector = queue.connector.get_sync_connector()
+    rows = connector.execute_query_all(
         query=sql.queries["select_stalled_jobs_by_heartbeat"],
         queue=None,
         task_name=None,
         seconds_since_heartbeat=float(app.config["TASK_STALLED_SECONDS"]),
     )
-    connector = queue.connector.get_sync_connector()
     for row in rows:
         try:
             queue.job_manager.retry_job_by_id(row["id"], retry_at=datetime.now(UTC))

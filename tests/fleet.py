@@ -150,7 +150,7 @@ class Traffic:
         self._watching.set()
         if not self._watch.is_alive():
             self._watch.start()
-        started = self.started = time.monotonic()
+        started = time.monotonic()
         for n in range(count):
             time.sleep(max(0.0, started + over_seconds * n / count - time.monotonic()))
             address = self.rng.choice(self.addresses)
