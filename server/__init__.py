@@ -51,5 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(addon_api.bp)
     preview.init_app(app)
+    from server import api
+
+    api.init_app(app)
     cli.init_app(app)
     return app

@@ -11,6 +11,7 @@ Handlers work inside the caller's transaction and never commit.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +56,8 @@ from server.tickets.actions import MAX_TAG_LENGTH
 
 #: Longest note an action accepts (the same limit on every face).
 MAX_NOTE_LENGTH = 20_000
+#: Longest reply an agent writes in their own words (the REST API's ``text`` reply).
+MAX_REPLY_LENGTH = 100_000
 
 
 @dataclass
@@ -497,16 +500,52 @@ def reply_with_template(
     """
     if ticket.customer is None:
         raise ActionRefused("this ticket has no customer to answer")
-    mailbox = ticket.mailbox
     rendered = render_template(
-        template, mail_context(ticket, mailbox, locale=template.locale, zone=zone, agent=agent)
+        template, mail_context(ticket, ticket.mailbox, locale=template.locale, zone=zone, agent=agent)
     )
+    return _queue_reply(
+        session,
+        ticket,
+        rendered,
+        agent=agent,
+        now=now,
+        decision=str(template.id),
+        about={"template": template.name},
+    )
+
+
+def reply_with_text(session: Session, ticket: Ticket, text: str, *, agent: Agent, now: datetime) -> bool:
+    """An agent answers the customer with their own words (plain text), as :func:`reply_with_template`
+    does: the same text on the same state of the conversation is one decision, sent once."""
+    if ticket.customer is None:
+        raise ActionRefused("this ticket has no customer to answer")
+    body = text.strip()
+    if not body or len(body) > MAX_REPLY_LENGTH:
+        raise ActionRefused(f"a reply is 1 to {MAX_REPLY_LENGTH:,} characters")
+    digest = hashlib.sha256(body.encode("utf-8", "replace")).hexdigest()[:24]
+    rendered = RenderedMail(subject=reply_subject(ticket.subject), text=body, html=None)
+    return _queue_reply(
+        session, ticket, rendered, agent=agent, now=now, decision=f"text:{digest}", about={"text": body[:200]}
+    )
+
+
+def _queue_reply(
+    session: Session,
+    ticket: Ticket,
+    rendered: RenderedMail,
+    *,
+    agent: Agent,
+    now: datetime,
+    decision: str,
+    about: dict[str, Any],
+) -> bool:
+    assert ticket.customer is not None  # checked by the callers
     latest = session.scalar(select(func.max(Message.id)).where(Message.ticket_id == ticket.id))
     row = enqueue(
         session,
-        mailbox=mailbox,
+        mailbox=ticket.mailbox,
         kind=OutboxKind.REPLY,
-        key=f"reply:{ticket.id}:{template.id}:{latest}",
+        key=f"reply:{ticket.id}:{decision}:{latest}",
         to=[ticket.customer.email],
         subject=reply_subject(ticket.subject),
         text=rendered.text,
@@ -518,7 +557,5 @@ def reply_with_template(
     if row is None:
         return False
     actor = Actor(ActorKind.AGENT, agent_id=agent.id)
-    tickets.record_event(
-        session, ticket, "reply_queued", actor=actor, after={"template": template.name}, at=now
-    )
+    tickets.record_event(session, ticket, "reply_queued", actor=actor, after=about, at=now)
     return True

@@ -137,6 +137,19 @@ class WebDefaults:
     RATELIMIT_STORAGE_URI = "memory://"
     #: Rows per page of the settings lists.
     PAGE_SIZE = 50
+    #: REST API requests per token (the ``limits`` notation; counted where RATELIMIT_STORAGE_URI says).
+    API_RATE_LIMIT = "600 per minute"
+    #: Webhooks: how long one delivery is retried (then it fails), and how long a subscription may
+    #: fail without a success before Postdesk turns it off and tells the admins.
+    WEBHOOK_RETRY_SECONDS = 24 * 3600
+    WEBHOOK_DISABLE_AFTER_SECONDS = 24 * 3600
+    #: The first retry's wait; each next one doubles it (capped at an hour).
+    WEBHOOK_BACKOFF_SECONDS = 30
+    #: How long a receiver may take to answer one delivery.
+    WEBHOOK_TIMEOUT_SECONDS = 10
+    #: Networks a webhook may reach although they are private or loopback (space-separated CIDRs,
+    #: e.g. "10.1.2.0/24" for a receiver inside the company network). Empty: only public addresses.
+    WEBHOOK_ALLOW_NETWORKS = ""
 
 
 def env_flag(name: str) -> bool:

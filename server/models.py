@@ -273,6 +273,9 @@ class Ticket(Base):
         Index("ix_tickets_mailbox_responded", "mailbox_id", "first_responded_at"),
         Index("ix_tickets_mailbox_updated", "mailbox_id", "updated_at"),
         Index("ix_tickets_labels_wanted", "mailbox_id", "labels_wanted_at"),
+        # The REST API's ticket list pages by (time, id) across the mailboxes a caller reads.
+        Index("ix_tickets_updated_id", "updated_at", "id"),
+        Index("ix_tickets_created_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -651,3 +654,93 @@ class CsatRating(Base):
     changes: Mapped[int] = mapped_column(Integer, default=0)
     #: The optional NPS answer (0–10: "how likely to recommend us"), when the mailbox asks it.
     nps: Mapped[int | None] = mapped_column(Integer)
+
+
+class ApiToken(Base):
+    """A personal access token for the REST API: the caller acts as ``agent`` with ``scopes``.
+
+    Only the SHA-256 of the secret is kept (the secret has 256 random bits, so a plain hash is enough:
+    nothing to brute-force); ``prefix`` is its first characters, for people to tell tokens apart.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_agent", "agent_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    agent: Mapped[Agent] = relationship(foreign_keys=[agent_id])
+
+
+class Webhook(Base):
+    """A subscription: POST these event types of one mailbox's tickets to ``url``, signed with its secret."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_mailbox", "mailbox_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[Any]] = mapped_column(default=list)
+    #: The signing secret, encrypted with the instance key (server.crypto).
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Why it was turned off by Postdesk (a day of failures), shown on the page.
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    #: The first failure since the last success (a day of them disables the subscription).
+    failing_since: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+
+    mailbox: Mapped[Mailbox] = relationship()
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription: written in the deciding transaction, sent by the worker until
+    the receiver answers 2xx or the retry window ends. ``id`` is the idempotency key receivers see."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    #: The JSON body exactly as sent (and signed) every time.
+    body: Mapped[str] = mapped_column(Text)
+    #: ``pending`` (waits for ``next_attempt_at``), ``delivered`` or ``failed`` (gave up).
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: A worker holds the delivery until then (another worker takes it over after a crash).
+    claimed_until: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery, for the delivery log: when, the receiver's status code or the problem."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    milliseconds: Mapped[int] = mapped_column(Integer, default=0)

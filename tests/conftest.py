@@ -29,7 +29,7 @@ from server.gmail.client import GmailClient, RetryPolicy
 from server.gmail.sandbox import SandboxServer
 
 #: The add-on tests' fixtures (keys, desk, addon) for every test module that needs them.
-pytest_plugins = ["addon_fixtures", "web_support"]
+pytest_plugins = ["addon_fixtures", "web_support", "api_support"]
 
 
 def _backend() -> str:

@@ -7,7 +7,7 @@ A click that changes a ticket parses the card's input and calls the same action 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, request
@@ -25,8 +25,8 @@ from server.composing import team_addresses, ticket_locale
 from server.gmail.mime import parse_addresses, split_reply
 from server.models import Customer, Mailbox, Message, Ticket
 from server.templating import TemplateError
+from server.tickets.actions import MAX_SNOOZE
 
-MAX_SNOOZE = timedelta(days=366)
 Click = Callable[[Call], dict[str, Any]]
 
 

@@ -27,7 +27,7 @@ from flask import (
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
@@ -60,6 +60,7 @@ from server.db import get_session
 from server.gmail.client import RetryPolicy, client_for_mailbox
 from server.gmail.errors import GmailError
 from server.gmail.send import enqueue
+from server.mailbox_health import health_of
 from server.mailbox_settings import (
     LABEL_DEFAULTS,
     SettingsError,
@@ -74,20 +75,14 @@ from server.models import (
     Agent,
     AuthKind,
     Event,
-    GmailUsage,
     Mailbox,
-    Outbox,
     OutboxKind,
-    OutboxState,
     Role,
 )
 from server.web.access import ADMINS, EVERYONE, READERS, allow, current_agent, manages_mailbox, reads_mailbox
 from server.web.google import MAILBOX_SCOPE, GoogleSignIn, SignInError, public_url_for
 
 log = logging.getLogger(__name__)
-
-#: The Outbox states that still wait to go out (the backlog shown per mailbox).
-BACKLOG = (OutboxState.PENDING.value, OutboxState.SENDING.value)
 
 
 def init_app(app: Flask) -> None:
@@ -177,31 +172,21 @@ def _mailboxes_page(form: FlaskForm) -> str:
     size = page_size()
     rows = db.scalars(query.offset((page - 1) * size).limit(size + 1)).all()
     ids = [m.id for m in rows[:size]]
-    counts: dict[tuple[int, str], int] = {
-        (mailbox_id, state): count
-        for mailbox_id, state, count in db.execute(
-            select(Outbox.mailbox_id, Outbox.state, func.count())
-            .where(Outbox.mailbox_id.in_(ids), Outbox.state.in_([*BACKLOG, OutboxState.FAILED.value]))
-            .group_by(Outbox.mailbox_id, Outbox.state)
-        )
-    }
     now = datetime.now(UTC)
-    quota = dict(
-        db.execute(
-            select(GmailUsage.mailbox_id, GmailUsage.units).where(
-                GmailUsage.mailbox_id.in_(ids), GmailUsage.day == now.date()
-            )
-        ).all()
-    )
+    states = health_of(db, ids, now)
     health = []
     for box in rows[:size]:
-        backlog = sum(counts.get((box.id, state), 0) for state in BACKLOG)
-        failed = counts.get((box.id, OutboxState.FAILED.value), 0)
+        state = states[box.id]
         lag = None if box.last_sync_at is None else int((now - box.last_sync_at).total_seconds() // 60)
-        healthy = not box.paused and box.sync_state != "error" and box.last_sync_at is not None and not failed
+        healthy = (
+            not box.paused
+            and box.sync_state != "error"
+            and box.last_sync_at is not None
+            and not state.outbox_failed
+        )
         health.append(
-            {"mailbox": box, "lag_minutes": lag, "backlog": backlog, "failed": failed, "healthy": healthy,
-             "quota": quota.get(box.id, 0)}
+            {"mailbox": box, "lag_minutes": lag, "backlog": state.outbox_waiting, "failed": state.outbox_failed,
+             "healthy": healthy, "quota": state.gmail_units_today}
         )  # fmt: skip
     return render_template(
         "admin/mailboxes.html",

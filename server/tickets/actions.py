@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CursorResult, or_, select, update
@@ -45,6 +45,8 @@ class Actor:
 SYSTEM = Actor(ActorKind.SYSTEM)
 #: The longest tag (the width of ``ticket_tags.name``); every face refuses longer ones.
 MAX_TAG_LENGTH = 100
+#: The furthest a snooze reaches (the same on every face).
+MAX_SNOOZE = timedelta(days=366)
 CLOSED_STATUSES = frozenset({TicketStatus.SOLVED.value, TicketStatus.CLOSED.value})
 
 

@@ -1,0 +1,274 @@
+"""The shapes the REST API reads and writes (pydantic models: the OpenAPI document is made from them).
+
+Input models forbid unknown fields and bound every string and number, so a request either means one
+thing or gets a 400 that names the field.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from rules.model import Priority, TicketStatus
+
+#: The largest id any table holds (PostgreSQL's ``integer``); a larger one is simply not found.
+MAX_ID = 2**31 - 1
+#: The days a report may ask about.
+EARLIEST, LATEST = date(1970, 1, 1), date(2200, 12, 31)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- answers --------------------------------------------------------------------------------------
+class Problem(BaseModel):
+    """An error, as RFC 9457 describes it (``application/problem+json``)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = ""
+    instance: str | None = None
+    #: The request's fields that were wrong, with what was wrong with each.
+    errors: list[dict[str, Any]] | None = None
+
+
+class AgentRef(BaseModel):
+    id: int
+    email: str
+    name: str
+
+
+class CustomerRef(BaseModel):
+    id: int
+    email: str
+    name: str
+
+
+class TicketOut(BaseModel):
+    id: int
+    mailbox_id: int
+    number: int
+    subject: str
+    status: TicketStatus
+    priority: Priority
+    assignee: AgentRef | None
+    customer: CustomerRef | None
+    tags: list[str]
+    due_at: datetime | None
+    first_response_due_at: datetime | None
+    resolution_due_at: datetime | None
+    first_responded_at: datetime | None
+    solved_at: datetime | None
+    snoozed_until: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageOut(BaseModel):
+    id: int
+    direction: Literal["inbound", "outbound"]
+    from_email: str
+    from_name: str
+    to: str
+    cc: str
+    subject: str
+    sent_at: datetime
+    text: str
+    is_automatic: bool
+    attachments: list[dict[str, Any]]
+
+
+class NoteOut(BaseModel):
+    id: int
+    author: AgentRef | None
+    body: str
+    created_at: datetime
+
+
+class EventOut(BaseModel):
+    id: int
+    kind: str
+    actor: str
+    actor_agent_id: int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    created_at: datetime
+
+
+class TicketDetail(TicketOut):
+    messages: list[MessageOut]
+    notes: list[NoteOut]
+    events: list[EventOut]
+
+
+class TicketPage(BaseModel):
+    items: list[TicketOut]
+    #: Pass as ``cursor`` for the next page; null on the last page.
+    next_cursor: str | None
+
+
+class NoteCreated(BaseModel):
+    note: NoteOut
+
+
+class ReplyQueued(BaseModel):
+    #: False when the same reply was already queued for this state of the conversation.
+    queued: bool
+
+
+class AgentOut(AgentRef):
+    role: str
+    active: bool
+    away: bool
+    mailbox_ids: list[int]
+
+
+class AgentList(BaseModel):
+    items: list[AgentOut]
+
+
+class MailboxHealth(BaseModel):
+    sync_state: str
+    sync_error: str | None
+    last_sync_at: datetime | None
+    paused: bool
+    outbox_waiting: int
+    gmail_units_today: int
+
+
+class MailboxOut(BaseModel):
+    id: int
+    address: str
+    display_name: str
+    health: MailboxHealth
+
+
+class MailboxList(BaseModel):
+    items: list[MailboxOut]
+
+
+class CustomerOut(CustomerRef):
+    mailbox_id: int
+
+
+class CustomerList(BaseModel):
+    items: list[CustomerOut]
+
+
+class TemplateOut(BaseModel):
+    id: int
+    mailbox_id: int | None
+    name: str
+    locale: str
+    subject: str
+
+
+class TemplateList(BaseModel):
+    items: list[TemplateOut]
+
+
+class RenderedTemplate(BaseModel):
+    subject: str
+    text: str
+    html: str | None
+
+
+class SummaryOut(BaseModel):
+    """Minutes (business time unless named calendar): how many tickets, their mean, median and p90."""
+
+    count: int
+    mean: float | None
+    median: float | None
+    p90: float | None
+
+
+class Figures(BaseModel):
+    #: Each set's number of tickets (new, solved, reopened, overdue …; docs/reports.md defines each).
+    counts: dict[str, int]
+    first_response: SummaryOut
+    first_response_calendar: SummaryOut
+    resolution: SummaryOut
+    resolution_calendar: SummaryOut
+    first_response_sla: float | None
+    resolution_sla: float | None
+    first_contact_resolution: float | None
+    replies_per_ticket: float | None
+    csat: float | None
+    csat_ratings: int
+    nps: float | None
+
+
+class ReportOut(BaseModel):
+    first: date
+    last: date
+    zone: str
+    current: Figures
+    previous: Figures
+
+
+# --- questions ------------------------------------------------------------------------------------
+TicketSort = Literal["-updated_at", "updated_at", "-created_at", "created_at"]
+
+
+class TicketFilter(Strict):
+    mailbox: int | None = Field(default=None, ge=1, le=MAX_ID)
+    status: list[TicketStatus] | None = None
+    #: An agent's id, or ``none`` for unassigned tickets.
+    assignee: str | None = Field(default=None, max_length=20, pattern=r"^(none|[1-9][0-9]{0,9})$")
+    tag: str | None = Field(default=None, min_length=1, max_length=100)
+    priority: list[Priority] | None = None
+    due_before: AwareDatetime | None = None
+    due_after: AwareDatetime | None = None
+    updated_since: AwareDatetime | None = None
+    customer: int | None = Field(default=None, ge=1, le=MAX_ID)
+    sort: TicketSort = "-updated_at"
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=200)
+
+
+class TicketChange(Strict):
+    """Only the fields given change; ``assignee_id: null`` unassigns, ``snoozed_until: null`` wakes."""
+
+    status: TicketStatus | None = None
+    priority: Priority | None = None
+    assignee_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    tags: list[str] | None = Field(default=None, max_length=50)
+    snoozed_until: AwareDatetime | None = None
+
+
+class NoteIn(Strict):
+    body: str = Field(min_length=1, max_length=20_000)
+
+
+class ReplyIn(Strict):
+    """Either a template (by id) or plain text."""
+
+    template_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    text: str | None = Field(default=None, min_length=1, max_length=100_000)
+
+
+class CustomerQuery(Strict):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class MailboxQuery(Strict):
+    mailbox: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class RenderIn(Strict):
+    ticket_id: int = Field(ge=1, le=MAX_ID)
+
+
+class ReportQuery(Strict):
+    mailbox: int | None = Field(default=None, ge=1, le=MAX_ID)
+    #: The first and last day (in the token owner's time zone); the last 30 days by default.
+    first: date | None = Field(default=None, ge=EARLIEST, le=LATEST)
+    last: date | None = Field(default=None, ge=EARLIEST, le=LATEST)
+    agent: int | None = Field(default=None, ge=1, le=MAX_ID)
+    tag: str | None = Field(default=None, min_length=1, max_length=100)
+    priority: Priority | None = None
+    domain: str | None = Field(default=None, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")
