@@ -9,9 +9,10 @@ RFC 9457 problem documents (:func:`server.errors.problem_response`).
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import ValidationError
 from spectree import SpecTree
 
@@ -51,7 +52,7 @@ tree = SpecTree(
     version="1",
     description="Tickets, customers, agents, mailboxes, templates and reports of a Postdesk helpdesk. "
     "Authenticate with a personal access token: `Authorization: Bearer pd_…` (see docs/api.md).",
-    path="api/v1",
+    path="api/v1/openapi",  # spectree leaves out the routes under this path: only its own page lives there
     naming_strategy=lambda model: model.__name__,
     page_templates={},
     validation_error_status=400,
@@ -59,12 +60,12 @@ tree = SpecTree(
     before=_validation_problem,
 )
 
-#: Problems every operation may answer, besides its own (``404`` for a path with an id, ``412`` for
-#: a conditional update).
+#: Problems every operation may answer, besides its own (``412`` for a conditional update).
 COMMON_PROBLEMS = {
     "400": "The request is not valid (the problem names the fields).",
     "401": "No token, or the token is unknown, revoked or expired.",
     "403": "The token lacks the scope, or its owner the right, for this.",
+    "404": "No such thing (a ticket, mailbox, template …), or not one the token's owner may see.",
     "429": "The token's rate limit is used up (see Retry-After).",
 }
 
@@ -88,8 +89,6 @@ def openapi_document() -> dict[str, Any]:
         for method, operation in operations.items():
             answers = operation["responses"]
             wanted = dict(COMMON_PROBLEMS)
-            if "{" in path:
-                wanted["404"] = "No such thing, or not one the token's owner may see."
             if method == "patch":
                 wanted["412"] = "If-Match named an older version of the ticket; nothing changed."
             for code, description in wanted.items():
@@ -113,7 +112,22 @@ def openapi() -> Response:
 
 @bp.before_request
 def _check_caller() -> Response | None:
-    return guard(get_session())
+    return guard(get_session()) or _check_body()
+
+
+def _check_body() -> Response | None:
+    """A request with a body sends one JSON object (spectree would read anything else as ``{}``)."""
+    if request.url_rule is None or request.method not in ("POST", "PATCH", "PUT"):
+        return None
+    try:
+        body = json.loads(request.get_data(cache=True) or b"null") if request.is_json else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return problem_response(
+            400, "Bad Request", "Send one JSON object, with Content-Type: application/json."
+        )
+    return None
 
 
 bp.after_request(add_rate_headers)

@@ -20,6 +20,8 @@ EARLIEST, LATEST = date(1970, 1, 1), date(2200, 12, 31)
 
 
 class Strict(BaseModel):
+    """A body or a query: an unknown field is a mistake (a typo would otherwise change nothing, silently)."""
+
     model_config = ConfigDict(extra="forbid")
 
 

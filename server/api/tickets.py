@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import request
 from spectree import Response as Answers
-from sqlalchemy import exists, select, tuple_
+from sqlalchemy import exists, false, select, tuple_
 from sqlalchemy.orm import Session
 
 from rules import ActionKind
@@ -24,6 +24,7 @@ from server import actions, tickets
 from server.api.auth import caller, needs, readable_mailboxes, writable_mailboxes
 from server.api.base import bp, tree
 from server.api.schemas import (
+    MAX_ID,
     NoteCreated,
     NoteIn,
     ReplyIn,
@@ -120,8 +121,11 @@ def list_tickets(query: TicketFilter) -> Any:
         statement = statement.where(Ticket.priority.in_([p.value for p in query.priority]))
     if query.assignee == "none":
         statement = statement.where(Ticket.assignee_id.is_(None))
-    elif query.assignee is not None:
-        statement = statement.where(Ticket.assignee_id == int(query.assignee))
+    elif (
+        query.assignee is not None
+    ):  # an id no row can have finds nothing (PostgreSQL's integer ends at 2**31)
+        assignee = int(query.assignee)
+        statement = statement.where(Ticket.assignee_id == assignee if assignee <= MAX_ID else false())
     if query.tag is not None:
         statement = statement.where(
             exists().where(TicketTag.ticket_id == Ticket.id, TicketTag.name == query.tag.strip())
