@@ -85,7 +85,7 @@ def openapi_document() -> dict[str, Any]:
         name: {"schema": {"type": "string"}}
         for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
     }
-    for path, operations in spec["paths"].items():
+    for operations in spec["paths"].values():
         for method, operation in operations.items():
             answers = operation["responses"]
             wanted = dict(COMMON_PROBLEMS)
