@@ -51,8 +51,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(addon_api.bp)
     preview.init_app(app)
-    from server import api
+    from server import api, webhooks
 
     api.init_app(app)
+    webhooks.install()
     cli.init_app(app)
     return app

@@ -96,6 +96,10 @@ def keep_watches() -> None:
     _enqueue("global", name="keep_watches")
 
 
+def deliver_webhooks() -> None:
+    _enqueue("global", name="webhooks")
+
+
 def recover_stalled() -> None:
     """Put the tasks of dead workers back in the queue (``TASKS=procrastinate``)."""
     tasks.recover_stalled(worker_app())
@@ -250,6 +254,18 @@ def _keep_watches() -> None:
                 log.info("watch mailbox=%s %s", mailbox.address, state)
 
 
+def _webhooks() -> None:
+    """Send the webhook deliveries that are due (server.webhooks), a batch at a time until none is."""
+    from server.db import get_session
+    from server.webhooks import BATCH, Settings, deliver_due
+
+    app = worker_app()
+    with app.app_context():
+        settings = Settings.from_config(app.config)
+        while deliver_due(get_session(), settings) == BATCH:
+            pass
+
+
 tasks.MAILBOX_WORK.update(sync=sync_mailbox, send=send_mailbox, time_rules=time_rules_of)
 tasks.GLOBAL_WORK.update(
     reminders=_reminders,
@@ -257,4 +273,5 @@ tasks.GLOBAL_WORK.update(
     finish_retiming=_finish_retiming,
     forget_sessions=_forget_expired_sessions,
     keep_watches=_keep_watches,
+    webhooks=_webhooks,
 )

@@ -39,7 +39,7 @@ def build_scheduler(
     scheduler.add_job(
         "server.jobs:poll_mailboxes", "interval", seconds=poll_seconds, id="poll_mailboxes", **common
     )
-    for job in ("send_reminders", "run_time_rules", "send_weekly_reports"):
+    for job in ("send_reminders", "run_time_rules", "send_weekly_reports", "deliver_webhooks"):
         scheduler.add_job(f"server.jobs:{job}", "interval", seconds=clock_seconds, id=job, **common)
     scheduler.add_job("server.jobs:sync_pushed", "interval", seconds=push_seconds, id="sync_pushed", **common)
     scheduler.add_job("server.jobs:keep_watches", "interval", seconds=3600, id="keep_watches", **common)
