@@ -2,9 +2,9 @@
 
 Two checks, because a name can resolve differently later (DNS rebinding): :func:`check_url` when the
 address is saved (scheme, no credentials, and every address the name resolves to is public), and
-:func:`guarded_session` when it is called — its connections refuse a peer address that is loopback,
-private, link-local, multicast, reserved or unspecified (also as IPv4-mapped IPv6), after the connect
-and before a byte is sent. Redirects are not followed and no proxy from the environment is used.
+:func:`guarded_session` when it is called — its connections check the name's addresses again before
+connecting, and the peer's address after the connect, before a byte is sent: none may be loopback,
+private, link-local, multicast, reserved or unspecified (also as IPv4-mapped IPv6). Redirects are not followed and no proxy from the environment is used.
 Networks named in ``allowed`` (an operator's explicit choice) pass.
 """
 
@@ -113,13 +113,27 @@ def _checked(sock: socket.socket, allowed: Sequence[Network]) -> socket.socket:
     return sock
 
 
+def _resolved_safely(host: str, port: int, allowed: Sequence[Network]) -> None:
+    """Before connecting: every address the name has now must be allowed (the peer is checked after)."""
+    try:
+        found = system_resolver(host, port)
+    except OSError:
+        return  # the connect fails on its own, with the resolver's own error
+    for text in found:
+        problem = address_problem(ipaddress.ip_address(text.split("%")[0]), allowed)
+        if problem:
+            raise RefusedAddress(problem)
+
+
 def _pools(allowed: Sequence[Network]) -> dict[str, Any]:
     class Plain(urllib3.connection.HTTPConnection):
         def _new_conn(self) -> socket.socket:
+            _resolved_safely(self._dns_host, self.port, allowed)
             return _checked(super()._new_conn(), allowed)
 
     class Secure(urllib3.connection.HTTPSConnection):
         def _new_conn(self) -> socket.socket:
+            _resolved_safely(self._dns_host, self.port, allowed)
             return _checked(super()._new_conn(), allowed)
 
     class PlainPool(urllib3.HTTPConnectionPool):
@@ -162,6 +176,6 @@ def refusal_in(exc: BaseException) -> str | None:
         seen.add(id(current))
         if isinstance(current, RefusedAddress):
             return str(current)
-        pending += [current.__cause__, current.__context__, getattr(current, "reason", None)]
-        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending += [item for item in linked if isinstance(item, BaseException)]
     return None

@@ -76,6 +76,17 @@ ROUTES = [
     ("POST", "/settings/templates/edit?mailbox={mailbox}&name=Hello", BOX_ADMINS,
      {"en-subject": "Hi", "en-text": "Hello {{{{ customer.name }}}}", "en-version": "", "ru-subject": "",
       "ru-text": ""}),
+    ("GET", "/settings/api-tokens", EVERYONE, None),
+    ("POST", "/settings/api-tokens", EVERYONE, {"name": "Script {n}", "scopes": "tickets:read"}),
+    ("POST", "/settings/api-tokens/{token}/revoke", ADMINS, {}),
+    ("GET", "/settings/webhooks?mailbox={mailbox}", BOX_READERS, None),
+    ("POST", "/settings/webhooks?mailbox={mailbox}", BOX_ADMINS,
+     {"url": "https://93.184.215.14/hook/{n}", "events": "ticket.created"}),
+    ("GET", "/settings/webhooks/{webhook}", BOX_READERS, None),
+    ("POST", "/settings/webhooks/{webhook}", BOX_ADMINS,
+     {"url": "https://93.184.215.14/hook", "events": "ticket.solved", "enabled": "y"}),
+    ("POST", "/settings/webhooks/{webhook}/test", BOX_ADMINS, {}),
+    ("POST", "/settings/webhooks/{webhook}/delete", BOX_ADMINS, {}),
     ("GET", "/reports?days=7&mailbox={mailbox}", EVERYONE, None),
     ("GET", "/reports/tickets?set=overdue", EVERYONE, None),
     ("GET", "/reports/export.csv?table=tickets&set=new", EVERYONE, None),
@@ -91,6 +102,11 @@ PUBLIC = {
 }
 
 
+def route_ids(team: dict[str, int]) -> dict[str, int]:
+    """The ids the routes above name, from the team fixture."""
+    return {name: team[name] for name in ("agent", "mailbox", "rule", "token", "webhook")}
+
+
 def test_the_matrix_lists_every_settings_route(web):
     rules = {
         (method, rule.rule)
@@ -104,7 +120,9 @@ def test_the_matrix_lists_every_settings_route(web):
             path.split("?")[0]
             .replace("{agent}", "<int:agent_id>")
             .replace("{mailbox}", "<int:mailbox_id>")
-            .replace("{rule}/disable", "<int:rule_id>/<any(up, down, enable, disable):change>"),
+            .replace("{rule}/disable", "<int:rule_id>/<any(up, down, enable, disable):change>")
+            .replace("{token}", "<int:token_id>")
+            .replace("{webhook}", "<int:hook_id>"),
         )
         for m, path, _, _ in ROUTES
     }
@@ -120,7 +138,7 @@ def test_every_route_answers_each_role_exactly_as_allowed(web, google, team, rol
         token = csrf_token(client)
     outcomes = {}
     for n, (method, path, allowed, body) in enumerate(ROUTES):
-        url = path.format(agent=team["agent"], mailbox=team["mailbox"], rule=team["rule"])
+        url = path.format(**route_ids(team))
         if method == "GET":
             status = client.get(url).status_code
         else:
@@ -272,7 +290,9 @@ def test_the_audit_log_shows_who_changed_what_and_filters(web, google, team):
     changes = client.get("/settings/audit?kind=agent_changed&who=admin@example.com").get_data(as_text=True)
     nobody = client.get("/settings/audit?who=ghost@example.com").get_data(as_text=True)
 
-    assert everything.count('class="event"') == 7  # the mailbox, four people and the rules added, one change
+    assert (
+        everything.count('class="event"') == 8
+    )  # the mailbox, four people, the rules, an API token; one change
     assert (
         changes.count('class="event"') == 1 and "Europe/Moscow" in changes and "admin@example.com" in changes
     )
@@ -325,7 +345,7 @@ def test_pages_answer_in_at_most_15_statements_and_1000_agents_are_paginated(web
 def test_a_signed_in_admin_sending_nonsense_never_gets_a_server_error(web, google, team, route, junk):
     client, token = _admin(web, google)
     method, path, _allowed, _body = route
-    url = path.format(agent=team["agent"], mailbox=team["mailbox"], rule=team["rule"])
+    url = path.format(**route_ids(team))
 
     if method == "GET":
         path_only, _sep, query = url.partition("?")

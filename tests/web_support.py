@@ -75,6 +75,23 @@ def team(web: Flask) -> dict[str, Any]:
         rule = "rules:\n  - name: Tag every ticket\n    trigger: ticket_created\n    actions: [{add_tag: seen}]\n"
         rule_sets.save(db, box, rule_sets.parse(db, box, rule))
         people["rule"] = db.scalar(select(Rule.id).where(Rule.mailbox_id == box.id))
+        from datetime import UTC, datetime
+
+        from server import api_tokens
+        from server.crypto import encrypt_json
+        from server.models import Agent, Webhook
+
+        admin = db.get(Agent, people["admin"])
+        token, _secret = api_tokens.create(
+            db, owner=admin, name="Admin's script", scopes=["tickets:read"], expires_at=None, by=admin,
+            now=datetime.now(UTC),
+        )  # fmt: skip
+        # Saved as if allowed then: the connection's own check refuses it when tested (no network needed).
+        hook = Webhook(mailbox_id=box.id, url="https://127.0.0.1:9/hook", events=["ticket.created"],
+                       secret_encrypted=encrypt_json({"secret": "whsec_test"}), enabled=True)  # fmt: skip
+        db.add(hook)
+        db.commit()
+        people["token"], people["webhook"] = token.id, hook.id
     return people
 
 

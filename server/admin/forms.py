@@ -146,3 +146,16 @@ class RemindersForm(FlaskForm):
         _l("at (in each agent's own time zone)"), validators=[DataRequired(), Length(max=5)]
     )
     version = HiddenField()
+
+
+class ApiTokenForm(FlaskForm):
+    name = StringField(_l("Name (what the token is for)"), validators=[DataRequired(), Length(max=200)])
+    owner = SelectField(_l("For"), choices=[], coerce=str, validate_choice=False)  # checked by the view
+    scopes = SelectMultipleField(_l("Scopes"), choices=[])
+    expires = DateField(_l("Expires on (empty: never)"), validators=[Optional()])
+
+
+class WebhookForm(FlaskForm):
+    url = StringField(_l("Address (https://…)"), validators=[DataRequired(), Length(max=2000)])
+    events = SelectMultipleField(_l("Events"), choices=[])
+    enabled = BooleanField(_l("On"), default=True)

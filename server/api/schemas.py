@@ -6,10 +6,11 @@ thing or gets a 400 that names the field.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from rules.model import Priority, TicketStatus
 
@@ -17,6 +18,34 @@ from rules.model import Priority, TicketStatus
 MAX_ID = 2**31 - 1
 #: The days a report may ask about.
 EARLIEST, LATEST = date(1970, 1, 1), date(2200, 12, 31)
+
+
+_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _written_as(pattern: re.Pattern[str], what: str) -> Any:
+    def check(value: Any) -> Any:
+        # pydantic would read a number as seconds since 1970; the API takes only ISO 8601 text.
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(f"write {what}")
+        return value
+
+    return check
+
+
+#: An ISO 8601 moment with its offset (``2026-11-24T09:00:00Z``).
+Moment = Annotated[
+    AwareDatetime,
+    BeforeValidator(_written_as(_MOMENT, "a date and time with its offset, e.g. 2026-11-24T09:00:00Z")),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+#: An ISO 8601 day (``2026-11-24``).
+Day = Annotated[
+    date,
+    BeforeValidator(_written_as(_DAY, "a day, e.g. 2026-11-24")),
+    WithJsonSchema({"type": "string", "format": "date"}),
+]
 
 
 class Strict(BaseModel):
@@ -223,9 +252,9 @@ class TicketFilter(Strict):
     assignee: str | None = Field(default=None, max_length=20, pattern=r"^(none|[1-9][0-9]{0,9})$")
     tag: str | None = Field(default=None, min_length=1, max_length=100)
     priority: list[Priority] | None = None
-    due_before: AwareDatetime | None = None
-    due_after: AwareDatetime | None = None
-    updated_since: AwareDatetime | None = None
+    due_before: Moment | None = None
+    due_after: Moment | None = None
+    updated_since: Moment | None = None
     customer: int | None = Field(default=None, ge=1, le=MAX_ID)
     sort: TicketSort = "-updated_at"
     limit: int = Field(default=50, ge=1, le=200)
@@ -239,7 +268,7 @@ class TicketChange(Strict):
     priority: Priority | None = None
     assignee_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     tags: list[str] | None = Field(default=None, max_length=50)
-    snoozed_until: AwareDatetime | None = None
+    snoozed_until: Moment | None = None
 
 
 class NoteIn(Strict):
@@ -268,8 +297,8 @@ class RenderIn(Strict):
 class ReportQuery(Strict):
     mailbox: int | None = Field(default=None, ge=1, le=MAX_ID)
     #: The first and last day (in the token owner's time zone); the last 30 days by default.
-    first: date | None = Field(default=None, ge=EARLIEST, le=LATEST)
-    last: date | None = Field(default=None, ge=EARLIEST, le=LATEST)
+    first: Day | None = Field(default=None, ge=EARLIEST, le=LATEST)
+    last: Day | None = Field(default=None, ge=EARLIEST, le=LATEST)
     agent: int | None = Field(default=None, ge=1, le=MAX_ID)
     tag: str | None = Field(default=None, min_length=1, max_length=100)
     priority: Priority | None = None
