@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,14 @@ def start_sandbox(
 
 def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> None:
     """One process for trying Postdesk: seeded sandbox, a fresh demo database, the web app."""
-    from server import create_app
+    from sqlalchemy import select
+
+    from server import api_tokens, create_app
     from server.accounts import MailboxSpec, add_mailbox, ensure_agent
     from server.db import get_session, init_db
     from server.defaults import install_defaults
     from server.gmail.client import client_for_mailbox
-    from server.models import AuthKind, Role
+    from server.models import Agent, AuthKind, Role
     from server.scheduler import run_worker
     from server.sync_runner import sync_with_rules
 
@@ -91,6 +94,14 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         install_defaults(session, mailbox)
         # The demo shows Gmail as the queue: ticket state in labels (docs/gmail-labels.md).
         mailbox.settings = {**(mailbox.settings or {}), "gmail_labels": {"enabled": True}}
+        session.commit()
+        # A token for the REST API, so docs/api.md's curl examples run as they are (a fresh one each run).
+        admin = session.scalar(select(Agent).where(Agent.email == DEMO_TEAM[0][0]))
+        assert admin is not None
+        _token, api_secret = api_tokens.create(
+            session, owner=admin, name="make demo", scopes=[scope.value for scope in api_tokens.Scope],
+            expires_at=None, by=admin, now=datetime.now(UTC),
+        )  # fmt: skip
         session.commit()
         with client_for_mailbox(mailbox) as client:
             synced = sync_with_rules(session, mailbox.id, client)
@@ -121,6 +132,8 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         else f"{base}/settings/",
         "reports": f"{base}/reports (sign in as {DEMO_MANAGER[0]}, the team lead)",
         "health": f"{base}/healthz",
+        "api": f"{base}/api/v1/openapi.json (docs/api.md)",
+        "api token": f"{api_secret} ({DEMO_TEAM[0][0]}, every scope)",
         "add-on preview": f"{base}/dev/addon" if is_loopback(host) else "off (only with a loopback --host)",
         "gmail sandbox": sandbox.url,
         "mailbox": f"{DEMO_MAILBOX} ({len(sandbox.sandbox.user(DEMO_MAILBOX).messages)} messages)",

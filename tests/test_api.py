@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import time_machine
@@ -331,3 +332,62 @@ def test_unknown_routes_and_methods_answer_as_problems(api_desk: Desk) -> None:
     assert wrong.status_code == 405 and wrong.mimetype == PROBLEM and "GET" in wrong.headers["Allow"]
     huge = desk.call("GET", "/api/v1/tickets/99999999999999", "admin")
     assert huge.status_code == 404
+
+
+def test_the_token_commands_make_list_and_revoke(api_desk: Desk) -> None:
+    desk = api_desk
+    runner = desk.app.test_cli_runner()
+    made = runner.invoke(
+        args=[
+            "token",
+            "create",
+            "anna@example.com",
+            "--name",
+            "nightly export",
+            "--scope",
+            "tickets:read",
+            "--days",
+            "30",
+        ]
+    )
+    assert made.exit_code == 0, made.output
+    secret = made.stdout.strip()
+    assert secret.startswith("pd_")
+    assert desk.call("GET", "/api/v1/tickets", secret).status_code == 200
+    listed = runner.invoke(args=["token", "list", "--json"])
+    row = next(r for r in json.loads(listed.stdout) if r["name"] == "nightly export")
+    assert row["owner"] == "anna@example.com" and secret not in listed.stdout and row["expires_at"]
+    assert runner.invoke(args=["token", "revoke", str(row["id"])]).exit_code == 0
+    assert desk.call("GET", "/api/v1/tickets", secret).status_code == 401
+    refused = runner.invoke(
+        args=["token", "create", "anna@example.com", "--name", "x", "--scope", "settings:write"]
+    )
+    assert refused.exit_code == 2 and "settings:write" in refused.output
+    unknown = runner.invoke(
+        args=["token", "create", "nobody@example.com", "--name", "x", "--scope", "tickets:read"]
+    )
+    assert unknown.exit_code == 2 and "no agent" in unknown.output
+
+
+def test_webhooks_through_the_api_need_the_settings_scopes(api_desk: Desk) -> None:
+    desk = api_desk
+    body = {
+        "mailbox_id": desk.mailboxes[SUPPORT],
+        "url": "https://93.184.215.14/in",
+        "events": ["ticket.solved"],
+    }
+    assert desk.call("POST", "/api/v1/webhooks", "anna", json=body).status_code == 403
+    assert desk.call("POST", "/api/v1/webhooks", "manager", json=body).status_code == 403
+    made = desk.call("POST", "/api/v1/webhooks", "admin", json=body)
+    assert made.status_code == 201 and made.json["secret"].startswith("whsec_")
+    hook_id = made.json["id"]
+    listed = desk.call("GET", "/api/v1/webhooks", "manager").json["items"]
+    assert [h["id"] for h in listed] == [hook_id] and "secret" not in listed[0]
+    inside = desk.call("POST", "/api/v1/webhooks", "admin", json=body | {"url": "https://10.0.0.8/in"})
+    assert inside.status_code == 400 and "private" in inside.json["detail"]
+    unknown = desk.call("POST", "/api/v1/webhooks", "admin", json=body | {"events": ["ticket.exploded"]})
+    assert unknown.status_code == 400
+    assert desk.call("GET", f"/api/v1/webhooks/{hook_id}/deliveries", "manager").json == {"items": []}
+    assert desk.call("DELETE", f"/api/v1/webhooks/{hook_id}", "manager").status_code == 403
+    assert desk.call("DELETE", f"/api/v1/webhooks/{hook_id}", "admin").status_code == 204
+    assert desk.call("GET", f"/api/v1/webhooks/{hook_id}/deliveries", "admin").status_code == 404

@@ -30,6 +30,10 @@ OPERATIONS = [
     ("GET", "/api/v1/templates"),
     ("POST", "/api/v1/templates/{template_id}/render"),
     ("GET", "/api/v1/reports/overview"),
+    ("GET", "/api/v1/webhooks"),
+    ("POST", "/api/v1/webhooks"),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"),
 ]
 
 

@@ -303,3 +303,44 @@ class ReportQuery(Strict):
     tag: str | None = Field(default=None, min_length=1, max_length=100)
     priority: Priority | None = None
     domain: str | None = Field(default=None, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")
+
+
+class WebhookOut(BaseModel):
+    id: int
+    mailbox_id: int
+    url: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: datetime | None
+    created_at: datetime
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookOut]
+
+
+class WebhookCreated(WebhookOut):
+    #: The signing secret: shown this once.
+    secret: str
+
+
+class WebhookIn(Strict):
+    mailbox_id: int = Field(ge=1, le=MAX_ID)
+    url: str = Field(min_length=1, max_length=2000)
+    events: list[str] = Field(min_length=1, max_length=20)
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event_type: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryOut]

@@ -32,7 +32,7 @@ main = FlaskGroup(
 
 
 def init_app(app: Flask) -> None:
-    from server.cli import agents, labels, mailboxes, rules, running, sla, templates, tickets
+    from server.cli import agents, labels, mailboxes, rules, running, sla, templates, tickets, tokens
 
     for command in (
         sla.sla_group,
@@ -41,6 +41,7 @@ def init_app(app: Flask) -> None:
         tickets.outbox_group,
         mailboxes.mailbox_group,
         agents.agent_group,
+        tokens.token_group,
         labels.labels_group,
         running.sync_command,
         running.worker_command,
