@@ -26,16 +26,16 @@ from server.web.access import EVERYONE, allow, manages_mailbox, reads_mailbox
 LOG_ROWS = 50
 
 
-def _token_form() -> ApiTokenForm:
+def _token_form(*, blank: bool = False) -> ApiTokenForm:
     me = signed_in()
-    form = ApiTokenForm()
+    form = ApiTokenForm(formdata=None) if blank else ApiTokenForm()
     people = [me]
     if Role(me.role) is Role.ADMIN:
         people = list(
             get_session().scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.email))
         )
     form.owner.choices = [SelectChoice(str(p.id), p.email) for p in people]
-    if request.method == "GET":
+    if request.method == "GET" or blank:
         form.owner.data = str(me.id)
     form.scopes.choices = [SelectChoice(s.value, s.value) for s in api_tokens.Scope]
     return form
@@ -69,6 +69,7 @@ def api_tokens_page() -> str | tuple[str, int]:
                     by=me, now=now,
                 )  # fmt: skip
                 db.commit()
+                form = _token_form(blank=True)  # the secret is on the page; the form starts empty again
             except api_tokens.TokenError as exc:
                 db.rollback()
                 form.scopes.errors = [*form.scopes.errors, str(exc)]
@@ -102,7 +103,7 @@ def revoke_api_token(token_id: int) -> Response:
     except api_tokens.TokenError:
         abort(403)
     db.commit()
-    flash(_("The token %(name)s was revoked.", name=token.name), "success")
+    flash(_("The token %(name)s was revoked.", name=token.name), "ok")
     return redirect(url_for("admin.api_tokens_page"))
 
 
@@ -139,6 +140,8 @@ def webhooks_page() -> str | tuple[str, int]:
                     now=datetime.now(UTC),
                 )  # fmt: skip
                 db.commit()
+                form = WebhookForm(formdata=None)
+                form.events.choices, form.events.data = _event_choices(), list(webhooks.EVENT_TYPES)
             except webhooks.WebhookError as exc:
                 db.rollback()
                 form.url.errors = [*form.url.errors, str(exc)]
@@ -183,7 +186,7 @@ def webhook_page(hook_id: int) -> str | tuple[str, int] | Response:
                     by=me, settings=_settings(), now=datetime.now(UTC),
                 )  # fmt: skip
                 db.commit()
-                flash(_("Saved."), "success")
+                flash(_("Saved."), "ok")
                 return redirect(url_for("admin.webhook_page", hook_id=hook.id))
             except webhooks.WebhookError as exc:
                 db.rollback()
@@ -216,7 +219,7 @@ def test_webhook(hook_id: int) -> Response:
     outcome = webhooks.send_test(db, hook, _settings(), datetime.now(UTC))
     db.commit()
     if outcome.ok:
-        flash(_("The receiver answered %(status)d.", status=outcome.status or 0), "success")
+        flash(_("The receiver answered %(status)d.", status=outcome.status or 0), "ok")
     else:
         problem = str(outcome.status) if outcome.status is not None else (outcome.error or "")
         flash(_("The test failed: %(problem)s", problem=problem[:200]), "error")
@@ -230,5 +233,5 @@ def delete_webhook(hook_id: int) -> Response:
     db = get_session()
     webhooks.remove(db, hook, by=signed_in(), now=datetime.now(UTC))
     db.commit()
-    flash(_("The webhook was removed."), "success")
+    flash(_("The webhook was removed."), "ok")
     return redirect(url_for("admin.webhooks_page", mailbox=box.id))
