@@ -147,6 +147,8 @@ class WebDefaults:
     WEBHOOK_BACKOFF_SECONDS = 30
     #: How long a receiver may take to answer one delivery.
     WEBHOOK_TIMEOUT_SECONDS = 10
+    #: Finished deliveries stay in the log this long.
+    WEBHOOK_KEEP_DAYS = 30
     #: Networks a webhook may reach although they are private or loopback (space-separated CIDRs,
     #: e.g. "10.1.2.0/24" for a receiver inside the company network). Empty: only public addresses.
     WEBHOOK_ALLOW_NETWORKS = ""

@@ -100,6 +100,10 @@ def deliver_webhooks() -> None:
     _enqueue("global", name="webhooks")
 
 
+def prune_webhooks() -> None:
+    _enqueue("global", name="prune_webhooks")
+
+
 def recover_stalled() -> None:
     """Put the tasks of dead workers back in the queue (``TASKS=procrastinate``)."""
     tasks.recover_stalled(worker_app())
@@ -266,6 +270,20 @@ def _webhooks() -> None:
             pass
 
 
+def _prune_webhooks() -> None:
+    """Forget webhook deliveries that finished more than WEBHOOK_KEEP_DAYS ago (the log keeps the rest)."""
+    from datetime import timedelta
+
+    from server.db import get_session
+    from server.webhooks import prune
+
+    app = worker_app()
+    with app.app_context():
+        keep = timedelta(days=float(app.config["WEBHOOK_KEEP_DAYS"]))
+        while prune(get_session(), now=datetime.now(UTC), keep=keep) == 10_000:
+            pass
+
+
 tasks.MAILBOX_WORK.update(sync=sync_mailbox, send=send_mailbox, time_rules=time_rules_of)
 tasks.GLOBAL_WORK.update(
     reminders=_reminders,
@@ -274,4 +292,5 @@ tasks.GLOBAL_WORK.update(
     forget_sessions=_forget_expired_sessions,
     keep_watches=_keep_watches,
     webhooks=_webhooks,
+    prune_webhooks=_prune_webhooks,
 )

@@ -44,6 +44,7 @@ def build_scheduler(
     scheduler.add_job("server.jobs:sync_pushed", "interval", seconds=push_seconds, id="sync_pushed", **common)
     scheduler.add_job("server.jobs:keep_watches", "interval", seconds=3600, id="keep_watches", **common)
     scheduler.add_job("server.jobs:finish_retiming", "interval", seconds=60, id="finish_retiming", **common)
+    scheduler.add_job("server.jobs:prune_webhooks", "interval", seconds=3600, id="prune_webhooks", **common)
     scheduler.add_job(
         "server.jobs:forget_expired_sessions",
         "interval",

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import delete, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from server import outbound
@@ -513,6 +513,19 @@ def deliver_due(
         session.commit()
         tried += 1
     return tried
+
+
+def prune(session: Session, *, now: datetime, keep: timedelta) -> int:
+    """Forget finished deliveries (and their attempts) older than ``keep``; waiting ones stay."""
+    old = select(WebhookDelivery.id).where(
+        WebhookDelivery.state != "pending", WebhookDelivery.created_at < now - keep
+    )
+    ids = list(session.scalars(old.limit(10_000)))
+    if ids:
+        session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+        session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+    session.commit()
+    return len(ids)
 
 
 def send_test(session: Session, hook: Webhook, settings: Settings, now: datetime) -> Outcome:

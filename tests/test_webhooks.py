@@ -325,3 +325,28 @@ def test_send_test_tries_once_and_logs_the_answer(
     pings = session.scalars(select(WebhookDelivery).where(WebhookDelivery.event_type == "ping")).all()
     assert sorted(p.state for p in pings) == ["delivered", "failed"]
     assert session.get(Webhook, hook.id).failing_since is None  # a test never counts toward turning it off
+
+
+def test_finished_deliveries_are_forgotten_after_the_keep_window_and_waiting_ones_stay(
+    app: Any, helpdesk: Any, deliver: Any, receiver: Receiver, settings: webhooks.Settings
+) -> None:
+    session = helpdesk.session
+    box = helpdesk.connect(SUPPORT, agents=["admin@example.com"])
+    hook, _ = subscribe(session, box, receiver.url, settings, events=["ticket.created", "message.received"])
+    deliver(make_email("Old", "One"))
+    helpdesk.cycle(SUPPORT)
+    webhooks.deliver_due(session, settings)  # both delivered
+    receiver.script = [500] * 10
+    deliver(make_email("New", "Two"))
+    helpdesk.cycle(SUPPORT)
+    webhooks.deliver_due(session, settings)  # both waiting for a retry
+    later = datetime.now(UTC) + timedelta(days=31)
+    assert webhooks.prune(session, now=later, keep=timedelta(days=30)) == 2
+    left = session.scalars(select(WebhookDelivery)).all()
+    assert {row.state for row in left} == {"pending"} and len(left) == 2
+    assert (
+        session.scalars(
+            select(WebhookAttempt).where(WebhookAttempt.delivery_id.not_in([r.id for r in left]))
+        ).all()
+        == []
+    )
