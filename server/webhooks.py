@@ -580,6 +580,7 @@ def _disable(session: Session, hook: Webhook, now: datetime) -> None:
             text=words["text"].format(
                 url=hook.url, mailbox=mailbox.address, since=hook.failing_since.isoformat(timespec="minutes")
             ),
+            headers={"internal": True},  # mail for the team: never filed as a ticket
             now=now,
         )
 

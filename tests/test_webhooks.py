@@ -240,7 +240,9 @@ def test_a_receiver_down_for_a_day_turns_the_subscription_off_and_the_admins_are
         select(Outbox).where(Outbox.idempotency_key.like(f"webhook-disabled:{hook.id}:%"))
     ).all()
     assert [m.to for m in mails] == ["admin@example.com"]
-    assert "turned off" in mails[0].subject
+    assert "turned off" in mails[0].subject and mails[0].headers == {
+        "internal": True
+    }  # never filed as a ticket
     sent = [m for m in helpdesk.sent_by(SUPPORT) if "turned off" in m.subject]
     assert len(sent) == 1
 
