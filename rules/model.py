@@ -73,6 +73,10 @@ FIELDS: dict[str, FieldType] = {
     # and none until they rate.
     "csat": FieldType.TEXT,
     "csat_score": FieldType.NUMBER,
+    # What the customer's message says of itself, read on the server (server.knowledge.signals):
+    # "low"/"normal"/"high" and "negative"/"neutral"/"positive"; for time rules, their latest message's.
+    "urgency": FieldType.TEXT,
+    "tone": FieldType.TEXT,
 }
 
 #: Operators and the field types they apply to; each has a negation ``not_<op>``.
@@ -178,3 +182,15 @@ class Rule:
     actions: tuple[Action, ...]
     stop_processing: bool = False
     enabled: bool = True
+
+
+def fields_read(condition: Condition | None) -> frozenset[str]:
+    """The fields a condition reads (none without conditions): facts that cost something are only
+    gathered for rules that read them."""
+    if condition is None:
+        return frozenset()
+    if isinstance(condition, Leaf):
+        return frozenset({condition.field})
+    if isinstance(condition, Not):
+        return fields_read(condition.item)
+    return frozenset().union(*(fields_read(item) for item in condition.items))

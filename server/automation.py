@@ -10,7 +10,7 @@ Every change is an Event naming the rule; every auto-reply that is not sent is a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 
 import rules as rule_engine
 from rules import Evaluation, Rule, RuleError
-from rules.model import ACTIVE_STATUSES, DONE_STATUSES
+from rules.model import ACTIVE_STATUSES, DONE_STATUSES, fields_read
 from server import actions, tickets
 from server.gmail.mime import ParsedMessage
 from server.gmail.sync import LabelRequest, TicketEvent
+from server.knowledge import readings
+from server.knowledge.signals import Reading
 from server.mailbox_settings import setting
 from server.models import (
     ActorKind,
@@ -35,6 +37,8 @@ from server.models import Rule as RuleRow
 from server.tickets import Actor
 
 log = logging.getLogger(__name__)
+#: The events that bring a customer's message (its urgency and tone are read).
+CUSTOMER_TRIGGERS = frozenset({rule_engine.Trigger.TICKET_CREATED, rule_engine.Trigger.CUSTOMER_REPLIED})
 
 
 @dataclass
@@ -156,8 +160,11 @@ class Automation:
         rules: list[tuple[Any, Rule]] | None = None,
         ages: Callable[[Session, Ticket, datetime], dict[str, float | None]] = reply_ages,
         rating: Callable[[Session, Ticket], CsatRating | None] = stored_rating,
+        stored_readings: Mapping[str, Reading] | None = None,
     ) -> None:
         self.session = session
+        #: Readings already kept on the messages (a dry run passes those it read at once, by Gmail id).
+        self.stored_readings = stored_readings
         #: How the ticket's rating is found (a dry run passes the ratings it read at once).
         self.rating = rating
         #: How the ``hours_since_*`` facts are found (a dry run over many tickets passes its own).
@@ -166,6 +173,8 @@ class Automation:
         self.now = now
         self.dry_run = dry_run
         self.rules = rules if rules is not None else load_mailbox_rules(session, mailbox.id)
+        #: Whether any rule reads ``urgency`` or ``tone`` (a dry run reads messages only then).
+        self.reads_signals = any(readings.FIELDS & fields_read(rule.conditions) for _row, rule in self.rules)
         #: (gmail message id, label name) for sync to apply in Gmail after the commit.
         self.label_requests: list[LabelRequest] = []
 
@@ -177,6 +186,8 @@ class Automation:
         facts = facts_for(ticket, event.message, self.mailbox, self.now) | rating_facts(
             self.rating(self.session, ticket)
         )
+        reading = self.reading(ticket, event)
+        facts |= {"urgency": reading.urgency if reading else "", "tone": reading.tone if reading else ""}
         if event.message is None:
             facts.update(self.ages(self.session, ticket, self.now))
         for row, rule in self.rules:
@@ -191,6 +202,22 @@ class Automation:
             if rule.stop_processing:
                 break
         return outcomes
+
+    def reading(self, ticket: Ticket, event: TicketEvent) -> Reading | None:
+        """Urgency and tone of the customer's message the event brings (read, and kept on its row),
+        or of their latest one for a time rule; a dry run reads only when a rule asks."""
+        message = event.message
+        if message is not None and event.trigger in CUSTOMER_TRIGGERS:
+            if self.dry_run:
+                if not self.reads_signals:
+                    return None
+                kept = (self.stored_readings or {}).get(message.gmail_id)
+                return kept or readings.read_and_keep(self.session, ticket.id, message, keep=False)
+            return readings.read_and_keep(self.session, ticket.id, message)
+        if message is None and self.reads_signals:
+            row = readings.latest(self.session, ticket.id)
+            return readings.stored(row) if row is not None else None
+        return None
 
     def apply_rule(self, row: Any, rule: Rule, ticket: Ticket, event: TicketEvent, outcome: Outcome) -> None:
         """Each of the rule's actions through the one table of handlers (server.actions)."""
@@ -285,10 +312,12 @@ def run_time_rules(session: Session, mailbox: Mailbox, *, now: datetime) -> int:
     ).all()
     fired = 0
     for ticket in candidates:
+        reading = automation.reading(ticket, TicketEvent(rule_engine.Trigger.TIME, ticket.id, None, now))
         facts = (
             facts_for(ticket, None, mailbox, now)
             | reply_ages(session, ticket, now)
             | rating_facts(stored_rating(session, ticket))
+            | {"urgency": reading.urgency if reading else "", "tone": reading.tone if reading else ""}
         )
         for row, rule in time_rules:
             matched = rule_engine.evaluate(rule, facts).matched

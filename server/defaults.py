@@ -219,7 +219,6 @@ def builtin_template(name: str, locale: str) -> Template | None:
     )
 
 
-URGENT_PATTERN = r"\b(urgent|asap|outage|emergency|is down)\b|срочн|не\s+работает|авари|упал"
 PASSWORD_PATTERN = (
     r"(reset|forgot|forgotten|lost).{0,30}password|(сброс|сбросить|забыл|восстанов).{0,30}парол"
 )
@@ -238,15 +237,12 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "stop_processing": True,
     },
     {
-        "name": "Urgent words make a ticket high priority",
+        # Replaces the urgent-words regex of earlier versions: urgency is read with its reasons
+        # (server.knowledge.signals: negation, deadlines, follow-ups; docs/knowledge.md).
+        "name": "High urgency makes a ticket urgent",
         "trigger": "ticket_created",
-        "conditions": {
-            "any": [
-                {"field": "subject", "op": "matches", "value": URGENT_PATTERN},
-                {"field": "body", "op": "matches", "value": URGENT_PATTERN},
-            ]
-        },
-        "actions": [{"set_priority": "high"}, {"add_tag": "urgent"}],
+        "conditions": {"field": "urgency", "op": "equals", "value": "high"},
+        "actions": [{"set_priority": "urgent"}, {"add_tag": "urgent"}],
     },
     {
         "name": "Spread new tickets round-robin",

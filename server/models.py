@@ -408,6 +408,11 @@ class Message(Base):
     trashed: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Deleted for good in Gmail; the ticket keeps the message.
     gmail_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: What server.knowledge.signals read from a customer's message: low/normal/high, negative/
+    #: neutral/positive, and the reasons (kind, words, points); empty for other mail.
+    urgency: Mapped[str | None] = mapped_column(String(8))
+    tone: Mapped[str | None] = mapped_column(String(8))
+    signals: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket | None] = relationship(back_populates="messages")

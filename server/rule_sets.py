@@ -19,6 +19,8 @@ from server import actions
 from server.automation import Automation, load_mailbox_rules, parsed_from_row
 from server.defaults import replace_rules
 from server.gmail.sync import TicketEvent
+from server.knowledge.readings import stored
+from server.knowledge.signals import Reading
 from server.models import CsatRating, Direction, Event, Mailbox, Message, Ticket
 from server.models import Rule as RuleRow
 from server.tickets import SYSTEM, Actor, record_event
@@ -138,6 +140,7 @@ def dry_run(
         return found
 
     ratings: dict[int, CsatRating] = {}
+    kept: dict[str, Reading] = {}
     automation = Automation(
         session,
         mailbox,
@@ -146,6 +149,7 @@ def dry_run(
         rules=[(_DryRow(), r) for r in loaded],
         ages=ages,
         rating=lambda _session, ticket: ratings.get(ticket.id),
+        stored_readings=kept,
     )
     query = (
         select(Ticket)
@@ -167,6 +171,9 @@ def dry_run(
                 select(Message).where(Message.ticket_id.in_(ids)).order_by(Message.sent_at)
             ):
                 by_ticket.setdefault(message.ticket_id or 0, []).append(message)
+                reading = stored(message)
+                if reading is not None:
+                    kept[message.gmail_id] = reading
             ratings.update(
                 (r.ticket_id, r)
                 for r in session.scalars(select(CsatRating).where(CsatRating.ticket_id.in_(ids)))

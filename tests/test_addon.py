@@ -457,3 +457,18 @@ def test_a_good_answer_becomes_the_teams_template_from_the_card(addon, session, 
     assert (
         session.scalar(select(Event).where(Event.kind == "template_changed")).after["template"] == "Cookies"
     )
+
+
+def test_the_card_says_how_urgent_the_customer_s_last_message_reads_and_why(addon, session, desk, deliver):
+    from helpers import make_email
+
+    deliver(make_email("Checkout broken", "<b>Our checkout is down</b>, we are losing sales. Fix it ASAP!!"))
+    deliver(make_email("Invoices", "Where do I find them?", sender="zoe@customer.test"))
+    desk.cycle()
+    ticket = session.scalar(select(Ticket).where(Ticket.subject == "Checkout broken"))
+    text = json.dumps(addon.act("open_ticket", ticket=ticket.id).get_json(), ensure_ascii=False)
+    assert "The customer's last message" in text and "Urgent" in text and "negative tone" in text
+    assert "is down" in text and "losing sales" in text and "<b>Our" not in text  # the customer's words
+    quiet = session.scalar(select(Ticket).where(Ticket.subject == "Invoices"))
+    text = json.dumps(addon.act("open_ticket", ticket=quiet.id).get_json(), ensure_ascii=False)
+    assert "Normal urgency" in text and "neutral tone" in text and "Why:" not in text

@@ -73,11 +73,11 @@ def test_a_russian_customer_is_answered_in_russian(desk, deliver, session):
 @pytest.mark.parametrize(
     "subject", ["URGENT: site down", "Срочно! не работает оплата", "Outage in EU region", "Please help ASAP"]
 )
-def test_urgent_mail_is_high_priority(desk, deliver, session, subject):
+def test_urgent_mail_is_urgent_priority(desk, deliver, session, subject):
     deliver(make_email(subject, "Details inside"))
     desk.cycle()
     ticket = session.scalar(select(Ticket))
-    assert ticket.priority == "high" and "urgent" in [t.name for t in ticket.tags]
+    assert ticket.priority == "urgent" and "urgent" in [t.name for t in ticket.tags]
 
 
 def test_an_ordinary_question_stays_normal_priority(desk, deliver, session):
@@ -254,7 +254,7 @@ def test_rule_changes_are_events_naming_the_rule(desk, deliver, session):
         e.kind: rule_names.get(e.actor_rule_id)
         for e in session.scalars(select(Event).where(Event.actor_kind == "rule"))
     }
-    assert changes["priority_changed"] == "Urgent words make a ticket high priority"
+    assert changes["priority_changed"] == "High urgency makes a ticket urgent"
     assert changes["assigned"] == "Spread new tickets round-robin"
     assert changes["auto_reply_queued"] == "Acknowledge every new ticket"
 
@@ -388,3 +388,58 @@ def test_the_customer_hears_once_per_solve_in_the_same_thread(desk, deliver, ses
     assert len(solved_mails) == 2
     assert all(m.thread_id == original["threadId"] and m.subject == "Re: Broken export" for m in solved_mails)
     assert solved_mails[0].parsed["Auto-Submitted"] == "auto-generated"
+
+
+def test_each_customer_message_keeps_its_urgency_and_tone_and_a_negation_is_not_urgent(
+    desk, deliver, session
+):
+    deliver(make_email("Not urgent", "Just a question, no rush: can I export to CSV?", message_id="<calm@x>"))
+    deliver(
+        make_email(
+            "Site down!!", "Our shop is down, we are losing sales. Fix it now!", sender="eve@shop.example"
+        )
+    )
+    desk.cycle()
+    calm = session.scalar(select(Ticket).where(Ticket.subject == "Not urgent"))
+    loud = session.scalar(select(Ticket).where(Ticket.subject == "Site down!!"))
+    assert (calm.priority, loud.priority) == ("normal", "urgent")
+    rows = {m.subject: m for m in session.scalars(select(Message).where(Message.direction == "inbound"))}
+    assert (rows["Not urgent"].urgency, rows["Site down!!"].urgency) == ("low", "high")
+    assert rows["Site down!!"].tone == "negative"
+    kinds = {r["kind"] for r in rows["Site down!!"].signals["reasons"]}
+    assert {"urgent", "negative"} <= kinds
+    # The customer writes again before anyone answered: the second message counts it.
+    deliver(make_email("Re: Not urgent", "Any news?", in_reply_to="<calm@x>"))
+    desk.cycle()
+    again = session.scalar(
+        select(Message).where(Message.subject == "Re: Not urgent", Message.direction == "inbound")
+    )
+    assert again.ticket_id == calm.id
+    assert again.urgency == "high" and again.signals["reasons"][-1]["kind"] == "follow_up"
+
+
+def test_a_time_rule_reads_the_latest_message_s_tone(desk, deliver, session):
+    from server import rule_sets
+    from server.automation import run_time_rules
+    from server.models import Mailbox
+
+    box = session.scalar(select(Mailbox))
+    text = (
+        "rules:\n  - name: Angry customers to the lead\n    trigger: time\n"
+        "    conditions: {field: tone, op: equals, value: negative}\n    actions: [{add_tag: recovery}]\n"
+    )
+    rule_sets.save(session, box, rule_sets.parse(session, box, text))
+    session.commit()
+    deliver(make_email("Refund", "This is unacceptable, I am furious."))
+    deliver(make_email("Hello", "Where is the invoice?"))
+    desk.cycle()
+    run_time_rules(session, box, now=datetime.now(UTC))
+    session.commit()
+    tagged = {
+        t.subject for t in session.scalars(select(Ticket)) if "recovery" in [tag.name for tag in t.tags]
+    }
+    assert tagged == {"Refund"}
+    # A dry run of the same rule answers the same, without writing.
+    report = rule_sets.dry_run(session, box, rule_sets.parse(session, box, text), last=10)
+    matched = {line.subject for line in report.lines if line.matched}
+    assert matched == {"Refund"}

@@ -42,7 +42,7 @@ def test_a_new_mailbox_starts_with_the_default_rules_unless_asked_not_to(runner,
     names = [r["name"] for r in json.loads(defaults.output)["rules"]]
     assert names == [
         "Password reset: answer and solve",
-        "Urgent words make a ticket high priority",
+        "High urgency makes a ticket urgent",
         "Spread new tickets round-robin",
         "Acknowledge every new ticket",
         "Tell the customer when the ticket is solved",

@@ -15,6 +15,7 @@ from server.addon_api import cards
 from server.addon_api.call import Call, NoAccess, as_object, offset_minutes, ticket_query
 from server.addon_api.compose import reply_templates
 from server.db import upsert
+from server.knowledge import readings
 from server.mailbox_settings import reminder_settings
 from server.models import (
     Agent,
@@ -172,6 +173,7 @@ def overview_widgets(call: Call, ticket: Ticket) -> list[dict[str, Any]]:
                 top=call.say("csat"),
             )
         )
+    widgets += signal_widgets(call, ticket)
     others = record_view(call, ticket)
     if others:
         name, moment = others[0]
@@ -179,6 +181,24 @@ def overview_widgets(call: Call, ticket: Ticket) -> list[dict[str, Any]]:
             cards.paragraph(f"<i>{call.say('looked_at', agent=cards.text(name), ago=ago(call, moment))}</i>")
         )
     return widgets
+
+
+def signal_widgets(call: Call, ticket: Ticket) -> list[dict[str, Any]]:
+    """How urgent and in what tone the customer's latest message reads, and the words that decided it."""
+    row = readings.latest(call.session, ticket.id)
+    found = readings.stored(row) if row is not None else None
+    if found is None:
+        return []
+    colour = "#b3261e" if found.urgency == "high" or found.tone == "negative" else "#5f6368"
+    why = ", ".join(dict.fromkeys(r.words for r in found.reasons if r.points))
+    return [
+        cards.decorated(
+            f'<font color="{colour}"><b>{call.say(f"urgency_{found.urgency}")}</b></font>'
+            f" · {call.say(f'tone_{found.tone}')}",
+            top=call.say("signals"),
+            bottom=cards.text(call.say("because", words=why), 200) if why else None,
+        )
+    ]
 
 
 def customer_widgets(call: Call, ticket: Ticket) -> list[dict[str, Any]]:

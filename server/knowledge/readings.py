@@ -1,0 +1,89 @@
+"""Reading a filed customer message (server.knowledge.signals) and keeping the reading on its row.
+
+The rules' facts ``urgency`` and ``tone`` come from here; the add-on card shows the reasons.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server.gmail.mime import ParsedMessage, split_reply
+from server.knowledge.signals import Reading, read
+from server.models import Direction, Message
+
+#: Rule condition fields that need a reading.
+FIELDS = frozenset({"urgency", "tone"})
+
+
+def text_of(subject: str, body: str) -> str:
+    """What is read: the subject and the message's new text (no quoted history, no signature)."""
+    new, _rest = split_reply(body or "")
+    return f"{subject or ''}\n{new}"
+
+
+def follow_ups(session: Session, ticket_id: int, gmail_id: str) -> int:
+    """The customer's earlier messages on the ticket since the team last wrote (automatic mail aside:
+    an acknowledgement is not an answer)."""
+    answered = (
+        select(func.max(Message.sent_at))
+        .where(
+            Message.ticket_id == ticket_id,
+            Message.direction == Direction.OUTBOUND.value,
+            Message.is_auto.is_(False),
+        )
+        .scalar_subquery()
+    )
+    query = select(func.count(Message.id)).where(
+        Message.ticket_id == ticket_id,
+        Message.direction == Direction.INBOUND.value,
+        Message.is_auto.is_(False),
+        Message.gmail_id != gmail_id,
+        (Message.sent_at > answered) | answered.is_(None),
+    )
+    return int(session.scalar(query) or 0)
+
+
+def read_and_keep(session: Session, ticket_id: int, message: ParsedMessage, *, keep: bool = True) -> Reading:
+    """The reading of a customer's message just filed on the ticket; kept on its row unless ``keep`` is off."""
+    reading = read(
+        text_of(message.subject, message.text), follow_ups=follow_ups(session, ticket_id, message.gmail_id)
+    )
+    if keep:
+        row = session.scalar(
+            select(Message).where(Message.ticket_id == ticket_id, Message.gmail_id == message.gmail_id)
+        )
+        if row is not None:
+            row.urgency, row.tone, row.signals = reading.urgency, reading.tone, reading.as_json()
+    return reading
+
+
+def stored(row: Message) -> Reading | None:
+    """The reading kept on a row (None for mail filed before readings existed, or not a customer's)."""
+    from server.knowledge.signals import Reason
+
+    data: dict[str, Any] = row.signals or {}
+    if not row.urgency or not row.tone:
+        return None
+    reasons = tuple(
+        Reason(str(r.get("kind", "")), str(r.get("words", "")), int(r.get("points", 0)))
+        for r in data.get("reasons", [])
+        if isinstance(r, dict)
+    )
+    return Reading(row.urgency, row.tone, str(data.get("language", "en")), reasons)
+
+
+def latest(session: Session, ticket_id: int) -> Message | None:
+    """The customer's latest message with a reading (time rules and the card read it)."""
+    return session.scalar(
+        select(Message)
+        .where(
+            Message.ticket_id == ticket_id,
+            Message.direction == Direction.INBOUND.value,
+            Message.urgency.is_not(None),
+        )
+        .order_by(Message.sent_at.desc(), Message.id.desc())
+        .limit(1)
+    )
