@@ -391,3 +391,13 @@ def test_webhooks_through_the_api_need_the_settings_scopes(api_desk: Desk) -> No
     assert desk.call("DELETE", f"/api/v1/webhooks/{hook_id}", "manager").status_code == 403
     assert desk.call("DELETE", f"/api/v1/webhooks/{hook_id}", "admin").status_code == 204
     assert desk.call("GET", f"/api/v1/webhooks/{hook_id}/deliveries", "admin").status_code == 404
+
+
+def test_a_nul_character_anywhere_is_a_400_not_a_database_error(api_desk: Desk) -> None:
+    desk = api_desk
+    for answer in (
+        desk.call("GET", "/api/v1/customers", "admin", query_string={"email": "a\x00b@example.com"}),
+        desk.call("GET", "/api/v1/tickets", "admin", query_string={"tag": "vip\x00"}),
+        desk.call("POST", f"/api/v1/tickets/{desk.tickets[SUPPORT][0]}/notes", "admin", json={"body": "x\x00y"}),
+    ):
+        assert answer.status_code == 400 and "NUL" in answer.json["detail"]

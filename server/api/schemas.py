@@ -10,7 +10,15 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from rules.model import Priority, TicketStatus
 
@@ -48,10 +56,28 @@ Day = Annotated[
 ]
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class Strict(BaseModel):
-    """A body or a query: an unknown field is a mistake (a typo would otherwise change nothing, silently)."""
+    """A body or a query: an unknown field is a mistake (a typo would otherwise change nothing, silently),
+    and no text holds a NUL character (PostgreSQL's text cannot; nothing a person writes has one)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _has_nul(data):
+            raise ValueError("text with a NUL character (\\x00) is not accepted")
+        return data
 
 
 # --- answers --------------------------------------------------------------------------------------
