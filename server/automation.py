@@ -25,8 +25,8 @@ from server import actions, tickets
 from server.gmail.mime import ParsedMessage
 from server.gmail.sync import LabelRequest, TicketEvent
 from server.knowledge import readings
-from server.knowledge.signals import Reading
-from server.mailbox_settings import setting
+from server.knowledge.signals import Reading, lexicon_with
+from server.mailbox_settings import setting, signal_words
 from server.models import (
     ActorKind,
     CsatRating,
@@ -173,6 +173,8 @@ class Automation:
         self.now = now
         self.dry_run = dry_run
         self.rules = rules if rules is not None else load_mailbox_rules(session, mailbox.id)
+        #: The urgency and tone words: the shipped ones and the mailbox's own.
+        self.words = lexicon_with(signal_words(mailbox))
         #: Whether any rule reads ``urgency`` or ``tone`` (a dry run reads messages only then).
         self.reads_signals = any(readings.FIELDS & fields_read(rule.conditions) for _row, rule in self.rules)
         #: (gmail message id, label name) for sync to apply in Gmail after the commit.
@@ -212,8 +214,10 @@ class Automation:
                 if not self.reads_signals:
                     return None
                 kept = (self.stored_readings or {}).get(message.gmail_id)
-                return kept or readings.read_and_keep(self.session, ticket.id, message, keep=False)
-            return readings.read_and_keep(self.session, ticket.id, message)
+                return kept or readings.read_and_keep(
+                    self.session, ticket.id, message, words=self.words, keep=False
+                )
+            return readings.read_and_keep(self.session, ticket.id, message, words=self.words)
         if message is None and self.reads_signals:
             row = readings.latest(self.session, ticket.id)
             return readings.stored(row) if row is not None else None

@@ -166,11 +166,55 @@ def csat_settings(mailbox: Mailbox) -> dict[str, Any]:
     return merged
 
 
+#: Words an admin adds to the shipped urgency and tone lists (server.knowledge.signals), per language
+#: and category: at most this many per category, each at most this long.
+SIGNAL_WORDS_MOST, SIGNAL_WORD_LENGTH = 300, 200
+
+
+def _signal_word_problems(value: Any) -> list[str]:
+    from server.knowledge.signals import EXTENSIBLE, LANGUAGES, SignalWordsError, lexicon
+
+    if not isinstance(value, Mapping):
+        return ["signal_words: expected {en: {urgent: [...], ...}, ru: {...}}"]
+    found = []
+    for language, lists in value.items():
+        if language not in LANGUAGES:
+            found.append(f"signal_words.{language}: a language of {list(LANGUAGES)}")
+            continue
+        if not isinstance(lists, Mapping):
+            found.append(f"signal_words.{language}: expected categories with lists of words")
+            continue
+        for category, words in lists.items():
+            where = f"signal_words.{language}.{category}"
+            if category not in EXTENSIBLE:
+                found.append(f"{where}: a category of {list(EXTENSIBLE)}")
+            elif not isinstance(words, list) or len(words) > SIGNAL_WORDS_MOST:
+                found.append(f"{where}: a list of at most {SIGNAL_WORDS_MOST} words")
+            else:
+                found += [
+                    f"{where}: {str(word)[:40]!r} is not text of 1 to {SIGNAL_WORD_LENGTH} characters"
+                    for word in words
+                    if not isinstance(word, str) or not word.strip() or len(word) > SIGNAL_WORD_LENGTH
+                ]
+    if not found:
+        try:
+            lexicon(value)
+        except SignalWordsError as exc:
+            found.append(f"signal_words.{exc}")
+    return found
+
+
+def signal_words(mailbox: Mailbox) -> dict[str, Any]:
+    """The words the mailbox's admins added to the shipped lists ({} when none, or none that validate)."""
+    stored = (mailbox.settings or {}).get("signal_words")
+    return dict(stored) if isinstance(stored, Mapping) and not _signal_word_problems(stored) else {}
+
+
 def validate(data: Any) -> dict[str, Any]:
     """The settings as they will be stored, or :class:`SettingsError` listing every problem."""
     if not isinstance(data, Mapping):
         raise SettingsError(["settings: expected a mapping (locale, timezone, calendar, reminders …)"])
-    known = set(DEFAULTS) | {"calendar", "reminders", "csat", "gmail_labels"}
+    known = set(DEFAULTS) | {"calendar", "reminders", "csat", "gmail_labels", "signal_words"}
     problems = [f"{key}: unknown setting" for key in data if key not in known]
     if "locale" in data and data["locale"] not in {loc.value for loc in Locale}:
         problems.append(f"locale: one of {[loc.value for loc in Locale]}")
@@ -202,6 +246,8 @@ def validate(data: Any) -> dict[str, Any]:
         problems += _csat_problems(data["csat"])
     if "gmail_labels" in data:
         problems += _label_problems(data["gmail_labels"])
+    if "signal_words" in data:
+        problems += _signal_word_problems(data["signal_words"])
     if problems:
         raise SettingsError(problems)
     cleaned = dict(data)

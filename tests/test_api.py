@@ -398,6 +398,8 @@ def test_a_nul_character_anywhere_is_a_400_not_a_database_error(api_desk: Desk) 
     for answer in (
         desk.call("GET", "/api/v1/customers", "admin", query_string={"email": "a\x00b@example.com"}),
         desk.call("GET", "/api/v1/tickets", "admin", query_string={"tag": "vip\x00"}),
-        desk.call("POST", f"/api/v1/tickets/{desk.tickets[SUPPORT][0]}/notes", "admin", json={"body": "x\x00y"}),
+        desk.call(
+            "POST", f"/api/v1/tickets/{desk.tickets[SUPPORT][0]}/notes", "admin", json={"body": "x\x00y"}
+        ),
     ):
         assert answer.status_code == 400 and "NUL" in answer.json["detail"]

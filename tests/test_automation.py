@@ -443,3 +443,17 @@ def test_a_time_rule_reads_the_latest_message_s_tone(desk, deliver, session):
     report = rule_sets.dry_run(session, box, rule_sets.parse(session, box, text), last=10)
     matched = {line.subject for line in report.lines if line.matched}
     assert matched == {"Refund"}
+
+
+def test_a_mailbox_s_own_words_decide_with_the_shipped_ones(desk, deliver, session):
+    from server.mailbox_settings import save
+    from server.models import Mailbox
+
+    box = session.scalar(select(Mailbox))
+    save(
+        session, box, {**(box.settings or {}), "signal_words": {"en": {"urgent": ["pager alarm"]}}}, batch=100
+    )
+    session.commit()
+    deliver(make_email("Night shift", "The pager alarm went off twice"))
+    desk.cycle()
+    assert session.scalar(select(Ticket).where(Ticket.subject == "Night shift")).priority == "urgent"

@@ -76,6 +76,8 @@ ROUTES = [
     ("POST", "/settings/templates/edit?mailbox={mailbox}&name=Hello", BOX_ADMINS,
      {"en-subject": "Hi", "en-text": "Hello {{{{ customer.name }}}}", "en-version": "", "ru-subject": "",
       "ru-text": ""}),
+    ("GET", "/settings/signals?mailbox={mailbox}&sample=Site down, urgent!", EVERYONE, None),
+    ("POST", "/settings/signals?mailbox={mailbox}", BOX_ADMINS, {"en_urgent": "pager alarm", "ru_calm": "не горит"}),
     ("GET", "/settings/api-tokens", EVERYONE, None),
     ("POST", "/settings/api-tokens", EVERYONE, {"name": "Script {n}", "scopes": "tickets:read"}),
     ("POST", "/settings/api-tokens/{token}/revoke", ADMINS, {}),

@@ -19,6 +19,7 @@ from wtforms.fields import DateField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from server.accounts import MAX_NAME_LENGTH
+from server.knowledge import signals
 
 LANGUAGES = [SelectChoice("en", "English"), SelectChoice("ru", "Русский")]
 
@@ -159,3 +160,21 @@ class WebhookForm(FlaskForm):
     url = StringField(_l("Address (https://…)"), validators=[DataRequired(), Length(max=2000)])
     events = SelectMultipleField(_l("Events"), choices=[])
     enabled = BooleanField(_l("On"), default=True)
+
+
+def signal_field(language: str, category: str) -> str:
+    """The form field of a language's list of a category (``en_urgent``)."""
+    return f"{language}_{category}"
+
+
+class SignalWordsForm(FlaskForm):
+    """A mailbox's own urgency and tone words: one text area per language and category."""
+
+    version = HiddenField()
+
+
+for _language in signals.LANGUAGES:
+    for _category in signals.EXTENSIBLE:
+        setattr(
+            SignalWordsForm, signal_field(_language, _category), TextAreaField(f"{_language}.{_category}")
+        )

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.gmail.mime import ParsedMessage, split_reply
-from server.knowledge.signals import Reading, read
+from server.knowledge.signals import Lexicon, Reading, read
 from server.models import Direction, Message
 
 #: Rule condition fields that need a reading.
@@ -46,10 +46,20 @@ def follow_ups(session: Session, ticket_id: int, gmail_id: str) -> int:
     return int(session.scalar(query) or 0)
 
 
-def read_and_keep(session: Session, ticket_id: int, message: ParsedMessage, *, keep: bool = True) -> Reading:
-    """The reading of a customer's message just filed on the ticket; kept on its row unless ``keep`` is off."""
+def read_and_keep(
+    session: Session,
+    ticket_id: int,
+    message: ParsedMessage,
+    *,
+    words: Lexicon | None = None,
+    keep: bool = True,
+) -> Reading:
+    """The reading of a customer's message just filed on the ticket (with the mailbox's ``words``);
+    kept on its row unless ``keep`` is off."""
     reading = read(
-        text_of(message.subject, message.text), follow_ups=follow_ups(session, ticket_id, message.gmail_id)
+        text_of(message.subject, message.text),
+        follow_ups=follow_ups(session, ticket_id, message.gmail_id),
+        words=words,
     )
     if keep:
         row = session.scalar(

@@ -20,10 +20,11 @@ and signatures are left out by the caller (``server.gmail.mime.split_reply``).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ import yaml
 WORDS = Path(__file__).resolve().parent / "words"
 LANGUAGES = ("en", "ru")
 CATEGORIES = ("urgent", "calm", "negative", "positive", "intensifiers", "negators")
+#: What admins may add to, per language (``deadlines`` are regular expressions).
+EXTENSIBLE = (*CATEGORIES, "deadlines")
 #: The most text read from one message (the start says what matters).
 MAX_TEXT = 5_000
 _TOKEN = re.compile(r"[0-9A-Za-zÀ-ÿЀ-ӿ]+(?:['’][A-Za-z]+)?")
@@ -136,6 +139,18 @@ def lexicon(extra: Mapping[str, Mapping[str, Iterable[str]]] | None = None) -> L
 @cache
 def default_lexicon() -> Lexicon:
     return lexicon()
+
+
+@lru_cache(maxsize=64)
+def _lexicon_of(extra_json: str) -> Lexicon:
+    return lexicon(json.loads(extra_json))
+
+
+def lexicon_with(extra: Mapping[str, Any]) -> Lexicon:
+    """The shipped lists with a mailbox's own words (built once per distinct set of words)."""
+    if not extra:
+        return default_lexicon()
+    return _lexicon_of(json.dumps(extra, sort_keys=True, ensure_ascii=False))
 
 
 def _find(stems: Sequence[str], candidates: Iterable[tuple[str, ...]]) -> list[tuple[int, tuple[str, ...]]]:
