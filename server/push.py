@@ -66,7 +66,7 @@ def notification(body: Any) -> tuple[str, int]:
         raise ValueError("message.data is not base64 JSON") from exc
     address = decoded.get("emailAddress") if isinstance(decoded, dict) else None
     history = decoded.get("historyId") if isinstance(decoded, dict) else None
-    if not isinstance(address, str) or not isinstance(history, (int, str)) or not str(history).isdigit():
+    if not isinstance(address, str) or not isinstance(history, (int, str)) or not str(history).isdecimal():
         raise ValueError("message.data must name emailAddress and historyId")
     return address.strip().lower(), int(history)
 

@@ -93,7 +93,7 @@ def _parse_value(kind: str, text: str) -> Any:
             number = float(text)
         except ValueError:
             return text
-        return int(text) if text.strip().lstrip("-").isdigit() else number
+        return int(text) if text.strip().lstrip("-").isdecimal() else number
     if kind == "list":
         try:
             parsed = json.loads(text)
@@ -214,7 +214,7 @@ def _node_at(tree: Any, path: str) -> tuple[Any, Any, int | None]:
     index: int | None = None
     node = tree
     for step in path.split(".")[1:]:
-        if not step.isdigit() or not isinstance(node, Mapping):
+        if not step.isdecimal() or not isinstance(node, Mapping):
             return None, None, None
         key = next(iter(node), "")
         children = node.get(key)
@@ -261,7 +261,7 @@ def edit(data: Mapping[str, str], command: str) -> dict[str, str]:
             node["any" if kind == "all" else "all"] = node.pop(kind)
     elif verb == "add-action":
         actions.append({"kind": "add_tag", "value": ""})
-    elif verb == "remove-action" and target.isdigit() and int(target) < len(actions):
+    elif verb == "remove-action" and target.isdecimal() and int(target) < len(actions):
         actions.pop(int(target))
     out = dict(head)
     if tree is not None:

@@ -166,6 +166,16 @@ def test_nonsense_filters_from_a_signed_in_person_never_get_a_server_error(
     assert answer.status_code in (200, 400, 403)
 
 
+def test_digits_that_are_not_decimal_are_a_clear_400(web, google, team):
+    """ "²" is a digit to str.isdigit() but no number to int(): the fuzz above once found it as a 500."""
+    client = _client(web, google, "manager")
+    for value in ("²", "3²", "½"):
+        assert client.get("/reports", query_string={"days": value}).status_code == 400
+    assert (
+        client.get("/reports", query_string={"days": "٧"}).status_code == 200
+    )  # an Arabic-Indic 7 is a number
+
+
 def test_a_tiles_arrow_is_green_only_when_the_change_is_for_the_better():
     from server.reports.tiles import Tile
 

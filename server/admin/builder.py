@@ -127,7 +127,7 @@ def rule_builder() -> tuple[str, int]:
     box, mailboxes = chosen_mailbox()
     position = request.args.get("rule", "new")
     stored = _stored(box)
-    if position.isdigit() and int(position) < len(stored):
+    if position.isdecimal() and int(position) < len(stored):
         form = rule_forms.to_form(stored[int(position)])
     else:
         position = "new"
@@ -161,11 +161,11 @@ def rule_builder_post() -> Response | tuple[str, int]:
         abort(403)
     if request.form.get("do") == "dry-run":
         last = request.form.get("last", "")
-        count = int(last) if last.isdigit() else rule_sets.DRY_RUN_DEFAULT
+        count = int(last) if last.isdecimal() else rule_sets.DRY_RUN_DEFAULT
         report = rule_sets.dry_run(get_session(), box, [rule], last=count)
         return _page(box, mailboxes, position, form, report=report)
     rules = _stored(box)
-    if position.isdigit() and int(position) < len(rules):
+    if position.isdecimal() and int(position) < len(rules):
         rules[int(position)] = rule
     else:
         rules.append(rule)

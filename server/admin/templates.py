@@ -84,7 +84,7 @@ def _forms(box: Mailbox, name: str, formdata: Any = None) -> dict[str, TemplateF
 
 def _ticket(box: Mailbox) -> Ticket | None:
     number = request.values.get("ticket", "").strip().lstrip("#")
-    if not number.isdigit() or len(number) > 18:
+    if not number.isdecimal() or len(number) > 18:
         return None
     return get_session().scalar(
         select(Ticket).where(Ticket.mailbox_id == box.id, Ticket.number == int(number))

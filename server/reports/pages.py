@@ -40,7 +40,7 @@ def _nps_answer() -> int | None:
     raw = request.form.get("nps", "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) > 10:
+    if not raw.isdecimal() or int(raw) > 10:
         raise RatingRefused("an answer from 0 to 10")
     return int(raw)
 

@@ -83,7 +83,7 @@ def _number(name: str) -> int | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 12:
+    if not raw.isdecimal() or len(raw) > 12:
         raise BadFilter(_("%(field)s: not a number", field=name))
     return int(raw)
 

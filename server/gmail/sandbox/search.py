@@ -39,7 +39,7 @@ Predicate = Callable[[Searchable], bool]
 
 
 def _instant_ms(value: str) -> int:
-    if value.isdigit():
+    if value.isdecimal():
         return int(value) * 1000
     match = re.fullmatch(r"(\d{4})[/-](\d{1,2})[/-](\d{1,2})", value)
     if not match:

@@ -50,7 +50,7 @@ class Uploads:
     def start(self, user: str, metadata: dict[str, Any], declared_length: str | None) -> str:
         length = None
         if declared_length is not None:
-            if not declared_length.strip().isdigit():
+            if not declared_length.strip().isdecimal():
                 raise invalid("X-Upload-Content-Length must be a number of bytes")
             length = int(declared_length)
             if length > self.max_bytes:
