@@ -121,9 +121,8 @@ def list_tickets(query: TicketFilter) -> Any:
         statement = statement.where(Ticket.priority.in_([p.value for p in query.priority]))
     if query.assignee == "none":
         statement = statement.where(Ticket.assignee_id.is_(None))
-    elif (
-        query.assignee is not None
-    ):  # an id no row can have finds nothing (PostgreSQL's integer ends at 2**31)
+    elif query.assignee is not None:
+        # An id no row can have finds nothing (PostgreSQL's integer ends at 2**31: no overflow error).
         assignee = int(query.assignee)
         statement = statement.where(Ticket.assignee_id == assignee if assignee <= MAX_ID else false())
     if query.tag is not None:
