@@ -78,6 +78,8 @@ ROUTES = [
       "ru-text": ""}),
     ("GET", "/settings/signals?mailbox={mailbox}&sample=Site down, urgent!", EVERYONE, None),
     ("POST", "/settings/signals?mailbox={mailbox}", BOX_ADMINS, {"en_urgent": "pager alarm", "ru_calm": "не горит"}),
+    ("GET", "/settings/customers", ADMINS, None),
+    ("POST", "/settings/customers", ADMINS, {"email": "gone{n}@example.com", "confirm": "y"}),
     ("GET", "/settings/api-tokens", EVERYONE, None),
     ("POST", "/settings/api-tokens", EVERYONE, {"name": "Script {n}", "scopes": "tickets:read"}),
     ("POST", "/settings/api-tokens/{token}/revoke", ADMINS, {}),

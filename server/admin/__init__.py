@@ -86,7 +86,7 @@ log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
-    from server.admin import builder, integrations, reminders, rules, signals, sla, templates  # noqa: F401  (their views join this blueprint)
+    from server.admin import builder, customers, integrations, reminders, rules, signals, sla, templates  # noqa: F401  (their views join this blueprint)
 
     app.register_blueprint(bp)
 

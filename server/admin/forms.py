@@ -178,3 +178,8 @@ for _language in signals.LANGUAGES:
         setattr(
             SignalWordsForm, signal_field(_language, _category), TextAreaField(f"{_language}.{_category}")
         )
+
+
+class ForgetCustomerForm(FlaskForm):
+    email = StringField(_l("The customer's email address"), validators=[DataRequired(), Length(max=320)])
+    confirm = BooleanField(_l("I understand: their mail's text and address are removed for good"))

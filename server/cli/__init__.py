@@ -32,7 +32,18 @@ main = FlaskGroup(
 
 
 def init_app(app: Flask) -> None:
-    from server.cli import agents, labels, mailboxes, rules, running, sla, templates, tickets, tokens
+    from server.cli import (
+        agents,
+        customers,
+        labels,
+        mailboxes,
+        rules,
+        running,
+        sla,
+        templates,
+        tickets,
+        tokens,
+    )
 
     for command in (
         sla.sla_group,
@@ -42,6 +53,7 @@ def init_app(app: Flask) -> None:
         mailboxes.mailbox_group,
         agents.agent_group,
         tokens.token_group,
+        customers.customer_group,
         labels.labels_group,
         running.sync_command,
         running.worker_command,
