@@ -83,6 +83,13 @@ def forget(session: Session, email: str, *, actor: Actor = SYSTEM, now: datetime
         )
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]  # an UPDATE's result has a rowcount
+    # Other people's mail that had them in To or Cc keeps no address list.
+    session.execute(
+        update(Message)
+        .where(or_(func.lower(Message.to).contains(address), func.lower(Message.cc).contains(address)))
+        .values(to="", cc="")
+        .execution_options(synchronize_session=False)
+    )
     if ticket_ids:
         session.execute(
             update(Ticket).where(Ticket.id.in_(ticket_ids)).values(subject=FORGOTTEN, customer_id=None)
@@ -95,7 +102,11 @@ def forget(session: Session, email: str, *, actor: Actor = SYSTEM, now: datetime
         )
         session.execute(update(CsatRating).where(CsatRating.ticket_id.in_(ticket_ids)).values(comment=""))
         session.execute(delete(WebhookDelivery).where(WebhookDelivery.ticket_id.in_(ticket_ids)))
-    about_them = or_(Outbox.ticket_id.in_(ticket_ids or [-1]), func.lower(Outbox.to).contains(address))
+    about_them = or_(
+        Outbox.ticket_id.in_(ticket_ids or [-1]),
+        func.lower(Outbox.to).contains(address),
+        func.lower(Outbox.cc).contains(address),
+    )
     session.execute(
         update(Outbox)
         .where(about_them, Outbox.state.in_([OutboxState.PENDING.value, OutboxState.SENDING.value]))

@@ -40,7 +40,8 @@ def test_forgetting_a_customer_leaves_no_trace_of_them_and_keeps_the_ticket_coun
     session.commit()
     deliver(make_email(f"Order {MARKER} is late", f"My order {MARKER} did not arrive, urgent!",
                        sender=CUSTOMER, message_id=f"<first.{MARKER}@{MARKER}-shop.test>"))  # fmt: skip
-    deliver(make_email("Someone else", "Where is my invoice?", sender="bob@other.test"))
+    deliver(make_email("Someone else", "Where is my invoice?", sender="bob@other.test",
+                       extra=f"Cc: olga.{MARKER}@{MARKER}-shop.test"))  # fmt: skip
     helpdesk.cycle(MAILBOX)
     deliver(make_email(f"Re: Order {MARKER} is late", f"Still waiting, {MARKER}", sender=CUSTOMER,
                        in_reply_to=f"<first.{MARKER}@{MARKER}-shop.test>"))  # fmt: skip
