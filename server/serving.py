@@ -71,6 +71,7 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
     from server.db import get_session, init_db
     from server.defaults import install_defaults
     from server.gmail.client import client_for_mailbox
+    from server.knowledge.readings import read_unread
     from server.models import Agent, AuthKind, Role
     from server.scheduler import run_worker
     from server.sync_runner import sync_with_rules
@@ -105,6 +106,9 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         session.commit()
         with client_for_mailbox(mailbox) as client:
             synced = sync_with_rules(session, mailbox.id, client)
+        # The first sync of a mailbox runs no rules on old mail: read its urgency and tone now, so the
+        # seeded tickets show them on the card as new mail will.
+        read_unread(session, mailbox_id=mailbox.id)
     web = make_server(host, port, app, threaded=True)
     base = f"http://{host}:{web.server_address[1]}"
     app.config["ADDON_SETTINGS_URL"] = base + "/settings/"

@@ -457,3 +457,17 @@ def test_a_mailbox_s_own_words_decide_with_the_shipped_ones(desk, deliver, sessi
     deliver(make_email("Night shift", "The pager alarm went off twice"))
     desk.cycle()
     assert session.scalar(select(Ticket).where(Ticket.subject == "Night shift")).priority == "urgent"
+
+
+def test_mail_filed_without_rules_is_read_by_the_knowledge_command(helpdesk, deliver, session, runner):
+    deliver(make_email("Outage", "Everything is down, this is unacceptable!"))  # before the mailbox is connected
+    helpdesk.connect(MAILBOX, AGENTS)  # the first sync files old mail and runs no rules on it
+    row = session.scalar(select(Message).where(Message.subject == "Outage"))
+    assert row.urgency is None
+    answer = runner.invoke(args=["knowledge", "read", "--mailbox", MAILBOX])
+    assert answer.exit_code == 0 and "read 1 messages" in answer.output
+    session.expire_all()
+    row = session.scalar(select(Message).where(Message.subject == "Outage"))
+    assert (row.urgency, row.tone) == ("high", "negative")
+    assert runner.invoke(args=["knowledge", "read"]).output.strip() == "read 0 messages"
+    assert runner.invoke(args=["knowledge", "read", "--mailbox", "nobody@example.com"]).exit_code == 2

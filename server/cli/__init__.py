@@ -35,6 +35,7 @@ def init_app(app: Flask) -> None:
     from server.cli import (
         agents,
         customers,
+        knowledge,
         labels,
         mailboxes,
         rules,
@@ -54,6 +55,7 @@ def init_app(app: Flask) -> None:
         agents.agent_group,
         tokens.token_group,
         customers.customer_group,
+        knowledge.knowledge_group,
         labels.labels_group,
         running.sync_command,
         running.worker_command,

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.gmail.mime import ParsedMessage, split_reply
-from server.knowledge.signals import Lexicon, Reading, read
+from server.knowledge.signals import Lexicon, Reading, lexicon_with, read
 from server.models import Direction, Message
 
 #: Rule condition fields that need a reading.
@@ -97,3 +97,38 @@ def latest(session: Session, ticket_id: int) -> Message | None:
         .order_by(Message.sent_at.desc(), Message.id.desc())
         .limit(1)
     )
+
+
+def read_unread(session: Session, *, mailbox_id: int | None = None, batch: int = 500) -> int:
+    """Read the customer messages filed before readings existed (or in a new mailbox's first sync,
+    which runs no rules), a batch at a time, each batch committed; returns how many were read."""
+    from server.mailbox_settings import signal_words
+    from server.models import Mailbox
+
+    done = 0
+    words_of: dict[int, Lexicon] = {}
+    while True:
+        query = (
+            select(Message)
+            .where(
+                Message.direction == Direction.INBOUND.value,
+                Message.is_auto.is_(False),
+                Message.ticket_id.is_not(None),
+                Message.urgency.is_(None),
+            )
+            .order_by(Message.id)
+            .limit(batch)
+        )
+        if mailbox_id is not None:
+            query = query.where(Message.mailbox_id == mailbox_id)
+        rows = session.scalars(query).all()
+        if not rows:
+            return done
+        for row in rows:
+            if row.mailbox_id not in words_of:
+                box = session.get(Mailbox, row.mailbox_id)
+                words_of[row.mailbox_id] = lexicon_with(signal_words(box) if box else {})
+            reading = read(text_of(row.subject, row.text), words=words_of[row.mailbox_id])
+            row.urgency, row.tone, row.signals = reading.urgency, reading.tone, reading.as_json()
+        session.commit()
+        done += len(rows)
