@@ -460,7 +460,9 @@ def test_a_mailbox_s_own_words_decide_with_the_shipped_ones(desk, deliver, sessi
 
 
 def test_mail_filed_without_rules_is_read_by_the_knowledge_command(helpdesk, deliver, session, runner):
-    deliver(make_email("Outage", "Everything is down, this is unacceptable!"))  # before the mailbox is connected
+    deliver(
+        make_email("Outage", "Everything is down, this is unacceptable!")
+    )  # before the mailbox is connected
     helpdesk.connect(MAILBOX, AGENTS)  # the first sync files old mail and runs no rules on it
     row = session.scalar(select(Message).where(Message.subject == "Outage"))
     assert row.urgency is None
