@@ -145,6 +145,20 @@ def readable_mailboxes(session: Session, who: Caller) -> list[int]:
     return _memberships(session, who.agent_id)
 
 
+class NoSuchMailbox(LookupError):
+    """A mailbox filter names one the caller may not read (answered 404 by the blueprint)."""
+
+
+def chosen_mailboxes(session: Session, who: Caller, wanted: int | None) -> list[int]:
+    """The mailboxes a request's ``mailbox`` filter leaves: all the caller reads, or the one named."""
+    readable = readable_mailboxes(session, who)
+    if wanted is None:
+        return readable
+    if wanted not in readable:
+        raise NoSuchMailbox(wanted)
+    return [wanted]
+
+
 def writable_mailboxes(session: Session, who: Caller) -> list[int]:
     """Admins work on every mailbox; others on the mailboxes they belong to (as in the add-on)."""
     if who.role is Role.ADMIN:

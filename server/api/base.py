@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import ValidationError
 from spectree import SpecTree
 
-from server.api.auth import add_rate_headers, guard, public
+from server.api.auth import NoSuchMailbox, add_rate_headers, guard, public
 from server.api.schemas import Problem
 from server.db import get_session
 from server.errors import PROBLEM_TYPE, problem_response
@@ -131,3 +131,8 @@ def _check_body() -> Response | None:
 
 
 bp.after_request(add_rate_headers)
+
+
+@bp.errorhandler(NoSuchMailbox)
+def _no_such_mailbox(_exc: NoSuchMailbox) -> Response:
+    return problem_response(404, "Not Found", "No such mailbox.")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from spectree import Response as Answers
 from sqlalchemy import func, or_, select
 
-from server.api.auth import caller, needs, readable_mailboxes
+from server.api.auth import caller, chosen_mailboxes, needs, readable_mailboxes
 from server.api.base import bp, tree
 from server.api.schemas import (
     AgentList,
@@ -125,11 +125,7 @@ def list_templates(query: MailboxQuery) -> Any:
     """The shared templates of the mailboxes you read, and your own."""
     session = get_session()
     who = caller()
-    ids = readable_mailboxes(session, who)
-    if query.mailbox is not None:
-        if query.mailbox not in ids:
-            return problem_response(404, "Not Found", "No such mailbox.")
-        ids = [query.mailbox]
+    ids = chosen_mailboxes(session, who, query.mailbox)
     found = session.scalars(
         select(Template)
         .where(
@@ -208,11 +204,7 @@ def report_overview(query: ReportQuery) -> Any:
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
     now = datetime.now(UTC)
-    ids = readable_mailboxes(session, who)
-    if query.mailbox is not None:
-        if query.mailbox not in ids:
-            return problem_response(404, "Not Found", "No such mailbox.")
-        ids = [query.mailbox]
+    ids = chosen_mailboxes(session, who, query.mailbox)
     today = now.astimezone(zone).date()
     last = query.last or today
     first = query.first or last - timedelta(days=REPORT_DAYS - 1)

@@ -14,7 +14,7 @@ from spectree import Response as Answers
 from sqlalchemy import select
 
 from server import webhooks
-from server.api.auth import caller, needs, readable_mailboxes, writable_mailboxes
+from server.api.auth import caller, chosen_mailboxes, needs, readable_mailboxes, writable_mailboxes
 from server.api.base import bp, tree
 from server.api.schemas import DeliveryList, MailboxQuery, WebhookCreated, WebhookIn, WebhookList
 from server.api_tokens import Scope
@@ -46,11 +46,7 @@ def _document(hook: Webhook) -> dict[str, Any]:
 def list_webhooks(query: MailboxQuery) -> Any:
     """The webhook subscriptions of the mailboxes you read (never their secrets)."""
     session = get_session()
-    ids = readable_mailboxes(session, caller())
-    if query.mailbox is not None:
-        if query.mailbox not in ids:
-            return problem_response(404, "Not Found", "No such mailbox.")
-        ids = [query.mailbox]
+    ids = chosen_mailboxes(session, caller(), query.mailbox)
     hooks = session.scalars(select(Webhook).where(Webhook.mailbox_id.in_(ids)).order_by(Webhook.id))
     return WebhookList.model_validate({"items": [_document(h) for h in hooks]})
 

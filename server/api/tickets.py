@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from rules import ActionKind
 from server import actions, tickets
-from server.api.auth import caller, needs, readable_mailboxes, writable_mailboxes
+from server.api.auth import caller, chosen_mailboxes, needs, readable_mailboxes, writable_mailboxes
 from server.api.base import bp, tree
 from server.api.schemas import (
     MAX_ID,
@@ -108,11 +108,7 @@ def _visible(session: Session, ticket_id: int, *, write: bool = False, lock: boo
 def list_tickets(query: TicketFilter) -> Any:
     """List tickets, newest change first by default, a page at a time."""
     session = get_session()
-    mailboxes = readable_mailboxes(session, caller())
-    if query.mailbox is not None:
-        if query.mailbox not in mailboxes:
-            return problem_response(404, "Not Found", "No such mailbox.")
-        mailboxes = [query.mailbox]
+    mailboxes = chosen_mailboxes(session, caller(), query.mailbox)
     column, descending = SORTS[query.sort]
     statement = select(Ticket).options(*DOCUMENT_LOADS).where(Ticket.mailbox_id.in_(mailboxes))
     if query.status:
