@@ -38,12 +38,6 @@ REFUSALS = {
 ROLE_OF_SCOPE = {Scope.SETTINGS_READ: {Role.ADMIN, Role.MANAGER}, Scope.SETTINGS_WRITE: {Role.ADMIN}}
 
 
-class Unauthorized(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def needs(scope: Scope) -> Callable[[View], View]:
     """Mark a view as needing ``scope`` (checked before it runs, after the token)."""
 
