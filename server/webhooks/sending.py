@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import requests
+import urllib3
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -75,22 +76,33 @@ def post(hook: Webhook, delivery: WebhookDelivery, settings: Settings) -> Outcom
         "Postdesk-Event": delivery.event_type,
         "Postdesk-Signature": signature(secret_of(hook), int(time.time()), body),
     }
+    # Streamed: only the start of the receiver's answer is read (a huge one costs nothing).
     try:
-        with outbound.guarded_session(settings.allowed) as http:
-            answer = http.post(
-                hook.url, data=body, headers=headers, timeout=settings.timeout, allow_redirects=False
-            )
-            status, error = answer.status_code, None if answer.ok else answer.text[:KEPT_ANSWER]
-    except requests.RequestException as exc:
+        with (
+            outbound.guarded_session(settings.allowed) as http,
+            http.post(
+                hook.url,
+                data=body,
+                headers=headers,
+                timeout=settings.timeout,
+                allow_redirects=False,
+                stream=True,
+            ) as answer,
+        ):
+            start = b"" if answer.ok else answer.raw.read(KEPT_ANSWER, decode_content=True)
+            status, error = answer.status_code, None if answer.ok else start.decode("utf-8", "replace")
+    except (
+        requests.RequestException,
+        urllib3.exceptions.HTTPError,
+    ) as exc:  # reading a stream raises urllib3's
         refused = outbound.refusal_in(exc)
         status, error = None, f"refused: {refused}" if refused else f"{type(exc).__name__}: {str(exc)[:300]}"
     return Outcome(status, error, int((time.monotonic() - started) * 1000))
 
 
 def _backoff(attempts: int, settings: Settings) -> timedelta:
-    wait: timedelta = settings.backoff * (
-        1 << min(max(0, attempts - 1), 20)
-    )  # 2^20 × the first wait: past any cap
+    doublings = min(max(0, attempts - 1), 20)  # 2^20 × the first wait is past any cap already
+    wait: timedelta = settings.backoff * (1 << doublings)
     return min(wait, MAX_BACKOFF)
 
 
