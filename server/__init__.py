@@ -52,8 +52,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(addon_api.bp)
     preview.init_app(app)
     from server import api, webhooks
+    from server.knowledge import index
 
     api.init_app(app)
     webhooks.install()
+    index.install()
     cli.init_app(app)
     return app

@@ -5,7 +5,9 @@ transaction: empties their messages (text, HTML, subject, names, addresses, atta
 urgency/tone reading) — keeping each row's opaque Gmail ids, so a later sync does not import the
 mail again —, renames the tickets "(forgotten)", empties the details of the tickets' audit events,
 the rating's comment and every Outbox row about them (one still waiting is cancelled), drops their
-webhook deliveries and deletes the customer rows. Ticket numbers, statuses, times and measures stay,
+webhook deliveries, takes their tickets (and any ticket with their mail, or an answer naming their
+address) out of the knowledge index — compacting it, so no deleted word stays behind in the
+database's full-text index — and deletes the customer rows. Ticket numbers, statuses, times and measures stay,
 so the reports count them as before. Internal notes stay: they are the team's words.
 
 Gmail keeps its own copy of the mail; deleting it there is the mailbox owner's step (docs/knowledge.md).
@@ -19,10 +21,12 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from server.knowledge import index
 from server.models import (
     CsatRating,
     Customer,
     Event,
+    KnowledgeEntry,
     Message,
     Outbox,
     OutboxState,
@@ -60,6 +64,22 @@ def forget(session: Session, email: str, *, actor: Actor = SYSTEM, now: datetime
     )
     # Their mail on other tickets too (a customer copied on someone else's thread).
     from_them = or_(func.lower(Message.from_email) == address, Message.ticket_id.in_(ticket_ids or [-1]))
+    # Out of the knowledge index: their tickets, tickets with their mail, answers naming their address.
+    indexed = set(ticket_ids) | {
+        ticket_id for ticket_id in session.scalars(select(Message.ticket_id).where(from_them)) if ticket_id
+    }
+    indexed |= set(
+        session.scalars(
+            select(KnowledgeEntry.ticket_id).where(
+                or_(
+                    func.lower(KnowledgeEntry.question).contains(address),
+                    func.lower(KnowledgeEntry.answer).contains(address),
+                )
+            )
+        )
+    )
+    if index.remove(session, indexed):
+        index.compact(session)
     messages = session.execute(
         update(Message)
         .where(from_them)

@@ -497,6 +497,9 @@ class Template(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     body_text: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str | None] = mapped_column(Text)
+    #: Example questions this template answers: a template with some is an FAQ answer
+    #: (server.knowledge.faq) that an acknowledgement may carry.
+    faq_questions: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -749,3 +752,39 @@ class WebhookAttempt(Base):
     status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     milliseconds: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KnowledgeEntry(Base):
+    """A solved ticket in the knowledge index: what the customer asked, the team's final answer, and
+    the stems of both (server.knowledge.index). The database's own full-text index reads it: FTS5
+    table ``knowledge_fts`` on SQLite, the generated ``document`` column with a GIN index on
+    PostgreSQL (both made by migration 0025, outside the models)."""
+
+    __tablename__ = "knowledge_entries"
+    __table_args__ = (Index("ix_knowledge_entries_mailbox_id", "mailbox_id", "id"),)
+
+    #: Newer entries have larger ids: re-indexing a ticket gives it a new one.
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), unique=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    question: Mapped[str] = mapped_column(Text, default="")
+    answer: Mapped[str] = mapped_column(Text, default="")
+    #: Snowball stems, space-separated (server.knowledge.stemming.terms): what FTS5 indexes on SQLite
+    #: and what suggestions are ranked by on both databases.
+    question_terms: Mapped[str] = mapped_column(Text, default="")
+    answer_terms: Mapped[str] = mapped_column(Text, default="")
+    answer_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    solved_at: Mapped[datetime | None]
+    indexed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship()
+
+
+class KnowledgeTerm(Base):
+    """How many of a mailbox's index entries contain a stem: what makes a rare word weigh more."""
+
+    __tablename__ = "knowledge_terms"
+
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entries: Mapped[int] = mapped_column(Integer, default=0)

@@ -28,8 +28,9 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-import snowballstemmer
 import yaml
+
+from server.knowledge.stemming import CYRILLIC, TOKEN, stem, tokens
 
 WORDS = Path(__file__).resolve().parent / "words"
 LANGUAGES = ("en", "ru")
@@ -38,8 +39,6 @@ CATEGORIES = ("urgent", "calm", "negative", "positive", "intensifiers", "negator
 EXTENSIBLE = (*CATEGORIES, "deadlines")
 #: The most text read from one message (the start says what matters).
 MAX_TEXT = 5_000
-_TOKEN = re.compile(r"[0-9A-Za-zÀ-ÿЀ-ӿ]+(?:['’][A-Za-z]+)?")
-_CYRILLIC = re.compile(r"[Ѐ-ӿ]")
 _SHOUT = re.compile(r"!{2,}|\?!|!\?")
 #: Punctuation that ends a clause: a negation does not reach past it.
 _CLAUSE_END = re.compile(r"[.!?;:…—–]")
@@ -86,22 +85,6 @@ class Lexicon:
     originals: Mapping[tuple[str, ...], str] = field(default_factory=dict)
 
 
-@cache
-def _stemmer(language: str) -> Any:
-    return snowballstemmer.stemmer("russian" if language == "ru" else "english")
-
-
-def _stem(word: str) -> str:
-    word = word.lower().replace("ё", "е").replace("’", "'")
-    language = "ru" if _CYRILLIC.search(word) else "en"
-    stem: str = _stemmer(language).stemWord(word)
-    return stem
-
-
-def _tokens(text: str) -> list[str]:
-    return list(_TOKEN.findall(text))
-
-
 def shipped_words(language: str) -> dict[str, Any]:
     with (WORDS / f"{language}.yaml").open(encoding="utf-8") as source:
         loaded: dict[str, Any] = yaml.safe_load(source)
@@ -121,7 +104,7 @@ def lexicon(extra: Mapping[str, Mapping[str, Iterable[str]]] | None = None) -> L
             for entry in [*lists.get(category, []), *added.get(category, [])]:
                 if not isinstance(entry, str):  # YAML reads a bare no, yes, on, off as true/false
                     raise SignalWordsError(f"{language}.{category}: {entry!r} is not text (quote it)")
-                stems = tuple(_stem(token) for token in _tokens(str(entry)))
+                stems = tuple(stem(token) for token in tokens(str(entry)))
                 if not stems:
                     raise SignalWordsError(f"{language}.{category}: {entry!r} has no words")
                 phrases[category].add(stems)
@@ -172,10 +155,10 @@ def read(text: str, *, follow_ups: int = 0, words: Lexicon | None = None) -> Rea
     earlier messages of this customer since the team last answered."""
     words = words or default_lexicon()
     text = text[:MAX_TEXT]
-    spans = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    spans = [(m.start(), m.end()) for m in TOKEN.finditer(text)]
     tokens = [text[start:end] for start, end in spans]
-    stems = [_stem(token) for token in tokens]
-    cyrillic = sum(1 for token in tokens if _CYRILLIC.search(token))
+    stems = [stem(token) for token in tokens]
+    cyrillic = sum(1 for token in tokens if CYRILLIC.search(token))
     language = "ru" if cyrillic * 2 > len(tokens) else "en"
     negators = {phrase[0] for phrase in words.phrases["negators"] if len(phrase) == 1}
     intensifiers = {phrase[0] for phrase in words.phrases["intensifiers"] if len(phrase) == 1}

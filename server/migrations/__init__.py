@@ -26,6 +26,15 @@ def upgrade_to_head(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+#: What migrations make outside the models: the task queue's tables (0022), the full-text index of
+#: knowledge entries (0025: FTS5 tables on SQLite, a generated tsvector and its GIN index on PostgreSQL).
+NOT_MODELS = {
+    "table": ("procrastinate_", "knowledge_fts"),
+    "column": ("document",),
+    "index": ("ix_knowledge_entries_document",),
+}
+
+
 def ours(name: str | None, type_: str, _parent: object) -> bool:
-    """The task queue's tables (procrastinate's, migration 0022) are not the models': never compared."""
-    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+    """Only what the models describe is compared with them."""
+    return not (name or "").startswith(NOT_MODELS.get(type_, ()))
