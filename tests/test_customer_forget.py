@@ -112,7 +112,11 @@ def test_forgetting_a_customer_leaves_no_trace_of_them_and_keeps_the_ticket_coun
     other = session.scalar(select(Ticket).where(Ticket.subject == "Someone else"))
     assert other.customer is not None and other.customer.email == "bob@other.test"  # nobody else forgotten
     audit = session.scalar(select(Event).where(Event.kind == "customer_forgotten"))
-    assert audit.after == {"customers": 1, "tickets": 1, "messages": 4}  # two of theirs, our acknowledgement, the answer
+    assert audit.after == {
+        "customers": 1,
+        "tickets": 1,
+        "messages": 4,
+    }  # two of theirs, our acknowledgement, the answer
     # The next sync does not bring the forgotten mail back (Gmail still has it; the rows keep its ids).
     helpdesk.cycle(MAILBOX)
     assert traces(session) == []
