@@ -57,6 +57,7 @@ bench: deps
 	$(BIN)/python tests/bench/bench_reports.py
 	$(BIN)/python tests/bench/bench_api.py
 	$(BIN)/python tests/bench/bench_signals.py
+	$(BIN)/python tests/bench/bench_knowledge.py
 	$(BIN)/python tests/bench/bench_labels.py
 	$(BIN)/python tests/bench/bench_push.py
 	$(BIN)/python tests/bench/bench_workers.py

@@ -108,3 +108,28 @@ def check_card(card: dict[str, Any]) -> None:
 @pytest.fixture
 def addon(client, keys, desk):
     return AddOn(client, keys)
+
+
+def solved_ticket(session: Any, mailbox_id: int, subject: str, question: str, answer: str) -> Any:
+    """A ticket the team answered and solved (rows written directly; the index follows the solve)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, select
+
+    from server.models import Message, Ticket, TicketStatus
+    from server.tickets import set_status
+
+    at = datetime.now(UTC) - timedelta(days=1)
+    number = (session.scalar(select(func.max(Ticket.number)).where(Ticket.mailbox_id == mailbox_id)) or 0) + 1
+    ticket = Ticket(
+        mailbox_id=mailbox_id, number=number, subject=subject, status="open", created_at=at, updated_at=at
+    )
+    session.add(ticket)
+    session.flush()
+    for direction, text, minutes in (("inbound", question, 0), ("outbound", answer, 30)):
+        session.add(Message(mailbox_id=mailbox_id, ticket_id=ticket.id, gmail_id=f"solved-{ticket.id}-{direction}",
+                            gmail_thread_id=f"solved-{ticket.id}", direction=direction, text=text,
+                            sent_at=at + timedelta(minutes=minutes)))  # fmt: skip
+    set_status(session, ticket, TicketStatus.SOLVED, at=at + timedelta(hours=1))
+    session.commit()
+    return ticket

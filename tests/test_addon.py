@@ -335,7 +335,11 @@ def test_homepage_compose_and_not_a_ticket_cards(addon, session, desk, keys):
     assert "#2 Our offer" in strings(addon.message("<offer-1@example.com>").get_json())
 
 
-def test_the_message_card_takes_at_most_15_sql_statements(addon, app):
+def test_the_message_card_takes_at_most_19_sql_statements(addon, app, session):
+    from addon_fixtures import solved_ticket
+
+    box = session.scalar(select(Ticket.mailbox_id).where(Ticket.subject == "Cannot log in"))
+    solved_ticket(session, box, "Login fails", "I cannot log in to my account", "Reset the password, please.")
     engine = get_engine(app)
     statements: list[str] = []
 
@@ -349,7 +353,9 @@ def test_the_message_card_takes_at_most_15_sql_statements(addon, app):
     finally:
         sa_event.remove(engine, "before_cursor_execute", count)
     assert response.status_code == 200
-    assert len(statements) <= 15, "\n".join(statements)
+    assert "Reset the password" in json.dumps(response.get_json())  # similar solved tickets were read
+    # 15 for the ticket, 4 for similar solved tickets: the question, stem counts, window, candidates.
+    assert len(statements) <= 19, "\n".join(statements)
 
 
 def test_hostile_text_is_escaped_in_cards(addon, session, deliver, desk):

@@ -40,6 +40,8 @@ APPS_SCRIPT_FUNCTION = "onPostdeskAction"
 URL_PREFIX = "/addon/v1"
 #: An id or number in a button is 1 to 18 ASCII digits: it fits a 64-bit column, whatever was sent.
 _ID = re.compile(r"[0-9]{1,18}")
+#: Ids and numbers are SQL integers: a larger one names nothing (and PostgreSQL would refuse it).
+LARGEST_ID = 2**31 - 1
 _certs_request = CachingRequest()
 
 
@@ -58,7 +60,7 @@ def as_object(value: object) -> dict[str, Any]:
 
 def parse_id(raw: object) -> int | None:
     """A database id or ticket number from a button or field, or None when it is not one."""
-    if isinstance(raw, str) and _ID.fullmatch(raw.strip()):
+    if isinstance(raw, str) and _ID.fullmatch(raw.strip()) and int(raw.strip()) <= LARGEST_ID:
         return int(raw.strip())
     return None
 

@@ -20,6 +20,7 @@ from server.addon_api import cards
 from server.addon_api.call import BadInput, Call, NoAccess, parse_id, ticket_by_id, ticket_query
 from server.addon_api.compose import chosen_template, insert_template
 from server.addon_api.home import home_card, queue_card, queue_from
+from server.addon_api.suggestions import insert_suggestion
 from server.addon_api.ticket import last_agent_reply, ticket_card
 from server.composing import team_addresses, ticket_locale
 from server.gmail.mime import parse_addresses, split_reply
@@ -278,6 +279,7 @@ CLICKS: dict[str, Click] = {
     "home": _home,
     "settings": _settings,
     "insert_template": insert_template,
+    "insert_suggestion": insert_suggestion,
 }
 
 __all__ = ["CLICKS", "NoAccess", "run_click"]

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from server.addon_api import cards
 from server.addon_api.call import BadInput, Call, as_object, ticket_by_id
+from server.addon_api.suggestions import similar_section
 from server.composing import find_template, mail_context, render_template, ticket_locale
 from server.models import Mailbox, Message, Template, Ticket
 from server.reminders import TEAM_TEMPLATES
@@ -74,7 +75,8 @@ def compose_card(call: Call) -> dict[str, Any]:
     else:
         widgets.append(cards.paragraph(call.say("no_templates")))
     title = f"#{ticket.number} {cards.text(ticket.subject, 80)}" if ticket else call.say("compose_title")
-    return cards.card(call.say("compose_title"), [cards.section(widgets, title)], name="compose")
+    suggested = similar_section(call, ticket, insert=True) if ticket else []
+    return cards.card(call.say("compose_title"), [cards.section(widgets, title), *suggested], name="compose")
 
 
 def insert_template(call: Call) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from server.accounts import manages_mailbox
 from server.addon_api import cards
 from server.addon_api.call import Call, NoAccess, as_object, offset_minutes, ticket_query
 from server.addon_api.compose import reply_templates
+from server.addon_api.suggestions import similar_section
 from server.db import upsert
 from server.knowledge import readings
 from server.mailbox_settings import reminder_settings
@@ -129,6 +130,7 @@ def ticket_card(call: Call, ticket: Ticket) -> dict[str, Any]:
             cards.section(action_widgets(call, ticket), call.say("actions")),
             cards.section(tag_widgets(call, ticket), call.say("tags"), collapsible=True, keep=2),
             cards.section(reply_widgets(call, ticket), call.say("send_reply")),
+            *similar_section(call, ticket),
             cards.section(history, call.say("last_events"), collapsible=True, keep=2),
         ],
         subtitle=cards.text(ticket.mailbox.display_name or ticket.mailbox.address),

@@ -76,11 +76,18 @@ def _candidates(session: Session, ticket: Ticket, chosen: list[tuple[str, str]],
         KnowledgeEntry.question_terms,
         KnowledgeEntry.answer_terms,
         KnowledgeEntry.answer,
+        Ticket.number,
+        Ticket.subject,
+        Ticket.solved_at,
     )
-    query = select(*columns).where(
-        KnowledgeEntry.mailbox_id == ticket.mailbox_id,
-        KnowledgeEntry.id > floor,
-        KnowledgeEntry.ticket_id != ticket.id,
+    query = (
+        select(*columns)
+        .join(Ticket, Ticket.id == KnowledgeEntry.ticket_id)
+        .where(
+            KnowledgeEntry.mailbox_id == ticket.mailbox_id,
+            KnowledgeEntry.id > floor,
+            KnowledgeEntry.ticket_id != ticket.id,
+        )
     )
     if session.get_bind().dialect.name == "postgresql":
         # The words themselves, stemmed by PostgreSQL as the generated document was.
@@ -107,11 +114,17 @@ def _floor(session: Session, mailbox_id: int, entries: int) -> int:
     """The id above which the mailbox's newest :data:`WINDOW` entries lie, about (two index lookups,
     not a count): ids grow with every entry of every mailbox, so the mailbox's share of them
     stretches the window."""
-    newest = session.scalar(
-        select(func.max(KnowledgeEntry.id)).where(KnowledgeEntry.mailbox_id == mailbox_id)
-    )
-    issued = session.scalar(select(func.max(KnowledgeEntry.id)))
-    if newest is None or issued is None or entries <= WINDOW:
+    if entries <= WINDOW:
+        return 0
+    newest, issued = session.execute(
+        select(
+            select(func.max(KnowledgeEntry.id))
+            .where(KnowledgeEntry.mailbox_id == mailbox_id)
+            .scalar_subquery(),
+            select(func.max(KnowledgeEntry.id)).scalar_subquery(),
+        )
+    ).one()
+    if newest is None or issued is None:
         return 0
     return max(0, int(newest - WINDOW * issued / entries))
 
@@ -157,33 +170,21 @@ def suggest(
         ),
         key=lambda item: (-item[0], -item[1]),
     )
-    picked: dict[str, tuple[float, int]] = {}
+    picked: dict[str, tuple[float, Any]] = {}
     for score, _id, row in scored:
         key = _same_answer(row.answer)
         if key not in picked:
-            picked[key] = (score, row.ticket_id)
+            picked[key] = (score, row)
         if len(picked) == limit:
             break
-    shown = dict(
-        (t.id, t)
-        for t in session.scalars(select(Ticket).where(Ticket.id.in_([t for _s, t in picked.values()])))
-    )
-    entries = dict(
-        session.execute(
-            select(KnowledgeEntry.ticket_id, KnowledgeEntry.answer).where(
-                KnowledgeEntry.ticket_id.in_(list(shown))
-            )
-        ).all()
-    )
     return [
         Suggestion(
-            ticket_id=ticket_id,
-            number=shown[ticket_id].number,
-            subject=shown[ticket_id].subject,
-            answer=entries[ticket_id],
-            solved_at=shown[ticket_id].solved_at,
+            ticket_id=row.ticket_id,
+            number=row.number,
+            subject=row.subject,
+            answer=row.answer,
+            solved_at=row.solved_at,
             match=round(min(score / ((1 + ANSWER_WEIGHT) * best), 1.0), 2),
         )
-        for score, ticket_id in picked.values()
-        if ticket_id in shown
+        for score, row in picked.values()
     ]
