@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from flask import Flask
+from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from server.gmail.sandbox import Sandbox, SandboxServer
@@ -62,6 +63,26 @@ def start_sandbox(
     return SandboxServer(host, port, sandbox, enforce_rate_limit=enforce_rate_limit)
 
 
+def solve_answered(session: Session, mailbox_id: int) -> None:
+    """The seeded threads the team answered last are solved, as a team would have left them: they are
+    the demo's knowledge index (similar solved tickets on the card)."""
+    from sqlalchemy import select
+
+    from server.models import Message, Ticket, TicketStatus
+    from server.tickets import set_status
+
+    for ticket in session.scalars(select(Ticket).where(Ticket.mailbox_id == mailbox_id)):
+        last = session.scalars(
+            select(Message.direction)
+            .where(Message.ticket_id == ticket.id, Message.is_auto.is_(False))
+            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .limit(1)
+        ).first()
+        if last == "outbound":
+            set_status(session, ticket, TicketStatus.SOLVED, at=datetime.now(UTC), reason="demo")
+    session.commit()
+
+
 def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> None:
     """One process for trying Postdesk: seeded sandbox, a fresh demo database, the web app."""
     from sqlalchemy import select
@@ -109,6 +130,7 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         # The first sync of a mailbox runs no rules on old mail: read its urgency and tone now, so the
         # seeded tickets show them on the card as new mail will.
         read_unread(session, mailbox_id=mailbox.id)
+        solve_answered(session, mailbox.id)
     web = make_server(host, port, app, threaded=True)
     base = f"http://{host}:{web.server_address[1]}"
     app.config["ADDON_SETTINGS_URL"] = base + "/settings/"

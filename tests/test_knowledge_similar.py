@@ -92,7 +92,7 @@ def test_suggestions_find_the_answer_to_the_same_question_in_either_language(hel
     assert 0 < found[0].match <= 1
     assert similar.suggest(session, asking, question="Не могу войти: забыла пароль")[0].answer == ПАРОЛЬ
     assert (
-        similar.suggest(session, asking, question="Вернули посылку, где возврат денег? refund")[0].answer
+        similar.suggest(session, asking, question="I returned the parcel, where is the refund?")[0].answer
         == REFUND
     )
     assert similar.suggest(session, asking, question="Hello, thanks!") == []  # nothing but stop words

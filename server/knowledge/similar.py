@@ -8,8 +8,8 @@ Two steps, so a suggestion costs the same with a thousand solved tickets as with
    :data:`CANDIDATES` that contain any of them are read.
 2. **Ranking, here.** Each candidate gets a BM25 score over its question's stems (its answer's
    count for a third), every stem weighed by its rarity in the mailbox; the score divided by what a
-   candidate asking exactly the same would get is the *match* (0–1) shown to agents. Answers that
-   say the same thing once are shown once.
+   candidate asking exactly the same would get is the *match* (0–1) shown to agents; below
+   :data:`MIN_MATCH` nothing is shown. Answers that say the same thing are shown once.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ QUERY_TERMS = 8
 WINDOW = 20_000
 #: The most candidates ranked for one suggestion.
 CANDIDATES = 200
+#: A suggestion matching less than this shares a word or two by chance: not shown. (On the generated
+#: corpus of tests/knowledge_corpus.py, 95 % of right answers match 0.27 or more.)
+MIN_MATCH = 0.2
 #: BM25's term-frequency saturation and length normalisation; how much the answer's words count.
 K1, B, ANSWER_WEIGHT = 1.2, 0.75, 0.3
 
@@ -177,7 +180,7 @@ def suggest(
             picked[key] = (score, row)
         if len(picked) == limit:
             break
-    return [
+    suggestions = [
         Suggestion(
             ticket_id=row.ticket_id,
             number=row.number,
@@ -188,3 +191,4 @@ def suggest(
         )
         for score, row in picked.values()
     ]
+    return [suggestion for suggestion in suggestions if suggestion.match >= MIN_MATCH]
