@@ -38,6 +38,8 @@ class Trigger(StrEnum):
     TIME = "time"
     #: A customer rated the ticket (or changed their rating): see the ``csat`` and ``csat_score`` fields.
     CSAT_RATED = "csat_rated"
+    #: A customer said an FAQ answer in their acknowledgement solved their question (server.knowledge.faq).
+    FAQ_SOLVED = "faq_solved"
 
 
 class FieldType(StrEnum):

@@ -11,16 +11,18 @@ Handlers work inside the caller's transaction and never commit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from rules import ActionKind
+from rules import ActionKind, Trigger
 from rules.model import ACTIVE_STATUSES, ASSIGN_STRATEGIES
 from server import tickets
 from server.composing import (
@@ -28,12 +30,15 @@ from server.composing import (
     customer_locale,
     find_template,
     mail_context,
+    public_base,
     render_template,
     team_addresses,
 )
 from server.gmail.mime import ParsedMessage
 from server.gmail.send import enqueue, reply_subject, thread_headers
 from server.gmail.sync import LabelRequest, TicketEvent
+from server.knowledge.faq import FaqMatch, best_answer, solved_link
+from server.knowledge.readings import text_of
 from server.mailbox_settings import setting
 from server.models import (
     ActorKind,
@@ -324,8 +329,9 @@ def _template_named(session: Session, mailbox: Mailbox, value: Any) -> list[str]
     return []
 
 
-def _render(ctx: ActionContext, name: str, locale: str) -> RenderedMail:
-    """The mailbox's template ``name`` for this ticket; raises ActionRefused (no ``summary`` yet)."""
+def _render(ctx: ActionContext, name: str, locale: str, *, faq: FaqMatch | None = None) -> RenderedMail:
+    """The mailbox's template ``name`` for this ticket (carrying the ``faq`` answer, when one is given);
+    raises ActionRefused (no ``summary`` yet)."""
     template: Template | None = find_template(ctx.session, ctx.mailbox, name, locale)
     if template is None:
         raise ActionRefused(f"no template named {name!r}")
@@ -333,9 +339,52 @@ def _render(ctx: ActionContext, name: str, locale: str) -> RenderedMail:
         ctx.ticket, ctx.mailbox, locale=template.locale, zone=str(setting(ctx.mailbox, "timezone"))
     )
     try:
-        return render_template(template, context)
+        if faq is None:
+            return render_template(template, context)
+        context["faq"] = faq_context(ctx, faq, context)
+        rendered = render_template(template, context)
     except TemplateError as exc:
         raise ActionRefused(f"template {name!r}: {exc}") from exc
+    if "faq" in template.body_text:
+        return rendered  # the template places the answer itself
+    return with_faq_answer(rendered, context["faq"], template.locale)
+
+
+def faq_context(ctx: ActionContext, faq: FaqMatch, context: dict[str, Any]) -> dict[str, Any]:
+    """``faq.answer`` (the FAQ template's text for this ticket), ``faq.link`` ("this solved it") and
+    ``faq.score`` for the acknowledgement."""
+    from flask import current_app
+
+    answer = render_template(faq.template, context)
+    link = solved_link(
+        ctx.ticket.id, faq.template.id, secret=str(current_app.config["SECRET_KEY"]), base_url=public_base()
+    )
+    return {"answer": answer.text.strip(), "link": link, "score": faq.score}
+
+
+#: What an acknowledgement says around an FAQ answer when its template does not place it.
+FAQ_BLOCK = {
+    "en": ("This may already answer your question:", "If it did, tell us with one click: {link}",
+           "If not, just reply: the ticket stays open and we will answer as promised."),
+    "ru": ("Возможно, это уже отвечает на ваш вопрос:", "Если помогло, скажите нам одним нажатием: {link}",
+           "Если нет, просто ответьте на это письмо: заявка остаётся открытой, и мы ответим, как обещали."),
+}  # fmt: skip
+
+
+def with_faq_answer(rendered: RenderedMail, faq: dict[str, Any], locale: str) -> RenderedMail:
+    intro, solved, otherwise = FAQ_BLOCK.get(locale, FAQ_BLOCK["en"])
+    lines = (
+        [intro, "", faq["answer"], ""]
+        + ([solved.format(link=faq["link"])] if faq["link"] else [])
+        + [otherwise]
+    )
+    text = rendered.text.rstrip("\n") + "\n\n---\n" + "\n".join(lines) + "\n"
+    html = rendered.html
+    if html is not None:
+        link = f'<a href="{escape(faq["link"])}">{escape(solved.split(":")[0])}</a>' if faq["link"] else ""
+        html += (f"<hr><p>{escape(intro)}</p><p>{escape(faq['answer']).replace(chr(10), Markup('<br>'))}</p>"
+                 f"<p>{link}</p><p>{escape(otherwise)}</p>")  # fmt: skip
+    return dataclasses.replace(rendered, text=text, html=html)
 
 
 def auto_reply_blocked(ctx: ActionContext) -> str | None:
@@ -382,8 +431,14 @@ def _prepare_auto_reply(ctx: ActionContext, value: Any) -> Prepared:
         )
     message = ctx.message
     assert message is not None and message.sender is not None  # auto_reply_blocked said so
+    locale = customer_locale(message, ctx.mailbox)
+    faq = (
+        best_answer(ctx.session, ctx.mailbox, text_of(message.subject, message.text), locale=locale)
+        if ctx.event is not None and ctx.event.trigger is Trigger.TICKET_CREATED
+        else None
+    )
     try:
-        rendered = _render(ctx, name, customer_locale(message, ctx.mailbox))
+        rendered = _render(ctx, name, locale, faq=faq)
     except ActionRefused as exc:
         raise ActionRefused(
             str(exc), summary=f"auto-reply not sent: {exc}", event=("auto_reply_failed", {"reason": str(exc)})
@@ -413,8 +468,13 @@ def _prepare_auto_reply(ctx: ActionContext, value: Any) -> Prepared:
             after={"template": name},
             at=ctx.now,
         )
+        if faq is not None:
+            tickets.record_event(ctx.session, ctx.ticket, "faq_answered", actor=ctx.actor,
+                                 after={"template": faq.template.name, "template_id": faq.template.id,
+                                        "score": faq.score, "example": faq.example[:200]}, at=ctx.now)  # fmt: skip
 
-    return Prepared(f"auto-reply {name!r} to {sender}", apply)
+    with_faq = f" with FAQ answer {faq.template.name!r} ({faq.score:.2f})" if faq else ""
+    return Prepared(f"auto-reply {name!r} to {sender}{with_faq}", apply)
 
 
 def _recipients(ctx: ActionContext, targets: list[str]) -> list[str]:

@@ -118,13 +118,24 @@ def mail_context(
         "agent": {"name": agent.name if agent else "", "email": agent.email if agent else ""},
         "mailbox": {"address": mailbox.address, "name": mailbox.display_name or mailbox.address},
         "csat": rating_choices(ticket, mailbox),
+        # Filled in an acknowledgement that carries an FAQ answer (server.knowledge.faq), else empty.
+        "faq": {"answer": "", "link": "", "score": None},
     }
+
+
+def public_base() -> str:
+    """Where links in mail point: the configured public URL, else the URL of the request being served."""
+    from flask import current_app, has_app_context, has_request_context, request
+
+    if not has_app_context():
+        return ""
+    return str(current_app.config.get("PUBLIC_URL") or (request.url_root if has_request_context() else ""))
 
 
 def rating_choices(ticket: Ticket | None, mailbox: Mailbox) -> dict[str, Any]:
     """``csat.choices`` (value and URL, best first) and ``csat.<value>`` for one link: the rating
     links of the ticket (server.reports.csat), or none without a ticket, with CSAT off, or with no public URL."""
-    from flask import current_app, has_app_context, has_request_context, request
+    from flask import current_app, has_app_context
 
     from server.reports.csat import links
 
@@ -132,8 +143,7 @@ def rating_choices(ticket: Ticket | None, mailbox: Mailbox) -> dict[str, Any]:
     empty: dict[str, Any] = {"choices": []} | {value: "" for scale in CSAT_SCALES.values() for value in scale}
     if ticket is None or not has_app_context():
         return empty
-    base = str(current_app.config.get("PUBLIC_URL") or (request.url_root if has_request_context() else ""))
-    choices = links(ticket, mailbox, secret=str(current_app.config["SECRET_KEY"]), base_url=base)
+    choices = links(ticket, mailbox, secret=str(current_app.config["SECRET_KEY"]), base_url=public_base())
     return (
         empty
         | {"choices": [{"value": c.value, "url": c.url} for c in choices]}

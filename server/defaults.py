@@ -255,6 +255,13 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "actions": [{"auto_reply": {"template": "Acknowledgement"}}],
     },
     {
+        # An acknowledgement may carry an FAQ answer (server.knowledge.faq); the customer's "this solved
+        # it" click is this trigger.
+        "name": "FAQ answer solved it: solve the ticket",
+        "trigger": "faq_solved",
+        "actions": [{"set_status": "solved"}, {"add_tag": "faq"}],
+    },
+    {
         "name": "Tell the customer when the ticket is solved",
         "trigger": "time",
         "conditions": {"field": "status", "op": "equals", "value": "solved"},

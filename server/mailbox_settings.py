@@ -166,6 +166,39 @@ def csat_settings(mailbox: Mailbox) -> dict[str, Any]:
     return merged
 
 
+#: FAQ answers in acknowledgements (server.knowledge.faq): on, and how close a new ticket's text must
+#: be to one of a template's example questions (0–1) for its answer to go out.
+FAQ_DEFAULTS: dict[str, Any] = {"enabled": True, "threshold": 0.5}
+FAQ_LOWEST, FAQ_HIGHEST = 0.2, 1.0
+
+
+def _faq_problems(value: Any) -> list[str]:
+    if not isinstance(value, Mapping):
+        return ["faq: expected {enabled, threshold}"]
+    found = [f"faq.{key}: unknown setting" for key in value if key not in FAQ_DEFAULTS]
+    if "enabled" in value and not isinstance(value["enabled"], bool):
+        found.append("faq.enabled: true or false")
+    threshold = value.get("threshold", FAQ_DEFAULTS["threshold"])
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not FAQ_LOWEST <= threshold <= FAQ_HIGHEST
+    ):
+        found.append(f"faq.threshold: a number from {FAQ_LOWEST} to {FAQ_HIGHEST}")
+    return found
+
+
+def faq_settings(mailbox: Mailbox) -> dict[str, Any]:
+    """The mailbox's FAQ settings with their defaults (a stored value that does not validate falls back)."""
+    stored = (mailbox.settings or {}).get("faq")
+    merged = dict(FAQ_DEFAULTS)
+    if isinstance(stored, Mapping):
+        for key, value in stored.items():
+            if key in merged and not _faq_problems({key: value}):
+                merged[key] = value
+    return merged
+
+
 #: Words an admin adds to the shipped urgency and tone lists (server.knowledge.signals), per language
 #: and category: at most this many per category, each at most this long.
 SIGNAL_WORDS_MOST, SIGNAL_WORD_LENGTH = 300, 200
@@ -214,7 +247,7 @@ def validate(data: Any) -> dict[str, Any]:
     """The settings as they will be stored, or :class:`SettingsError` listing every problem."""
     if not isinstance(data, Mapping):
         raise SettingsError(["settings: expected a mapping (locale, timezone, calendar, reminders …)"])
-    known = set(DEFAULTS) | {"calendar", "reminders", "csat", "gmail_labels", "signal_words"}
+    known = set(DEFAULTS) | {"calendar", "reminders", "csat", "gmail_labels", "signal_words", "faq"}
     problems = [f"{key}: unknown setting" for key in data if key not in known]
     if "locale" in data and data["locale"] not in {loc.value for loc in Locale}:
         problems.append(f"locale: one of {[loc.value for loc in Locale]}")
@@ -248,6 +281,8 @@ def validate(data: Any) -> dict[str, Any]:
         problems += _label_problems(data["gmail_labels"])
     if "signal_words" in data:
         problems += _signal_word_problems(data["signal_words"])
+    if "faq" in data:
+        problems += _faq_problems(data["faq"])
     if problems:
         raise SettingsError(problems)
     cleaned = dict(data)

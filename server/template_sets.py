@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.composing import mail_context
+from server.knowledge.faq import question_problems
 from server.mailbox_settings import setting
 from server.models import Agent, Customer, Locale, Mailbox, Template, Ticket
 from server.templating import RenderedMail, TemplateError, check_template, render_mail
@@ -37,6 +38,8 @@ class Draft:
     subject: str
     text: str
     html: str | None = None
+    #: FAQ example questions (server.knowledge.faq); none: not an FAQ answer.
+    questions: tuple[str, ...] = ()
 
 
 def sample_ticket(mailbox: Mailbox, locale: str) -> Ticket:
@@ -101,6 +104,8 @@ def check(mailbox: Mailbox, name: str, locale: str, draft: Draft) -> dict[str, s
     except TemplateError as exc:
         part = str(exc).split(",", 1)[0].split(":", 1)[0].strip()
         problems[part if part in ("subject", "text", "html") else "text"] = str(exc)
+    if found := question_problems(list(draft.questions)):
+        problems["questions"] = "; ".join(found)
     return problems
 
 
@@ -108,7 +113,14 @@ def version(template: Template | None) -> str:
     """A fingerprint of a stored template (a form saved over another version is refused)."""
     if template is None:
         return "new"
-    content = "\x00".join((template.subject, template.body_text, template.body_html or ""))
+    content = "\x00".join(
+        (
+            template.subject,
+            template.body_text,
+            template.body_html or "",
+            *map(str, template.faq_questions or []),
+        )
+    )
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
@@ -150,6 +162,7 @@ def save(
         stored = Template(mailbox_id=mailbox.id, name=name, locale=locale)
         session.add(stored)
     stored.subject, stored.body_text, stored.body_html = draft.subject, draft.text, draft.html or None
+    stored.faq_questions = list(draft.questions)
     after = _content(stored) or {}
     if after != before:
         record_event(session, None, "template_changed", actor=actor, mailbox_id=mailbox.id,
@@ -163,4 +176,5 @@ def save(
 def _content(template: Template | None) -> dict[str, Any] | None:
     if template is None:
         return None
-    return {"subject": template.subject, "text": template.body_text, "html": template.body_html}
+    return {"subject": template.subject, "text": template.body_text, "html": template.body_html,
+            "questions": list(template.faq_questions or [])}  # fmt: skip

@@ -66,6 +66,7 @@ from server.mailbox_settings import (
     SettingsError,
     StaleSettings,
     csat_settings,
+    faq_settings,
     label_settings,
     setting,
 )
@@ -331,6 +332,8 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
             rating["days"],
             rating["nps"],
         )
+        answers = faq_settings(box)
+        form.faq_enabled.data, form.faq_threshold.data = answers["enabled"], round(answers["threshold"] * 100)
         labels = label_settings(box)
         form.labels_enabled.data, form.labels_root.data, form.labels_archive.data = (
             labels["enabled"],
@@ -351,6 +354,12 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
                 "scale": form.csat_scale.data,
                 "days": form.csat_days.data,
                 "nps": bool(form.csat_nps.data),
+            },
+            "faq": {
+                "enabled": bool(form.faq_enabled.data),
+                "threshold": faq_settings(box)["threshold"]
+                if form.faq_threshold.data is None
+                else form.faq_threshold.data / 100,
             },
             "gmail_labels": {
                 "enabled": bool(form.labels_enabled.data),

@@ -85,6 +85,13 @@ class MailboxSettingsForm(FlaskForm):
     )
     csat_nps = BooleanField(_l("Also ask how likely they are to recommend us (NPS, 0 to 10)"))
     csat_days = IntegerField(_l("Links valid for (days)"), validators=[InputRequired(), NumberRange(1, 90)])
+    faq_enabled = BooleanField(
+        _l("Answer frequent questions in the acknowledgement (templates with example questions)")
+    )
+    faq_threshold = IntegerField(
+        _l("…when the new ticket matches an example question by at least (%)"),
+        validators=[Optional(), NumberRange(20, 100)],
+    )
     labels_enabled = BooleanField(
         _l("Mirror each ticket in Gmail labels (status, assignee, overdue, urgent)")
     )
@@ -121,6 +128,10 @@ class TemplateForm(FlaskForm):
     subject = StringField(_l("Subject"), validators=[Length(max=2000)])
     text = TextAreaField(_l("Text"), validators=[Length(max=100_000)])
     html = TextAreaField(_l("HTML (optional)"), validators=[Length(max=100_000)])
+    questions = TextAreaField(
+        _l("FAQ: example questions this template answers, one a line (empty: it is no FAQ answer)"),
+        validators=[Length(max=30_000)],
+    )
     version = HiddenField()
 
 

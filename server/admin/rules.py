@@ -33,6 +33,7 @@ def trigger_names() -> dict[str, str]:
         "agent_replied": _("Agent replied"),
         "time": _("Time-based"),
         "csat_rated": _("Customer rated"),
+        "faq_solved": _("FAQ answer solved it"),
     }
 
 

@@ -20,6 +20,7 @@ from server import template_sets
 from server.admin.base import acting, bp, chosen_mailbox, signed_in
 from server.admin.forms import TemplateForm
 from server.db import get_session
+from server.knowledge.faq import questions_from_text
 from server.models import Locale, Mailbox, Template, Ticket
 from server.templating import TemplateError
 from server.web.access import EVERYONE, allow, manages_mailbox
@@ -77,6 +78,7 @@ def _forms(box: Mailbox, name: str, formdata: Any = None) -> dict[str, TemplateF
             form.subject.data = stored.subject if stored else ""
             form.text.data = stored.body_text if stored else ""
             form.html.data = (stored.body_html or "") if stored else ""
+            form.questions.data = "\n".join(map(str, stored.faq_questions or [])) if stored else ""
             form.version.data = template_sets.version(stored)
         forms[locale] = form
     return forms
@@ -142,7 +144,10 @@ def template_edit() -> str | Response | tuple[str, int]:
                     problems = True
                     continue
                 draft = template_sets.Draft(
-                    form.subject.data or "", form.text.data or "", form.html.data or None
+                    form.subject.data or "",
+                    form.text.data or "",
+                    form.html.data or None,
+                    tuple(questions_from_text(form.questions.data or "")),
                 )
                 if not (draft.subject or draft.text):
                     continue  # this language is not written (yet)
@@ -152,7 +157,9 @@ def template_edit() -> str | Response | tuple[str, int]:
                 except template_sets.TemplateProblem as exc:
                     problems = True
                     for field, text in exc.problems.items():
-                        target = field if field in ("subject", "text", "html", "version") else "text"
+                        target = (
+                            field if field in ("subject", "text", "html", "questions", "version") else "text"
+                        )
                         form[target].errors = [*form[target].errors, text]
         finally:
             if problems:

@@ -184,6 +184,7 @@ def _figures(found: metrics.Overview) -> dict[str, Any]:
         "csat": found.csat_score,
         "csat_ratings": found.csat[0],
         "nps": found.nps_score,
+        "faq_deflection": found.faq_deflection,
     }
 
 

@@ -257,6 +257,8 @@ class Figures(BaseModel):
     csat: float | None
     csat_ratings: int
     nps: float | None
+    #: Of the tickets that got an FAQ answer, the % the customer said it solved with no agent's reply.
+    faq_deflection: float | None
 
 
 class ReportOut(BaseModel):

@@ -46,7 +46,7 @@ RESPONSE_BUCKETS = (("1h", 60), ("4h", 240), ("8h", 480), ("24h", 1440), ("3d", 
 #: The named sets of tickets, each a figure's tickets and a drill-down's list.
 PERIOD_SETS = (
     "new", "active", "solved", "reopened", "responded", "fr_met", "fr_missed",
-    "res_met", "res_missed", "fcr", "rated", "satisfied",
+    "res_met", "res_missed", "fcr", "rated", "satisfied", "faq_answered", "faq_deflected",
 )  # fmt: skip
 NOW_SETS = ("backlog", "unanswered", "waiting", "overdue")
 SETS = PERIOD_SETS + NOW_SETS
@@ -184,6 +184,12 @@ def set_conditions(name: str, scope: Scope, period: Period, now: datetime) -> li
         "satisfied": lambda: (
             touched & Ticket.id.in_(_rated(scope, period).where(CsatRating.score >= SATISFIED_SCORE))
         ),
+        # An FAQ answer went out in the acknowledgement (server.knowledge.faq) …
+        "faq_answered": lambda: touched & Ticket.id.in_(_with_event("faq_answered", scope, period)),
+        # … and the customer said it solved their question, with no agent's reply needed.
+        "faq_deflected": lambda: (
+            touched & Ticket.id.in_(_with_event("faq_solved", scope, period)) & (Ticket.agent_replies == 0)
+        ),
         "backlog": lambda: active,
         "unanswered": lambda: and_(active, Ticket.first_responded_at.is_(None)),
         "waiting": lambda: Ticket.status == TicketStatus.PENDING.value,
@@ -192,6 +198,12 @@ def set_conditions(name: str, scope: Scope, period: Period, now: datetime) -> li
     if name not in found:
         raise KeyError(name)
     return [*scope.conditions(), found[name]()]
+
+
+def _with_event(kind: str, scope: Scope, period: Period) -> Select[Any]:
+    return select(Event.ticket_id).where(
+        Event.mailbox_id.in_(scope.mailbox_ids or (-1,)), Event.kind == kind, period.within(Event.created_at)
+    )
 
 
 def _rated(scope: Scope, period: Period) -> Select[Any]:
@@ -502,6 +514,11 @@ class Overview:
     @property
     def fcr(self) -> float | None:
         return share(self.counts["fcr"], self.counts["solved"])
+
+    @property
+    def faq_deflection(self) -> float | None:
+        """Of the tickets that got an FAQ answer, the share the customer said it solved, unanswered."""
+        return share(self.counts.get("faq_deflected", 0), self.counts.get("faq_answered", 0))
 
     @property
     def csat_score(self) -> float | None:

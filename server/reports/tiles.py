@@ -83,6 +83,10 @@ def tiles(current: metrics.Overview, before: metrics.Overview) -> tuple[list[Til
     if current.nps[0] or before.nps[0]:  # asked at all (the mailbox's choice)
         period.append(Tile(_("Net Promoter Score (NPS)"), current.nps_score, before.nps_score, "score",
                            drill="rated", key="nps", note=_("%(n)d answers", n=current.nps[0])))  # fmt: skip
+    if c.get("faq_answered") or b.get("faq_answered"):  # the mailbox has FAQ answers at all
+        period.append(Tile(_("FAQ deflection"), current.faq_deflection, before.faq_deflection, "percent",
+                           drill="faq_deflected", key="faq_deflection",
+                           note=_("%(n)d FAQ answers sent", n=c.get("faq_answered", 0))))  # fmt: skip
     now = [
         Tile(_("Backlog"), c["backlog"], None, "count", drill="backlog"),
         Tile(_("Unanswered"), c["unanswered"], None, "count", drill="unanswered"),

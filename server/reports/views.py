@@ -234,6 +234,8 @@ SET_TITLES = {
     "fcr": _l("Solved at first contact"),
     "rated": _l("Rated tickets"),
     "satisfied": _l("Satisfied customers"),
+    "faq_answered": _l("Tickets that got an FAQ answer"),
+    "faq_deflected": _l("Solved by an FAQ answer, no reply needed"),
     "backlog": _l("Backlog now"),
     "unanswered": _l("Unanswered now"),
     "waiting": _l("Waiting on the customer"),

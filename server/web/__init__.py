@@ -127,10 +127,12 @@ def init_app(app: Flask) -> None:
         page = has_request_context() and request.blueprint in PAGE_BLUEPRINTS
         return {"me": current_agent() if page else None, "lang": str(get_locale() or "en")}
 
+    from server.knowledge.pages import bp as faq_pages
     from server.reports.pages import bp as csat_pages
     from server.reports.views import bp as report_pages
     from server.web.auth import bp
 
     app.register_blueprint(bp)
     app.register_blueprint(csat_pages)
+    app.register_blueprint(faq_pages)
     app.register_blueprint(report_pages)

@@ -1,5 +1,5 @@
 """knowledge: the full-text index of solved tickets (FTS5 on SQLite, a tsvector with GIN on PostgreSQL),
-its stem counts, and FAQ example questions on templates
+its stem counts, FAQ example questions on templates, and the faq_solved rule trigger
 
 Revision ID: 0025
 Revises: 0024
@@ -43,7 +43,16 @@ POSTGRES_INDEX = (
 )
 
 
+OLD_TRIGGERS = "trigger IN ('ticket_created', 'customer_replied', 'agent_replied', 'time', 'csat_rated')"
+NEW_TRIGGERS = (
+    "trigger IN ('ticket_created', 'customer_replied', 'agent_replied', 'time', 'csat_rated', 'faq_solved')"
+)
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("rules") as batch:
+        batch.drop_constraint(batch.f("ck_rules_trigger_valid"), type_="check")
+        batch.create_check_constraint(batch.f("ck_rules_trigger_valid"), NEW_TRIGGERS)
     with op.batch_alter_table("templates") as batch:
         batch.add_column(sa.Column("faq_questions", sa.JSON(), nullable=False, server_default="[]"))
     with op.batch_alter_table("templates") as batch:
@@ -104,6 +113,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM rules WHERE trigger = 'faq_solved'")
+    with op.batch_alter_table("rules") as batch:
+        batch.drop_constraint(batch.f("ck_rules_trigger_valid"), type_="check")
+        batch.create_check_constraint(batch.f("ck_rules_trigger_valid"), OLD_TRIGGERS)
     if op.get_bind().dialect.name != "postgresql":
         op.execute("DROP TABLE IF EXISTS knowledge_fts")
     op.drop_table("knowledge_terms")
