@@ -45,6 +45,7 @@ def test_a_new_mailbox_starts_with_the_default_rules_unless_asked_not_to(runner,
         "High urgency makes a ticket urgent",
         "Spread new tickets round-robin",
         "Acknowledge every new ticket",
+        "FAQ answer solved it: solve the ticket",
         "Tell the customer when the ticket is solved",
     ]
     assert json.loads(empty.output) == {"rules": []}

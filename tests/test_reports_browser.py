@@ -22,8 +22,9 @@ from test_previewer_browser import ARTIFACTS, CHROMIUM_FLAGS, _chromium
 LINK = re.compile(r"(Good|Okay|Bad|Хорошо|Нормально|Плохо): (http://\S+/csat/\S+)")
 
 
-def _rating_links(sandbox_url: str, deadline: float) -> dict[str, str]:
-    """The rating links of the first "solved" mail in the demo mailbox's SENT (waiting for the worker)."""
+def _rating_links(sandbox_url: str, deadline: float, number: int) -> dict[str, str]:
+    """The rating links of the "solved" mail about ticket ``number`` in the demo mailbox's SENT (waiting
+    for the worker; the demo's answered threads are solved from the start, and are mailed too)."""
     from google.auth.credentials import AnonymousCredentials
     from googleapiclient.discovery import build
 
@@ -38,8 +39,9 @@ def _rating_links(sandbox_url: str, deadline: float) -> dict[str, str]:
                 )
                 message: Any = email.message_from_bytes(base64.urlsafe_b64decode(raw), policy=policy.default)
                 body = message.get_body(("plain",))
-                found = dict(LINK.findall(body.get_content() if body else ""))
-                if found:
+                text = body.get_content() if body else ""
+                found = dict(LINK.findall(text))
+                if found and f"#{number} " in text:  # "we have marked ticket #32 as solved"
                     return found
             time.sleep(1)
     finally:
@@ -81,7 +83,7 @@ def test_a_team_lead_reads_the_reports_and_a_customers_rating_reaches_them(tmp_p
                 expect(card.get_by_role("button", name="Reopen")).to_be_visible()
 
                 # The customer clicks "bad" in the mail the worker sent, and says why.
-                links = _rating_links(sandbox, time.monotonic() + 90)
+                links = _rating_links(sandbox, time.monotonic() + 90, number)
                 bad = links.get("Bad") or links["Плохо"]
                 customer = browser.new_page(viewport={"width": 900, "height": 700})
                 answer = customer.goto(bad)

@@ -33,6 +33,7 @@ from server.crypto import instance_secret
 from server.db import get_session
 from server.errors import error_response
 from server.models import Agent, Mailbox, Message, Ticket
+from server.tickets.actions import CLOSED_STATUSES
 from server.web.local import this_machine_only
 
 bp = Blueprint("addon_preview", __name__, url_prefix="/dev/addon")
@@ -65,6 +66,7 @@ _TEXT = {
         "draft": "Inserted into the draft",
         "link": "Opens",
         "no_ticket": "no ticket",
+        "closed": "solved",
     },
     "ru": {
         "title": "Просмотр карточек дополнения",
@@ -81,6 +83,7 @@ _TEXT = {
         "draft": "Вставлено в черновик",
         "link": "Открывается",
         "no_ticket": "без заявки",
+        "closed": "решена",
     },
 }
 
@@ -173,14 +176,14 @@ def _threads() -> list[dict[str, Any]]:
     """The newest threads of every mailbox: what an agent could open in Gmail."""
     session = get_session()
     rows = session.execute(
-        select(Message, Mailbox.address, Ticket.number)
+        select(Message, Mailbox.address, Ticket.number, Ticket.status)
         .join(Mailbox, Mailbox.id == Message.mailbox_id)
         .outerjoin(Ticket, Ticket.id == Message.ticket_id)
         .order_by(Message.id.desc())
         .limit(THREADS_SHOWN * 4)
     ).all()
     threads: dict[tuple[int, str], dict[str, Any]] = {}
-    for message, address, number in rows:
+    for message, address, number, status in rows:
         key = (message.mailbox_id, message.gmail_thread_id)
         if key in threads:
             continue
@@ -191,9 +194,11 @@ def _threads() -> list[dict[str, Any]]:
             "rfc822": message.rfc822_message_id or "",
             "subject": message.subject or "",
             "number": number,
+            "closed": status in CLOSED_STATUSES,
         }
-    # Tickets first, newest number first; then the threads that are not tickets (agents' own mail).
-    ordered = sorted(threads.values(), key=lambda t: (t["number"] is None, -(t["number"] or 0)))
+    # Tickets being worked on first, then solved ones, newest number first; then the threads that are
+    # not tickets (agents' own mail).
+    ordered = sorted(threads.values(), key=lambda t: (t["number"] is None, t["closed"], -(t["number"] or 0)))
     return ordered[:THREADS_SHOWN]
 
 

@@ -12,10 +12,14 @@ often, suggested to everybody. Target: 70 % in the top 3 (both halves).
 **Time.** Two databases side by side, 1,000 and 100,000 solved tickets in the index; the same 200
 questions in turns; the median suggestion of the big one may be at most 2x the small one's. On SQLite
 (FTS5) and, when the machine has it, on PostgreSQL (GIN).
+
+**FAQ answers**, for information: each topic as an FAQ template, at the default threshold, the share
+of held-out tickets answered and the share of those answered right.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 import tempfile
@@ -29,15 +33,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from common import bench_app, support_mailbox, verdict  # noqa: E402
-from knowledge_corpus import corpus, held_out, topic_of_answer  # noqa: E402
+from knowledge_corpus import TOPICS, corpus, held_out, topic_of_answer  # noqa: E402
 from matrix import postgres_binaries, throwaway_postgres  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from server import create_app  # noqa: E402
 from server.db import get_session, init_db  # noqa: E402
-from server.knowledge import index, similar  # noqa: E402
+from server.knowledge import faq, index, similar  # noqa: E402
 from server.knowledge.stemming import terms  # noqa: E402
-from server.models import KnowledgeEntry, KnowledgeTerm, Message, Ticket, TicketStatus  # noqa: E402
+from server.mailbox_settings import faq_settings  # noqa: E402
+from server.models import KnowledgeEntry, KnowledgeTerm, Message, Template, Ticket, TicketStatus  # noqa: E402
 from server.tickets import actions  # noqa: E402
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
@@ -94,8 +99,35 @@ def hit_rates(folder: Path) -> dict[str, Any]:
                 "top1_hit_rate": round(top1 / len(cases), 3),
                 "most_used_template_baseline": round(baseline / len(cases), 3),
             }
+        figures["faq"] = faq_figures(session, box, training)
         session.rollback()
     return figures
+
+
+def faq_figures(session: Any, box: Any, training: list[Any]) -> dict[str, Any]:
+    """Each topic an FAQ template (its phrasings but the unseen one as example questions, fill-ins
+    left out); at the default threshold, how many held-out tickets get an answer, and how many the
+    right one."""
+    for topic, (phrasings, answers) in TOPICS.items():
+        questions = tuple(re.sub(r"\{\w+\}", "", q) for q in phrasings[:-1])
+        locale = "ru" if topic.startswith("ru_") else "en"
+        session.add(Template(mailbox_id=box.id, name=f"FAQ {topic}", locale=locale, subject="-",
+                             body_text=answers[0], faq_questions=list(questions)))  # fmt: skip
+    session.flush()
+    threshold = faq_settings(box)["threshold"]
+    found: dict[str, Any] = {"threshold": threshold}
+    for label, unseen in (("known_phrasings", False), ("unseen_phrasings", True)):
+        cases = held_out(HELD_OUT // 2, unseen=unseen)
+        answered = right = 0
+        for case in cases:
+            match = faq.best_answer(session, box, f"{case.subject}\n{case.question}", locale="en")
+            answered += match is not None
+            right += match is not None and match.template.name == f"FAQ {case.topic}"
+        found[label] = {
+            "answered": round(answered / len(cases), 3),
+            "precision": round(right / answered, 3) if answered else None,
+        }
+    return found
 
 
 def build(url: str, total: int) -> Any:
