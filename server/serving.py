@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 
 from server.gmail.sandbox import Sandbox, SandboxServer
 from server.gmail.sandbox.seed import DEMO_MAILBOX, DEMO_MAILBOX_NAME, DEMO_TEAM, seed_demo_mailbox
+from server.models import Mailbox
 from server.web.local import is_loopback
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,27 @@ def solve_answered(session: Session, mailbox_id: int) -> None:
     session.commit()
 
 
+#: The demo's FAQ answer (server.knowledge.faq): new mail asking to export data gets it in the
+#: acknowledgement, with a "this solved it" link.
+DEMO_FAQ = {
+    "en": ("Hello{% if customer.name %} {{ customer.name }}{% endif %},\n\nopen Settings → Data → Export and "
+           "choose CSV; the file arrives by email within a few minutes.\n",
+           ("How do I export my data to CSV?", "Where can I download all my contacts?", "Export to Excel")),
+    "ru": ("Здравствуйте{% if customer.name %}, {{ customer.name }}{% endif %}!\n\nОткройте Настройки → Данные → "
+           "Экспорт и выберите CSV; файл придёт на почту за несколько минут.\n",
+           ("Как выгрузить данные в CSV?", "Где скачать все контакты?", "Экспорт в Excel")),
+}  # fmt: skip
+
+
+def add_demo_faq(session: Session, mailbox: Mailbox) -> None:
+    from server import template_sets
+
+    for locale, (text, questions) in DEMO_FAQ.items():
+        draft = template_sets.Draft("{{ ticket.subject }} [#{{ ticket.number }}]", text, None, questions)
+        template_sets.save(session, mailbox, "Export to CSV", locale, draft, commit=False)
+    session.commit()
+
+
 def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> None:
     """One process for trying Postdesk: seeded sandbox, a fresh demo database, the web app."""
     from sqlalchemy import select
@@ -114,6 +136,7 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         # A team lead who reads the settings and (later) the reports, and works no tickets.
         ensure_agent(session, DEMO_MANAGER[0], DEMO_MANAGER[1], role=Role.MANAGER, locale=DEMO_MANAGER[2])
         install_defaults(session, mailbox)
+        add_demo_faq(session, mailbox)
         # The demo shows Gmail as the queue: ticket state in labels (docs/gmail-labels.md).
         mailbox.settings = {**(mailbox.settings or {}), "gmail_labels": {"enabled": True}}
         session.commit()

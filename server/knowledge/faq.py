@@ -3,7 +3,8 @@
 A mailbox's shared templates with ``faq_questions`` are its FAQ. A new ticket's text (subject and new
 text, through the same Snowball stems as everything here) is compared with every example question:
 the *score* is the cosine of the two sets of stems, each stem weighed by its rarity in the mailbox's
-knowledge index (a word every ticket has says little). The best template whose best example scores
+knowledge index (a word every ticket has says little); each template's examples together count as
+one more example (a question may join two of them). The best template whose best example scores
 at least the mailbox's ``faq.threshold`` is the match. The acknowledgement then carries its answer
 and a signed "this solved it" link (``/faq/<token>``); a click is an Event and runs the mailbox's
 ``faq_solved`` rules, and the ticket stays open until one acts.
@@ -75,11 +76,16 @@ def best_answer(session: Session, mailbox: Mailbox, text: str, *, locale: str) -
     every: set[str] = asked.union(*(stems for _t, _e, stems in examples))
     counts = counts_of(session, mailbox.id, every)
     weight = weights(counts, every) if counts[ALL] else dict.fromkeys(every, 1.0)
+    # Each example alone, and each template's examples together (a question may join two of them).
+    together: dict[int, tuple[Template, set[str]]] = {}
+    for template, _example, stems in examples:
+        together.setdefault(id(template), (template, set()))[1].update(stems)
+    candidates = examples + [(template, "", stems) for template, stems in together.values()]
     best: FaqMatch | None = None
-    for template, example, stems in examples:
+    for template, example, stems in candidates:
         score = round(_cosine(asked, stems, weight), 3)
         if best is None or score > best.score:
-            best = FaqMatch(template, score, example)
+            best = FaqMatch(template, score, example or "; ".join(map(str, template.faq_questions[:3])))
     if best is None or best.score < float(settings["threshold"]):
         return None
     return in_locale(templates, best, locale)
