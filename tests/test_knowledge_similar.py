@@ -116,6 +116,11 @@ def test_reindex_rebuilds_what_solving_built_and_similar_shows_it(helpdesk, sess
         (e.ticket_id, e.question_terms, e.answer) for e in session.scalars(select(KnowledgeEntry))
     } == built
     assert counts(session, box.id) == terms_built
+    assert index.rebuild(session, [box.id], batch=2) == 7  # in pages smaller than the mailbox
+    session.commit()
+    entries = session.scalars(select(KnowledgeEntry).order_by(KnowledgeEntry.id)).all()
+    assert {(e.ticket_id, e.question_terms, e.answer) for e in entries} == built
+    assert [e.ticket.solved_at for e in entries] == sorted(e.ticket.solved_at for e in entries)  # newest last
     question = session.scalar(select(Ticket).where(Ticket.subject == "Password"))
     set_status(session, question, TicketStatus.OPEN, at=datetime.now(UTC))
     session.commit()

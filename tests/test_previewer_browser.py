@@ -103,8 +103,20 @@ def test_an_agent_assigns_and_solves_a_ticket_through_the_previewer(tmp_path):
                 expect(card.locator(".card-title")).to_have_text("My queue")
                 page.click("#open-compose")
                 expect(card.locator(".card-title")).to_have_text("Insert a template")
-                card.get_by_role("button", name="Insert").click()
+                card.get_by_role("button", name="Insert", exact=True).click()
                 expect(page.locator("#draft")).to_contain_text(f"#{number}")
+                assert page.locator("#error").inner_text() == ""
+
+                # Similar solved tickets beside an open one, and one's answer into the draft.
+                upload = page.locator("#thread option", has_text="Apple Mail: attachment won't upload")
+                page.select_option("#thread", upload.get_attribute("value"))
+                page.click("#open-message")
+                expect(card).to_contain_text("Similar solved tickets")
+                expect(card).to_contain_text("Bulk import fails with a 413 error")
+                page.screenshot(path=str(ARTIFACTS / "addon-similar.png"), full_page=True)
+                page.click("#open-compose")
+                card.get_by_role("button", name="Insert this reply").click()
+                expect(page.locator("#draft")).to_contain_text("25 MB per file")
                 assert page.locator("#error").inner_text() == ""
             finally:
                 browser.close()

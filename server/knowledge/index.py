@@ -160,29 +160,30 @@ def rebuild(session: Session, mailbox_ids: Iterable[int], *, batch: int = 500) -
         session.execute(delete(KnowledgeEntry).where(KnowledgeEntry.mailbox_id == mailbox_id))
         session.execute(delete(KnowledgeTerm).where(KnowledgeTerm.mailbox_id == mailbox_id))
         counts: Counter[str] = Counter()
-        last = 0
         now = datetime.now(UTC)
-        while True:
-            found = session.scalars(
-                select(Ticket)
-                .where(
-                    Ticket.mailbox_id == mailbox_id,
-                    Ticket.status.in_(CLOSED_STATUSES),
-                    Ticket.id > last,
-                )
+        # In the order they were solved, so the newest entries are the latest solved (the window).
+        ticket_ids = list(
+            session.scalars(
+                select(Ticket.id)
+                .where(Ticket.mailbox_id == mailbox_id, Ticket.status.in_(CLOSED_STATUSES))
                 .order_by(Ticket.solved_at, Ticket.id)
-                .limit(batch)
-            ).all()
-            if not found:
-                break
-            last = max(ticket.id for ticket in found)
-            for ticket in found:
-                entry = entry_for(session, ticket, now=now)
+            )
+        )
+        for start in range(0, len(ticket_ids), batch):
+            chunk = ticket_ids[start : start + batch]
+            found = session.scalars(select(Ticket).where(Ticket.id.in_(chunk))).all()
+            by_id = {ticket.id: ticket for ticket in found}
+            added = []
+            for ticket_id in chunk:
+                entry = entry_for(session, by_id[ticket_id], now=now) if ticket_id in by_id else None
                 if entry is not None:
                     session.add(entry)
+                    added.append(entry)
                     counts.update(_stems(entry))
-                    total += 1
             session.flush()
+            total += len(added)
+            for entry in added:  # a big mailbox's entries need not stay in memory
+                session.expunge(entry)
         _count_terms(session, mailbox_id, counts)
     return total
 

@@ -89,7 +89,7 @@ def _candidates(session: Session, ticket: Ticket, chosen: list[tuple[str, str]],
         .where(
             KnowledgeEntry.mailbox_id == ticket.mailbox_id,
             KnowledgeEntry.id > floor,
-            KnowledgeEntry.ticket_id != ticket.id,
+            KnowledgeEntry.ticket_id != (ticket.id or 0),  # never the ticket itself (a new one has no id yet)
         )
     )
     if session.get_bind().dialect.name == "postgresql":
