@@ -338,15 +338,14 @@ def _render(ctx: ActionContext, name: str, locale: str, *, faq: FaqMatch | None 
     context = mail_context(
         ctx.ticket, ctx.mailbox, locale=template.locale, zone=str(setting(ctx.mailbox, "timezone"))
     )
-    try:
-        if faq is None:
-            return render_template(template, context)
+    if faq is not None:
         context["faq"] = faq_context(ctx, faq, context)
+    try:
         rendered = render_template(template, context)
     except TemplateError as exc:
         raise ActionRefused(f"template {name!r}: {exc}") from exc
-    if "faq" in template.body_text:
-        return rendered  # the template places the answer itself
+    if faq is None or "faq" in template.body_text or "faq" in (template.body_html or ""):
+        return rendered  # no answer to add, or the template places it itself
     return with_faq_answer(rendered, context["faq"], template.locale)
 
 
@@ -355,11 +354,27 @@ def faq_context(ctx: ActionContext, faq: FaqMatch, context: dict[str, Any]) -> d
     ``faq.score`` for the acknowledgement."""
     from flask import current_app
 
-    answer = render_template(faq.template, context)
+    answer = render_template(faq.template, context)  # checked by the caller (faq_answer)
     link = solved_link(
         ctx.ticket.id, faq.template.id, secret=str(current_app.config["SECRET_KEY"]), base_url=public_base()
     )
     return {"answer": answer.text.strip(), "link": link, "score": faq.score}
+
+
+def faq_answer(ctx: ActionContext, message: ParsedMessage, locale: str) -> FaqMatch | None:
+    """The FAQ answer a new ticket's acknowledgement carries, if one matches and renders (an FAQ
+    template that fails to render is left out: the acknowledgement goes without it)."""
+    found = best_answer(ctx.session, ctx.mailbox, text_of(message.subject, message.text), locale=locale)
+    if found is None:
+        return None
+    context = mail_context(
+        ctx.ticket, ctx.mailbox, locale=found.template.locale, zone=str(setting(ctx.mailbox, "timezone"))
+    )
+    try:
+        render_template(found.template, context)
+    except TemplateError:
+        return None
+    return found
 
 
 #: What an acknowledgement says around an FAQ answer when its template does not place it.
@@ -433,7 +448,7 @@ def _prepare_auto_reply(ctx: ActionContext, value: Any) -> Prepared:
     assert message is not None and message.sender is not None  # auto_reply_blocked said so
     locale = customer_locale(message, ctx.mailbox)
     faq = (
-        best_answer(ctx.session, ctx.mailbox, text_of(message.subject, message.text), locale=locale)
+        faq_answer(ctx, message, locale)
         if ctx.event is not None and ctx.event.trigger is Trigger.TICKET_CREATED
         else None
     )

@@ -5,11 +5,14 @@ every answer sent is an Event with its score; the reports show the deflection ra
 from __future__ import annotations
 
 import re
+import urllib.parse
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import MAILBOX, make_email
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from server import template_sets
@@ -172,3 +175,25 @@ def test_the_reports_show_the_faq_deflection_rate(app, box, helpdesk, deliver, s
         shown = {tile.key: tile for tile in tiles(figures, before)[0]}
     assert shown["faq_deflection"].value == 50.0 and shown["faq_deflection"].drill == "faq_deflected"
     assert "4 FAQ answers sent" in shown["faq_deflection"].note
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=st.text(max_size=700), post=st.booleans())
+def test_any_faq_link_gets_a_page_never_a_server_error(app, client, token, post):
+    app.config.update(CSAT_RATE_LIMIT="100000 per minute")
+    path = "/faq/" + urllib.parse.quote(token, safe="")
+    answer = client.post(path) if post else client.get(path)
+    assert answer.status_code in (200, 400, 404, 405, 410)
+
+
+def test_an_faq_answer_that_fails_to_render_is_left_out_and_the_acknowledgement_goes(
+    box, helpdesk, deliver, session
+):
+    for template in session.scalars(select(Template).where(Template.name == "Export")):
+        template.body_text = "{{ ticket.number / 0 }}"  # written past the page's checks (say, by SQL)
+    session.commit()
+    deliver(make_email("CSV export", "How do I export my data to CSV?", sender="emily@customer.test"))
+    helpdesk.cycle()
+    mail = acknowledgement(session, session.scalar(select(Ticket)))
+    assert "Your request is ticket" in mail and "This may already answer" not in mail
+    assert session.scalars(select(Event).where(Event.kind == "faq_answered")).all() == []
