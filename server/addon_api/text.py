@@ -127,6 +127,8 @@ TEXT: dict[str, dict[str, str]] = {
         "event_reminder_queued": "Reminder queued",
         "event_reminder_failed": "Reminder failed",
         "event_sla_breached": "SLA breached",
+        "event_faq_answered": "FAQ answer sent",
+        "event_faq_solved": "Customer: the FAQ answer solved it",
     },
     "ru": {
         "status": "Статус",
@@ -244,6 +246,8 @@ TEXT: dict[str, dict[str, str]] = {
         "event_message_unparsed": "Письмо прочитано не полностью",
         "event_automatic_mail": "Автоматическое письмо, без действий",
         "event_auto_reply_queued": "Автоответ в очереди",
+        "event_faq_answered": "Отправлен ответ на частый вопрос",
+        "event_faq_solved": "Клиент: ответ на частый вопрос помог",
         "event_auto_reply_suppressed": "Автоответ не отправлен",
         "event_auto_reply_failed": "Ошибка автоответа",
         "event_notify_failed": "Уведомление не отправлено",
