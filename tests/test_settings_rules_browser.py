@@ -121,12 +121,18 @@ def test_an_admin_tries_a_rule_saves_it_and_edits_a_template_with_a_live_preview
                 page.locator("nav").get_by_role("link", name="Templates").click()
                 page.get_by_role("link", name="Acknowledgement").click()
                 english = page.locator("section[data-locale=en]")
+                answers: list[str] = []
+                page.on("response", lambda r: answers.append(f"{r.request.method} {r.url} {r.status}"))
                 english.get_by_label("Text").fill(
                     "Hello {{ customer.name }}, ticket #{{ ticket.number }} is ours now."
                 )
-                expect(page.locator("#preview-en")).to_contain_text(
-                    "Hello Maria Ivanova, ticket #1042 is ours now."
-                )
+                try:
+                    expect(page.locator("#preview-en")).to_contain_text(
+                        "Hello Maria Ivanova, ticket #1042 is ours now."
+                    )
+                except AssertionError:  # what the page asked and the server said, for the report
+                    print("answers:", answers, "\nserver:", "\n".join(web.lines[-60:]))
+                    raise
                 english.get_by_label("Text").fill("Broken {{ ticket.numbr }}")
                 expect(page.locator("#preview-en .error")).to_contain_text("numbr")
                 english.get_by_label("Text").fill("Thanks, {{ customer.name }}!")
