@@ -7,8 +7,8 @@ mail again —, renames the tickets "(forgotten)", empties the details of the ti
 the rating's comment and every Outbox row about them (one still waiting is cancelled), drops their
 webhook deliveries, takes their tickets (and any ticket with their mail, or an answer naming their
 address) out of the knowledge index — compacting it, so no deleted word stays behind in the
-database's full-text index — and deletes the customer rows. Ticket numbers, statuses, times and measures stay,
-so the reports count them as before. Internal notes stay: they are the team's words.
+database's full-text index — and deletes the customer rows. Ticket numbers, statuses, times and
+measures stay, so the reports count them as before. Internal notes stay: they are the team's words.
 
 Gmail keeps its own copy of the mail; deleting it there is the mailbox owner's step (docs/knowledge.md).
 """
