@@ -22,3 +22,14 @@ class RuleError(ValueError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems) or "invalid rule")
+
+
+class DocumentError(ValueError):
+    """A YAML or JSON text a person wrote cannot be read; ``line`` (1-based) says where, when known."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        self.message = message
+        self.line = line
+        self.column = column
+        where = f"line {line}" + (f", column {column}" if column else "") if line else ""
+        super().__init__(f"{where}: {message}" if where else message)

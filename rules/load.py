@@ -9,7 +9,8 @@ from typing import Any
 import regex
 import yaml
 
-from rules.errors import Problem, RuleError
+from rules.documents import load_document
+from rules.errors import DocumentError, Problem, RuleError
 from rules.model import (
     ASSIGN_STRATEGIES,
     BASE_OPERATORS,
@@ -70,30 +71,14 @@ def load_rule(data: Any, path: str = "rule") -> Rule:
     return rule
 
 
-def loads_json(text: str) -> list[Rule]:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise RuleError([Problem("", f"not valid JSON: {exc}")]) from exc
-    return load_rules(data)
-
-
-def loads_yaml(text: str) -> list[Rule]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise RuleError(
-            [Problem("", f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}")]
-        ) from exc
-    return load_rules(data)
-
-
 def loads(text: str) -> list[Rule]:
-    """JSON when the text starts like JSON, YAML otherwise (YAML is a superset of JSON anyway)."""
-    stripped = text.lstrip()
-    return loads_json(text) if stripped.startswith(("{", "[")) else loads_yaml(text)
+    """Rules from YAML or JSON text (:func:`rules.documents.load_document`); a text that cannot be read
+    is one problem with its line."""
+    try:
+        data = load_document(text)
+    except DocumentError as exc:
+        raise RuleError([Problem("", str(exc))]) from exc
+    return load_rules(data)
 
 
 def _rule(data: Any, path: str, problems: _Collector) -> Rule | None:

@@ -13,6 +13,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rules.documents import DocumentError, load_document
 from server.models import Mailbox, SlaPolicy
 from server.sla import CalendarError, Deadlines, Policy, deadlines, default_policy, policy_from_config
 from server.tickets import SYSTEM, Actor, record_event, refresh_mailbox
@@ -29,9 +30,9 @@ class PolicyError(ValueError):
 def parse(text: str) -> list[dict[str, Any]]:
     """The policies in ``text`` (YAML or JSON: ``{policies: [...]}`` or a list), each checked whole."""
     try:
-        data = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
-        raise PolicyError([f"not YAML: {str(exc).splitlines()[0]}"]) from exc
+        data = load_document(text)
+    except DocumentError as exc:
+        raise PolicyError([str(exc)]) from exc
     return check(data)
 
 

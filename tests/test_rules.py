@@ -317,8 +317,8 @@ def test_each_kind_of_mistake_is_named(rule, message):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("rules: [", "not valid YAML (line 1"),
-        ('{"rules": [}', "not valid JSON"),
+        ("rules: [", "line 1, column 9: not valid YAML"),
+        ('{"rules": [}', "line 1, column 12: not valid JSON"),
         ("42", "rules: expected a list of rules"),
         ("rules: {}", "rules: expected a list of rules"),
     ],

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from flask import current_app
 from sqlalchemy import select
 
+from rules.documents import DocumentError, load_document
 from server.db import get_session
 from server.models import Mailbox
 
@@ -54,8 +54,8 @@ def read_text_file(path: str) -> str:
 def yaml_file(path: str) -> Any:
     """The data of a YAML (or JSON) file, or a one-line error."""
     try:
-        return yaml.safe_load(read_text_file(path))
-    except yaml.YAMLError as exc:
+        return load_document(read_text_file(path))
+    except DocumentError as exc:
         raise CliError(f"{path} is not valid YAML or JSON: {exc}") from exc
 
 
