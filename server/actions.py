@@ -34,6 +34,7 @@ from server.composing import (
     render_template,
     team_addresses,
 )
+from server.db import memo
 from server.gmail.mime import ParsedMessage
 from server.gmail.send import enqueue, reply_subject, thread_headers
 from server.gmail.sync import LabelRequest, TicketEvent
@@ -156,7 +157,14 @@ def _member(
 
 def _round_robin(ctx: ActionContext, agents: list[Agent]) -> tuple[Agent, Callable[[], None]]:
     if not ctx.dry_run:  # PostgreSQL: two workers must not both take the same turn
-        ctx.session.refresh(ctx.mailbox, attribute_names=["round_robin_cursor"], with_for_update=True)
+        # Locked once per memo scope (a page of sync is one transaction: the lock holds to its end).
+        memo(
+            ctx.session,
+            ("round_robin_locked", ctx.mailbox.id),
+            lambda: ctx.session.refresh(
+                ctx.mailbox, attribute_names=["round_robin_cursor"], with_for_update=True
+            ),
+        )
     cursor = ctx.mailbox.round_robin_cursor or 0
     chosen = next((a for a in agents if a.id > cursor), agents[0])
 
@@ -413,7 +421,8 @@ def auto_reply_blocked(ctx: ActionContext) -> str | None:
     if sender in team_addresses(ctx.session, ctx.mailbox):
         return "the sender is this mailbox or a team member"
     limit = int(setting(ctx.mailbox, "auto_replies_per_sender_per_hour"))
-    recent = ctx.session.scalar(
+    # Both questions in one statement: it runs for every new ticket.
+    recent_to_sender = (
         select(func.count())
         .select_from(OutboxRow)
         .where(
@@ -422,15 +431,17 @@ def auto_reply_blocked(ctx: ActionContext) -> str | None:
             OutboxRow.to == sender,
             OutboxRow.created_at >= ctx.now - timedelta(hours=1),
         )
+        .scalar_subquery()
     )
-    if recent is not None and recent >= limit:
-        return f"{recent} auto-replies to {sender} in the last hour (limit {limit})"
-    already = ctx.session.scalar(
+    this_thread = (
         select(OutboxRow.id)
         .where(OutboxRow.ticket_id == ctx.ticket.id, OutboxRow.kind == OutboxKind.AUTO_REPLY.value)
-        .limit(1)
+        .exists()
     )
-    if already is not None:
+    recent, already = ctx.session.execute(select(recent_to_sender, this_thread)).one()
+    if recent is not None and recent >= limit:
+        return f"{recent} auto-replies to {sender} in the last hour (limit {limit})"
+    if already:
         return "this thread already got an automatic answer"
     return None
 

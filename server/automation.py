@@ -161,10 +161,13 @@ class Automation:
         ages: Callable[[Session, Ticket, datetime], dict[str, float | None]] = reply_ages,
         rating: Callable[[Session, Ticket], CsatRating | None] = stored_rating,
         stored_readings: Mapping[str, Reading] | None = None,
+        follow_ups: readings.FollowUps | None = None,
     ) -> None:
         self.session = session
         #: Readings already kept on the messages (a dry run passes those it read at once, by Gmail id).
         self.stored_readings = stored_readings
+        #: The customers' follow-ups of the tickets at hand, read at once (None: one query each).
+        self.follow_ups = follow_ups
         #: How the ticket's rating is found (a dry run passes the ratings it read at once).
         self.rating = rating
         #: How the ``hours_since_*`` facts are found (a dry run over many tickets passes its own).
@@ -185,9 +188,11 @@ class Automation:
         if ticket is None:
             return []
         outcomes = []
-        facts = facts_for(ticket, event.message, self.mailbox, self.now) | rating_facts(
-            self.rating(self.session, ticket)
+        # A ticket this very message opened has no rating yet: no need to look.
+        rating = (
+            None if event.trigger is rule_engine.Trigger.TICKET_CREATED else self.rating(self.session, ticket)
         )
+        facts = facts_for(ticket, event.message, self.mailbox, self.now) | rating_facts(rating)
         reading = self.reading(ticket, event)
         facts |= {"urgency": reading.urgency if reading else "", "tone": reading.tone if reading else ""}
         if event.message is None:
@@ -217,7 +222,9 @@ class Automation:
                 return kept or readings.read_and_keep(
                     self.session, ticket.id, message, words=self.words, keep=False
                 )
-            return readings.read_and_keep(self.session, ticket.id, message, words=self.words)
+            return readings.read_and_keep(
+                self.session, ticket.id, message, words=self.words, row=event.row, counted=self.follow_ups
+            )
         if message is None and self.reads_signals:
             row = readings.latest(self.session, ticket.id)
             return readings.stored(row) if row is not None else None
@@ -248,8 +255,24 @@ class Automation:
 
 
 def run_rules_on_events(session: Session, mailbox: Mailbox, events: list[TicketEvent]) -> list[LabelRequest]:
-    """Sync's event handler: the mailbox's rules on each event of a page, in the page's transaction."""
-    automation = Automation(session, mailbox, now=datetime.now(UTC))
+    """Sync's event handler: the mailbox's rules on each event of a page, in the page's transaction.
+
+    What each event's rules read of the database is read for the whole page first where it can be:
+    the customers' follow-ups and the tickets' ratings (one query each, not one per event)."""
+    customers = [e.ticket_id for e in events if e.trigger in CUSTOMER_TRIGGERS and e.message is not None]
+    rated = sorted({e.ticket_id for e in events if e.trigger is not rule_engine.Trigger.TICKET_CREATED})
+    ratings = (
+        {r.ticket_id: r for r in session.scalars(select(CsatRating).where(CsatRating.ticket_id.in_(rated)))}
+        if rated
+        else {}
+    )
+    automation = Automation(
+        session,
+        mailbox,
+        now=datetime.now(UTC),
+        follow_ups=readings.FollowUps(session, customers) if len(customers) > 1 else None,
+        rating=lambda _session, ticket: ratings.get(ticket.id),
+    )
     for event in events:
         automation.handle(event)
     return automation.label_requests

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.db import memo
 from server.gmail.mime import ParsedMessage
 from server.mailbox_settings import CSAT_SCALES, setting
 from server.models import (
@@ -40,14 +41,18 @@ def customer_locale(message: ParsedMessage | None, mailbox: Mailbox) -> str:
 
 def find_template(session: Session, mailbox: Mailbox, name: str, locale: str) -> Template | None:
     """The mailbox's shared template ``name`` in ``locale``, else in the mailbox's language, else any."""
-    candidates = {
-        t.locale: t
-        for t in session.scalars(
-            select(Template).where(
-                Template.mailbox_id == mailbox.id, Template.name == name, Template.owner_id.is_(None)
+    candidates: dict[str, Template] = memo(
+        session,
+        ("templates", mailbox.id, name),
+        lambda: {
+            t.locale: t
+            for t in session.scalars(
+                select(Template).where(
+                    Template.mailbox_id == mailbox.id, Template.name == name, Template.owner_id.is_(None)
+                )
             )
-        )
-    }
+        },
+    )
     return (
         candidates.get(locale)
         or candidates.get(str(setting(mailbox, "locale")))
@@ -57,17 +62,21 @@ def find_template(session: Session, mailbox: Mailbox, name: str, locale: str) ->
 
 def available_agents(session: Session, mailbox_id: int) -> list[Agent]:
     """The mailbox's active members who are not away: who gets work and team reminders."""
-    return list(
-        session.scalars(
-            select(Agent)
-            .join(mailbox_members, mailbox_members.c.agent_id == Agent.id)
-            .where(
-                mailbox_members.c.mailbox_id == mailbox_id,
-                Agent.active.is_(True),
-                Agent.away.is_(False),
+    return memo(
+        session,
+        ("available_agents", mailbox_id),
+        lambda: list(
+            session.scalars(
+                select(Agent)
+                .join(mailbox_members, mailbox_members.c.agent_id == Agent.id)
+                .where(
+                    mailbox_members.c.mailbox_id == mailbox_id,
+                    Agent.active.is_(True),
+                    Agent.away.is_(False),
+                )
+                .order_by(Agent.id)
             )
-            .order_by(Agent.id)
-        )
+        ),
     )
 
 
@@ -76,9 +85,10 @@ def team_addresses(session: Session, mailbox: Mailbox) -> set[str]:
     customer, never auto-answered."""
     extra = setting(mailbox, "team_addresses")
     listed = {str(a).lower() for a in extra} if isinstance(extra, list) else set()
-    return (
-        {mailbox.address.lower()} | {email.lower() for email in session.scalars(select(Agent.email))} | listed
+    agents: set[str] = memo(
+        session, "agent_addresses", lambda: {email.lower() for email in session.scalars(select(Agent.email))}
     )
+    return {mailbox.address.lower()} | agents | listed
 
 
 def gmail_link(mailbox: Mailbox, thread_id: str | None) -> str:

@@ -8,8 +8,10 @@ upgrades to head.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import click
 from flask import Flask, current_app, g
@@ -19,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _EXTENSION = "postdesk.db"
+_T = TypeVar("_T")
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
@@ -76,6 +79,34 @@ def upsert(session: Session, table: Any, keys: dict[str, Any], values: dict[str,
     insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
     statement = insert(table).values(**keys, **values)
     session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=values))
+
+
+_MEMO = "postdesk_memo"
+
+
+@contextmanager
+def memo_scope(session: Session) -> Iterator[None]:
+    """Within this block, :func:`memo` keeps what it computes (one page of sync: a mailbox's SLA
+    policy, team addresses, templates are read once, not once per message). The block is one
+    transaction that changes none of what is kept; nested blocks share the outer one's memory."""
+    outer = _MEMO in session.info
+    if not outer:
+        session.info[_MEMO] = {}
+    try:
+        yield
+    finally:
+        if not outer:
+            session.info.pop(_MEMO, None)
+
+
+def memo(session: Session, key: Hashable, compute: Callable[[], _T]) -> _T:
+    """``compute()``, remembered under ``key`` inside a :func:`memo_scope` (computed anew outside)."""
+    store: dict[Hashable, Any] | None = session.info.get(_MEMO)
+    if store is None:
+        return compute()
+    if key not in store:
+        store[key] = compute()
+    return cast(_T, store[key])
 
 
 def database_is_reachable() -> bool:

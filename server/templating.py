@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -26,6 +27,8 @@ MAX_TEMPLATE_CHARS = 100_000
 #: The longest text or sequence an expression may build (``'x' * n``), and the largest exponent.
 MAX_BUILT = 1_000_000
 MAX_EXPONENT = 1_000
+#: Compiled templates kept in memory (by their text), for all mailboxes together.
+COMPILED_TEMPLATES = 512
 
 
 class BoundedSandbox(ImmutableSandboxedEnvironment):
@@ -72,12 +75,18 @@ def _line_of(tb: TracebackType | None, filename: str) -> int | None:
     return line
 
 
+@lru_cache(maxsize=COMPILED_TEMPLATES)
+def _compiled(source: str, html: bool) -> Template:
+    """The compiled template of ``source`` (compiling costs far more than rendering: a mailbox's
+    acknowledgement is compiled once, not once per new ticket)."""
+    return (_HTML_ENV if html else _TEXT_ENV).from_string(source)
+
+
 def _render_part(source: str, part: str, context: Mapping[str, Any], *, html: bool = False) -> str:
     if len(source) > MAX_TEMPLATE_CHARS:
         raise TemplateError(f"{part}: longer than {MAX_TEMPLATE_CHARS} characters")
-    env = _HTML_ENV if html else _TEXT_ENV
     try:
-        template = env.from_string(source)
+        template = _compiled(source, html)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{part}, line {exc.lineno}: {exc.message}") from exc
     try:

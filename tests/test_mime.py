@@ -174,8 +174,7 @@ def test_a_message_gmail_returns_without_a_payload_still_lands(session, sync, ma
     parsed = parse_gmail_message(
         {"id": "abc", "threadId": "abc", "snippet": "Hello &amp; bye", "internalDate": "1795000000000"}
     )
-    filer = Filer(session, mailbox)
-    filer.file(parsed)
+    Filer(session, mailbox).file_all([parsed])
     session.commit()
 
     message = session.scalar(select(Message))

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from rules import Trigger
 from server import tickets
+from server.db import memo_scope
 from server.gmail.client import GmailClient
 from server.gmail.errors import GmailError, HistoryExpired
 from server.gmail.mime import ParsedMessage, parse_gmail_message, text_from_raw
@@ -52,6 +53,8 @@ class TicketEvent:
     ticket_id: int
     message: ParsedMessage | None = None
     at: datetime | None = None
+    #: The message's stored row, when sync just filed it (so the rules need not look it up).
+    row: Message | None = None
 
 
 #: (gmail message id, label name): a label to put on a message in Gmail after the page's commit.
@@ -304,19 +307,21 @@ def _commit_page(
     apply label changes and deletions, move the checkpoint — all in one commit."""
     for attempt in (1, 2):
         try:
-            filer = Filer(session, mailbox)
-            filer.events_since = rules_since if on_events is not None else None
-            counts = filer.file_all(sorted(parsed, key=lambda p: (p.internal_date, p.gmail_id)))
-            label_requests: list[LabelRequest] = []
-            if filer.events and on_events is not None:
-                label_requests = on_events(session, mailbox, filer.events)
-            changed = filer.apply_labels(labels)
-            if changes and on_labels is not None:
-                on_labels(session, mailbox, changes)
-            removed = filer.mark_deleted(deleted)
-            if checkpoint is not None:
-                mailbox.history_id = checkpoint
-            session.commit()
+            with memo_scope(session):
+                filer = Filer(session, mailbox)
+                filer.events_since = rules_since if on_events is not None else None
+                counts = filer.file_all(sorted(parsed, key=lambda p: (p.internal_date, p.gmail_id)))
+                label_requests: list[LabelRequest] = []
+                events = filer.ticket_events()
+                if events and on_events is not None:
+                    label_requests = on_events(session, mailbox, events)
+                changed = filer.apply_labels(labels)
+                if changes and on_labels is not None:
+                    on_labels(session, mailbox, changes)
+                removed = filer.mark_deleted(deleted)
+                if checkpoint is not None:
+                    mailbox.history_id = checkpoint
+                session.commit()
         except IntegrityError:
             # Another sync of the same mailbox filed some of these first: start the page again.
             session.rollback()
@@ -354,7 +359,11 @@ class Filer:
     """Files parsed messages of one mailbox under their tickets, inside the caller's transaction.
 
     A page's lookups (threads, references, customers, threads waiting for a ticket) are read in a few
-    queries up front and kept up to date in memory while the page is filed.
+    queries up front and kept up to date in memory while the page is filed. New tickets take their
+    numbers from one reservation, and the page's tickets, messages and events are written by one
+    flush at the end (SQLAlchemy inserts each table's rows together, ids returned by the insert).
+    The filer holds the page's tickets, so they stay in the session's identity map for the rules
+    and the commit's hooks (a ticket nobody holds would be read again by each ``session.get``).
     """
 
     def __init__(self, session: Session, mailbox: Mailbox) -> None:
@@ -362,12 +371,17 @@ class Filer:
         self.mailbox_id = mailbox.id
         team = set(session.scalars(select(Agent.email)))
         self.team = {address.lower() for address in team} | {mailbox.address.lower()}
-        self.thread_tickets: dict[str, int] = {}
-        self.rfc822_tickets: dict[str, int] = {}
+        self.thread_tickets: dict[str, Ticket] = {}
+        self.rfc822_tickets: dict[str, Ticket] = {}
         self.customers: dict[str, Customer] = {}
         self.unfiled_threads: set[str] = set()
-        #: Ticket events for the rules; only mail received after this instant counts (None: none).
-        self.events: list[TicketEvent] = []
+        self.numbers = tickets.TicketNumbers(session, mailbox.id)
+        #: The page's new tickets by number (not flushed yet, so a query for ``[#N]`` cannot find them).
+        self.opened: dict[int, Ticket] = {}
+        #: The page's message rows by Gmail id (held for the rules and the commit's hooks, see above).
+        self.rows: dict[str, Message] = {}
+        #: What happened, for the rules; only mail received after this instant counts (None: none).
+        self._events: list[tuple[Trigger, Ticket, ParsedMessage]] = []
         self.events_since: datetime | None = None
 
     def _in_chunks(self, values: Iterable[str]) -> Iterable[list[str]]:
@@ -378,8 +392,10 @@ class Filer:
     def prepare(self, batch: list[ParsedMessage]) -> None:
         """Read what filing ``batch`` needs to know, in a handful of queries."""
         mailbox = self.mailbox_id
+        thread_ids: dict[str, int] = {}
+        rfc822_ids: dict[str, int] = {}
         for threads in self._in_chunks(p.thread_id for p in batch):
-            self.thread_tickets.update(
+            thread_ids.update(
                 (thread, ticket_id)
                 for thread, ticket_id in self.session.execute(
                     select(Ticket.gmail_thread_id, Ticket.id).where(
@@ -396,9 +412,9 @@ class Filer:
                 if ticket_id is None:
                     self.unfiled_threads.add(thread)
                 else:
-                    self.thread_tickets.setdefault(thread, ticket_id)
+                    thread_ids.setdefault(thread, ticket_id)
         for refs in self._in_chunks(r for p in batch for r in p.referenced_ids):
-            self.rfc822_tickets.update(
+            rfc822_ids.update(
                 (rfc822, ticket_id)
                 for rfc822, ticket_id in self.session.execute(
                     select(Message.rfc822_message_id, Message.ticket_id).where(
@@ -414,9 +430,14 @@ class Filer:
                 select(Customer).where(Customer.mailbox_id == mailbox, Customer.email.in_(emails))
             ):
                 self.customers[customer.email] = customer
-        ticket_ids = set(self.thread_tickets.values()) | set(self.rfc822_tickets.values())
-        for ids in self._in_chunks(str(i) for i in ticket_ids):
-            list(self.session.scalars(select(Ticket).where(Ticket.id.in_([int(i) for i in ids]))))
+        loaded: dict[int, Ticket] = {}
+        for ids in self._in_chunks(str(i) for i in set(thread_ids.values()) | set(rfc822_ids.values())):
+            loaded.update(
+                (t.id, t)
+                for t in self.session.scalars(select(Ticket).where(Ticket.id.in_([int(i) for i in ids])))
+            )
+        self.thread_tickets.update((k, loaded[v]) for k, v in thread_ids.items() if v in loaded)
+        self.rfc822_tickets.update((k, loaded[v]) for k, v in rfc822_ids.items() if v in loaded)
 
     def file_all(self, messages: Iterable[ParsedMessage]) -> tuple[int, int]:
         batch = [p for p in messages if not SKIPPED_LABELS & set(p.label_ids)]
@@ -431,7 +452,16 @@ class Filer:
                 known.add(parsed.gmail_id)
                 opened += self.file(parsed)
                 filed += 1
+            self.numbers.close()
+        self.session.flush()
         return filed, opened
+
+    def ticket_events(self) -> list[TicketEvent]:
+        """The page's ticket events for the rules (after :meth:`file_all`, so every ticket has its id)."""
+        return [
+            TicketEvent(trigger, ticket.id, parsed, parsed.internal_date, self.rows.get(parsed.gmail_id))
+            for trigger, ticket, parsed in self._events
+        ]
 
     def direction(self, parsed: ParsedMessage) -> Direction:
         sender = parsed.sender.email if parsed.sender else ""
@@ -456,17 +486,20 @@ class Filer:
                 customer=self._customer(parsed),
                 gmail_thread_id=parsed.thread_id or None,
                 created_at=parsed.sent_at,
+                numbers=self.numbers,
             )
             opened = 1
+            self.opened[ticket.number] = ticket
             if parsed.thread_id in self.unfiled_threads:
                 self._adopt_thread(ticket, parsed.thread_id)
         if ticket is not None:
-            self.thread_tickets[parsed.thread_id] = ticket.id
+            self.thread_tickets[parsed.thread_id] = ticket
             if parsed.message_id:
-                self.rfc822_tickets[parsed.message_id] = ticket.id
+                self.rfc822_tickets[parsed.message_id] = ticket
         else:
             self.unfiled_threads.add(parsed.thread_id)
-        self.session.add(self._message_row(parsed, direction, ticket))
+        row = self.rows[parsed.gmail_id] = self._message_row(parsed, direction, ticket)
+        self.session.add(row)
         if ticket is not None:
             self._effects(ticket, parsed, direction, opened=bool(opened))
             self._event(ticket, parsed, direction, opened=bool(opened))
@@ -481,23 +514,23 @@ class Filer:
             trigger = Trigger.AGENT_REPLIED
         else:
             trigger = Trigger.TICKET_CREATED if opened else Trigger.CUSTOMER_REPLIED
-        self.events.append(TicketEvent(trigger, ticket.id, parsed, parsed.internal_date))
+        self._events.append((trigger, ticket, parsed))
 
     def _ticket_for(self, parsed: ParsedMessage) -> Ticket | None:
         """The thread's ticket; else the ticket of a message it answers; else a ``[#N]`` in the subject."""
-        ticket_id = self.thread_tickets.get(parsed.thread_id)
-        if ticket_id is None:
-            ticket_id = next(
+        ticket = self.thread_tickets.get(parsed.thread_id)
+        if ticket is None:
+            ticket = next(
                 (self.rfc822_tickets[r] for r in parsed.referenced_ids if r in self.rfc822_tickets), None
             )
-        if ticket_id is None:
+        if ticket is None:
             for token in _TICKET_TOKEN.findall(parsed.subject):
-                ticket_id = self.session.scalar(
-                    select(Ticket.id).where(Ticket.mailbox_id == self.mailbox_id, Ticket.number == int(token))
+                ticket = self.opened.get(int(token)) or self.session.scalar(
+                    select(Ticket).where(Ticket.mailbox_id == self.mailbox_id, Ticket.number == int(token))
                 )
-                if ticket_id is not None:
+                if ticket is not None:
                     break
-        return self.session.get(Ticket, ticket_id) if ticket_id is not None else None
+        return ticket
 
     def _customer(self, parsed: ParsedMessage) -> Customer | None:
         if parsed.sender is None:
@@ -530,7 +563,7 @@ class Filer:
     def _message_row(self, parsed: ParsedMessage, direction: Direction, ticket: Ticket | None) -> Message:
         return Message(
             mailbox_id=self.mailbox_id,
-            ticket_id=ticket.id if ticket else None,
+            ticket=ticket,
             gmail_id=parsed.gmail_id,
             gmail_thread_id=parsed.thread_id,
             rfc822_message_id=parsed.message_id,

@@ -21,6 +21,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.db import memo
 from server.knowledge.index import ALL, counts_of
 from server.knowledge.similar import weights
 from server.knowledge.stemming import terms
@@ -50,12 +51,16 @@ def _cosine(first: set[str], second: set[str], weight: dict[str, float]) -> floa
 
 def faq_templates(session: Session, mailbox_id: int) -> list[Template]:
     """The mailbox's shared templates that have example questions."""
-    found = session.scalars(
-        select(Template)
-        .where(Template.mailbox_id == mailbox_id, Template.owner_id.is_(None))
-        .order_by(Template.name, Template.locale)
-    )
-    return [template for template in found if template.faq_questions]
+
+    def read() -> list[Template]:
+        found = session.scalars(
+            select(Template)
+            .where(Template.mailbox_id == mailbox_id, Template.owner_id.is_(None))
+            .order_by(Template.name, Template.locale)
+        )
+        return [template for template in found if template.faq_questions]
+
+    return memo(session, ("faq_templates", mailbox_id), read)
 
 
 def best_answer(session: Session, mailbox: Mailbox, text: str, *, locale: str) -> FaqMatch | None:

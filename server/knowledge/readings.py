@@ -5,6 +5,8 @@ The rules' facts ``urgency`` and ``tone`` come from here; the add-on card shows 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -46,6 +48,38 @@ def follow_ups(session: Session, ticket_id: int, gmail_id: str) -> int:
     return int(session.scalar(query) or 0)
 
 
+class FollowUps:
+    """:func:`follow_ups` for many tickets at once: their messages' directions and times read in one
+    query (a page of sync files every message before its rules run, so this is exact for the page)."""
+
+    def __init__(self, session: Session, ticket_ids: Iterable[int]) -> None:
+        self.inbound: dict[int, list[tuple[str, datetime]]] = {}
+        self.answered: dict[int, datetime] = {}
+        wanted = sorted(set(ticket_ids))
+        for start in range(0, len(wanted), 500):
+            rows = session.execute(
+                select(Message.ticket_id, Message.gmail_id, Message.direction, Message.sent_at).where(
+                    Message.ticket_id.in_(wanted[start : start + 500]), Message.is_auto.is_(False)
+                )
+            )
+            for ticket_id, gmail_id, direction, sent_at in rows:
+                if ticket_id is None:
+                    continue
+                if direction == Direction.OUTBOUND.value:
+                    if ticket_id not in self.answered or sent_at > self.answered[ticket_id]:
+                        self.answered[ticket_id] = sent_at
+                elif direction == Direction.INBOUND.value:
+                    self.inbound.setdefault(ticket_id, []).append((gmail_id, sent_at))
+
+    def count(self, ticket_id: int, gmail_id: str) -> int:
+        answered = self.answered.get(ticket_id)
+        return sum(
+            1
+            for other, sent_at in self.inbound.get(ticket_id, ())
+            if other != gmail_id and (answered is None or sent_at > answered)
+        )
+
+
 def read_and_keep(
     session: Session,
     ticket_id: int,
@@ -53,16 +87,22 @@ def read_and_keep(
     *,
     words: Lexicon | None = None,
     keep: bool = True,
+    row: Message | None = None,
+    counted: FollowUps | None = None,
 ) -> Reading:
     """The reading of a customer's message just filed on the ticket (with the mailbox's ``words``);
     kept on its row unless ``keep`` is off."""
     reading = read(
         text_of(message.subject, message.text),
-        follow_ups=follow_ups(session, ticket_id, message.gmail_id),
+        follow_ups=(
+            counted.count(ticket_id, message.gmail_id)
+            if counted is not None
+            else follow_ups(session, ticket_id, message.gmail_id)
+        ),
         words=words,
     )
     if keep:
-        row = session.scalar(
+        row = row or session.scalar(
             select(Message).where(Message.ticket_id == ticket_id, Message.gmail_id == message.gmail_id)
         )
         if row is not None:

@@ -136,17 +136,34 @@ def lexicon_with(extra: Mapping[str, Any]) -> Lexicon:
     return _lexicon_of(json.dumps(extra, sort_keys=True, ensure_ascii=False))
 
 
-def _find(stems: Sequence[str], candidates: Iterable[tuple[str, ...]]) -> list[tuple[int, tuple[str, ...]]]:
-    """Where each phrase occurs (longest first; a word belongs to one phrase of a category)."""
+@lru_cache(maxsize=256)
+def _by_first_stem(candidates: tuple[tuple[str, ...], ...]) -> dict[str, list[tuple[int, tuple[str, ...]]]]:
+    """The phrases of a category by their first stem, each with its rank in the category's order."""
+    index: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+    for rank, phrase in enumerate(candidates):
+        index.setdefault(phrase[0], []).append((rank, phrase))
+    return index
+
+
+def _find(stems: Sequence[str], candidates: tuple[tuple[str, ...], ...]) -> list[tuple[int, tuple[str, ...]]]:
+    """Where each phrase occurs (longest first; a word belongs to one phrase of a category).
+
+    The phrases that occur are found through their first stem (one pass over the text, not one per
+    phrase), then taken in the category's order, each where it does not overlap one taken before."""
+    index = _by_first_stem(candidates)
+    matches = [
+        (rank, start, phrase)
+        for start, first in enumerate(stems)
+        for rank, phrase in index.get(first, ())
+        if tuple(stems[start : start + len(phrase)]) == phrase
+    ]
     taken: set[int] = set()
     found = []
-    for phrase in candidates:
-        size = len(phrase)
-        for start in range(len(stems) - size + 1):
-            span = range(start, start + size)
-            if tuple(stems[start : start + size]) == phrase and not taken.intersection(span):
-                taken.update(span)
-                found.append((start, phrase))
+    for _rank, start, phrase in sorted(matches):
+        span = range(start, start + len(phrase))
+        if not taken.intersection(span):
+            taken.update(span)
+            found.append((start, phrase))
     return sorted(found)
 
 

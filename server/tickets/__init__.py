@@ -9,6 +9,7 @@ many units of work: it commits each batch with the cursor that records it.
 from server.tickets.actions import (
     SYSTEM,
     Actor,
+    TicketNumbers,
     add_note,
     add_tag,
     assign,
@@ -36,6 +37,7 @@ from server.tickets.actions import (
 __all__ = [
     "SYSTEM",
     "Actor",
+    "TicketNumbers",
     "add_note",
     "add_tag",
     "assign",

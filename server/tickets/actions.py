@@ -11,6 +11,7 @@ from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from rules.model import ACTIVE_STATUSES
+from server.db import memo
 from server.models import (
     ActorKind,
     Customer,
@@ -63,7 +64,7 @@ def record_event(
 ) -> Event:
     event = Event(
         mailbox_id=mailbox_id if mailbox_id is not None else (ticket.mailbox_id if ticket else None),
-        ticket_id=ticket.id if ticket else None,
+        ticket=ticket,
         actor_kind=actor.kind.value,
         actor_agent_id=actor.agent_id,
         actor_rule_id=actor.rule_id,
@@ -107,6 +108,43 @@ def _next_number(session: Session, mailbox_id: int) -> int:
     return int(session.execute(statement).scalar_one()) - 1
 
 
+class TicketNumbers:
+    """The ticket numbers of one transaction that opens many tickets (a page of sync): two statements
+    for the page instead of one per ticket, and no gaps.
+
+    The first :meth:`take` writes the mailbox's row (``next = next``), which locks it until the
+    transaction ends — PostgreSQL's row lock, SQLite's write lock — so no other process can take a
+    number meanwhile; :meth:`close` writes back the first number not taken, before anything else of
+    the transaction may take one through :func:`_next_number`."""
+
+    def __init__(self, session: Session, mailbox_id: int) -> None:
+        self.session = session
+        self.mailbox_id = mailbox_id
+        self._next: int | None = None
+        self._first: int | None = None
+
+    def take(self) -> int:
+        if self._next is None:
+            statement = (
+                update(Mailbox)
+                .where(Mailbox.id == self.mailbox_id)
+                .values(next_ticket_number=Mailbox.next_ticket_number)
+                .returning(Mailbox.next_ticket_number)
+            )
+            self._next = self._first = int(self.session.execute(statement).scalar_one())
+        number = self._next
+        self._next += 1
+        return number
+
+    def close(self) -> None:
+        """Write back the first number not taken (nothing when none was taken)."""
+        if self._next is not None and self._next != self._first:
+            self.session.execute(
+                update(Mailbox).where(Mailbox.id == self.mailbox_id).values(next_ticket_number=self._next)
+            )
+        self._next = self._first = None
+
+
 def open_ticket(
     session: Session,
     mailbox_id: int,
@@ -116,22 +154,30 @@ def open_ticket(
     gmail_thread_id: str | None,
     created_at: datetime,
     actor: Actor = SYSTEM,
+    numbers: TicketNumbers | None = None,
 ) -> Ticket:
-    """A new open ticket with the mailbox's next number."""
+    """A new open ticket with the mailbox's next number.
+
+    With ``numbers`` (a page of sync opening many tickets) the number comes from the page's
+    reservation and the ticket is not flushed: it and its Event are written by the caller's one flush
+    (they are linked by the relationship, so the ticket has no id until then)."""
     ticket = Ticket(
         mailbox_id=mailbox_id,
-        number=_next_number(session, mailbox_id),
+        mailbox=session.get(Mailbox, mailbox_id),
+        number=numbers.take() if numbers is not None else _next_number(session, mailbox_id),
         subject=subject,
         customer=customer,
         gmail_thread_id=gmail_thread_id,
         status=TicketStatus.OPEN.value,
+        tags=[],  # known to be empty: the rules' facts read it without a query
         status_changed_at=created_at,
         unassigned_at=created_at,
         created_at=created_at,
         updated_at=created_at,
     )
     session.add(ticket)
-    session.flush()
+    if numbers is None:
+        session.flush()
     refresh_due_times(session, ticket)
     record_event(
         session,
@@ -330,7 +376,16 @@ def add_note(
 
 
 def policy_for(session: Session, ticket: Ticket) -> Policy:
-    """The ticket's SLA policy, else the mailbox's default one, else the built-in default."""
+    """The ticket's SLA policy, else the mailbox's default one, else the built-in default (read once
+    per :func:`server.db.memo_scope`, e.g. once per page of sync)."""
+    return memo(
+        session,
+        ("sla_policy", ticket.mailbox_id, ticket.sla_policy_id),
+        lambda: _read_policy(session, ticket),
+    )
+
+
+def _read_policy(session: Session, ticket: Ticket) -> Policy:
     row = ticket.sla_policy or session.scalar(
         select(SlaPolicy)
         .where(SlaPolicy.mailbox_id == ticket.mailbox_id, SlaPolicy.is_default.is_(True))
