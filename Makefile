@@ -47,21 +47,11 @@ addon-check:
 		echo "SKIPPED: the add-on checks need node and npm (apt install nodejs npm)"; \
 	fi
 
-# Speed and quota figures, measured side by side in one run (not part of `make test`).
+# Speed and quota figures, measured side by side in one run (not part of `make test`): every bench
+# runs even when one fails, then a summary of PASS/FAIL lines; the exit code is 1 when any failed.
 bench: deps
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	$(BIN)/python tests/bench/bench_sync.py
-	$(BIN)/python tests/bench/bench_reminders.py
-	$(BIN)/python tests/bench/bench_addon.py
-	$(BIN)/python tests/bench/bench_dryrun.py
-	$(BIN)/python tests/bench/bench_reports.py
-	$(BIN)/python tests/bench/bench_api.py
-	$(BIN)/python tests/bench/bench_signals.py
-	$(BIN)/python tests/bench/bench_knowledge.py
-	$(BIN)/python tests/bench/bench_labels.py
-	$(BIN)/python tests/bench/bench_push.py
-	$(BIN)/python tests/bench/bench_workers.py
-	$(BIN)/python tests/bench/bench_load.py
+	$(BIN)/python tests/bench/run_all.py
 
 # The settings pages' texts: new strings into server/translations/ru (then translate them; a test
 # fails while one is missing). The catalogs are compiled when the app starts.

@@ -9,12 +9,26 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
+
+#: The largest id a route takes: SQL's ``integer`` (PostgreSQL refuses a larger one with an error).
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in every route: a number past the database's integer names nothing (404)."""
+
+    def __init__(
+        self, map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID
+    ) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then ``POSTDESK_*`` environment variables, then ``config``."""
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("POSTDESK_INSTANCE_PATH") or None
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    app.url_map.converters["int"] = IdConverter
     from server.config import Defaults, WebDefaults
 
     app.config.from_object(Defaults)

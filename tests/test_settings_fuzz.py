@@ -168,3 +168,11 @@ def test_nonsense_from_a_signed_in_admin_never_gets_a_server_error(web, team, ad
     answer = client.post(path, query_string=query, data={**fields, "csrf_token": token})
 
     assert answer.status_code < 500, (path, fields, answer.get_data(as_text=True)[:500])
+
+
+def test_an_id_past_the_databases_integer_names_nothing(web, admin):
+    """PostgreSQL refuses a number past its ``integer`` with an error (a 500 the fuzz found there)."""
+    client, token, _names = admin
+    for path in ("/settings/agents/1099511627776", "/settings/mailboxes/2147483648/pause"):
+        assert client.post(path, data={"csrf_token": token}).status_code == 404
+    assert client.get("/settings/agents/2147483647").status_code == 404  # the largest id: no such agent

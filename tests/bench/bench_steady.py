@@ -91,54 +91,60 @@ def email(sender: str, subject: str, body: str, message_id: str, when: datetime,
     return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n\r\n-- \r\nBest regards\r\n").encode()
 
 
-def build_history(state_file: Path, messages: int, seed: int) -> list[tuple[str, str, str]]:
-    """The mailbox's past: customer threads and the team's answers over the last 10 days; returns the
-    threads' (customer, subject, last Message-ID) for replies later."""
+Thread = tuple[str, str, str]
+
+
+def history_messages(messages: int, seed: int) -> tuple[list[tuple[bytes, int]], list[Thread]]:
+    """The mailbox's past: customer threads and the team's answers over the last 10 days, each with
+    its receive time (ms); and the threads' (customer, subject, last Message-ID) for replies later."""
     rng = random.Random(seed)
-    sandbox = Sandbox(None)
+    made: list[tuple[bytes, int]] = []
     now = datetime.now(UTC)
-    threads: list[tuple[str, str, str]] = []
-    count = 0
-    while count < messages:
+    threads: list[Thread] = []
+    while len(made) < messages:
         topic = rng.choice(TOPICS_EN if rng.random() < 0.5 else TOPICS_RU)
         customer = f"customer{len(threads)}@example.org"
         when = now - timedelta(days=10) + timedelta(seconds=rng.uniform(0, 9 * 86400))
         first = f"h{len(threads)}-0@bench"
-        sandbox.deliver(
-            MAILBOX,
-            email(customer, topic[0], topic[1], first, when, None),
-            internal_date=int(when.timestamp() * 1000),
-        )
+        made.append((email(customer, topic[0], topic[1], first, when, None), int(when.timestamp() * 1000)))
         answer = f"h{len(threads)}-1@bench"
+        answered = when + timedelta(hours=1)
         raw = (f"From: {MAILBOX}\r\nTo: {customer}\r\nSubject: Re: {topic[0]}\r\nMessage-ID: <{answer}>\r\n"
-               f"In-Reply-To: <{first}>\r\nReferences: <{first}>\r\nDate: {format_datetime(when + timedelta(hours=1))}\r\n"
+               f"In-Reply-To: <{first}>\r\nReferences: <{first}>\r\nDate: {format_datetime(answered)}\r\n"
                "Content-Type: text/plain; charset=utf-8\r\n\r\nThank you, this is fixed now.\r\n").encode()  # fmt: skip
-        sandbox.deliver(MAILBOX, raw, internal_date=int((when + timedelta(hours=1)).timestamp() * 1000))
+        made.append((raw, int(answered.timestamp() * 1000)))
         threads.append((customer, topic[0], answer))
-        count += 2
+    return made, threads
+
+
+def new_messages(threads: list[Thread], count: int, seed: int) -> list[bytes]:
+    """``count`` new customer emails: 60 % new threads, 40 % replies to the history's threads."""
+    rng = random.Random(seed + 1)
+    now = datetime.now(UTC)
+    made = []
+    for n in range(count):
+        if rng.random() < 0.6:
+            subject, body = rng.choice(TOPICS_EN if rng.random() < 0.5 else TOPICS_RU)
+            made.append(email(f"new{n}@example.net", subject, body, f"n{n}@bench", now, None))
+        else:
+            customer, subject, parent = rng.choice(threads)
+            text = "It happened again today, please look once more."
+            made.append(email(customer, subject, text, f"n{n}@bench", now, parent))
+    return made
+
+
+def build_history(state_file: Path, messages: int, seed: int) -> list[Thread]:
+    sandbox = Sandbox(None)
+    made, threads = history_messages(messages, seed)
+    for raw, internal_date in made:
+        sandbox.deliver(MAILBOX, raw, internal_date=internal_date)
     sandbox.state_file = state_file
     sandbox.save()
     return threads
 
 
-def deliver_new(url: str, threads: list[tuple[str, str, str]], count: int, seed: int) -> None:
-    """``count`` new customer emails: 60 % new threads, 40 % replies to the history's threads."""
-    rng = random.Random(seed + 1)
-    now = datetime.now(UTC)
-    for n in range(count):
-        if rng.random() < 0.6:
-            subject, body = rng.choice(TOPICS_EN if rng.random() < 0.5 else TOPICS_RU)
-            raw = email(f"new{n}@example.net", subject, body, f"n{n}@bench", now, None)
-        else:
-            customer, subject, parent = rng.choice(threads)
-            raw = email(
-                customer,
-                subject,
-                "It happened again today, please look once more.",
-                f"n{n}@bench",
-                now,
-                parent,
-            )
+def deliver_new(url: str, threads: list[Thread], count: int, seed: int) -> None:
+    for raw in new_messages(threads, count, seed):
         request = urllib.request.Request(f"{url}sandbox/users/{MAILBOX}/messages", data=raw, method="POST")
         urllib.request.urlopen(request).close()
 
