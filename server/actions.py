@@ -36,7 +36,7 @@ from server.composing import (
 )
 from server.db import memo
 from server.gmail.mime import ParsedMessage
-from server.gmail.send import enqueue, reply_subject, thread_headers
+from server.gmail.send import enqueue, queued_here, reply_subject, thread_headers
 from server.gmail.sync import LabelRequest, TicketEvent
 from server.knowledge.faq import FaqMatch, best_answer, solved_link
 from server.knowledge.readings import text_of
@@ -175,6 +175,7 @@ def _round_robin(ctx: ActionContext, agents: list[Agent]) -> tuple[Agent, Callab
 
 
 def _least_open(ctx: ActionContext, agents: list[Agent]) -> Agent:
+    ctx.session.flush()  # the assignments made earlier in this page count too
     open_counts: dict[int, int] = {
         agent_id: count
         for agent_id, count in ctx.session.execute(
@@ -439,6 +440,13 @@ def auto_reply_blocked(ctx: ActionContext) -> str | None:
         .exists()
     )
     recent, already = ctx.session.execute(select(recent_to_sender, this_thread)).one()
+    # What this page's rules queued and the database has not seen yet (they run without autoflush).
+    queued = queued_here(ctx.session)
+    kind = OutboxKind.AUTO_REPLY
+    recent += sum(
+        1 for row in queued.unflushed(queued.by_to.get(sender, []), kind) if row.mailbox_id == ctx.mailbox.id
+    )
+    already = already or bool(queued.unflushed(queued.by_ticket.get(ctx.ticket.id, []), kind))
     if recent is not None and recent >= limit:
         return f"{recent} auto-replies to {sender} in the last hour (limit {limit})"
     if already:

@@ -22,6 +22,7 @@ import rules as rule_engine
 from rules import Evaluation, Rule, RuleError
 from rules.model import ACTIVE_STATUSES, DONE_STATUSES, fields_read
 from server import actions, tickets
+from server.db import memo_scope
 from server.gmail.mime import ParsedMessage
 from server.gmail.sync import LabelRequest, TicketEvent
 from server.knowledge import readings
@@ -273,8 +274,11 @@ def run_rules_on_events(session: Session, mailbox: Mailbox, events: list[TicketE
         follow_ups=readings.FollowUps(session, customers) if len(customers) > 1 else None,
         rating=lambda _session, ticket: ratings.get(ticket.id),
     )
-    for event in events:
-        automation.handle(event)
+    # The rules' changes are written by one flush at the end, not one per rule: what they read
+    # back before that (mail queued, assignments for least_open) is read with that in mind.
+    with memo_scope(session), session.no_autoflush:
+        for event in events:
+            automation.handle(event)
     return automation.label_requests
 
 

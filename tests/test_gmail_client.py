@@ -296,3 +296,22 @@ def test_mail_above_gmails_35_mb_is_refused_before_anything_is_sent(gmail, gmail
 
     assert refused.value.status == 413 and "above Gmail's limit" in str(refused.value)
     assert sandbox_quota(gmail)["calls_by_method"] == {}
+
+
+def test_a_batch_part_is_written_as_the_library_writes_it(gmail_client):
+    """The batch parts skip the email package's header folding, and say exactly the same."""
+    from googleapiclient.http import BatchHttpRequest
+
+    from server.gmail.client import PlainBatch
+
+    client = gmail_client()
+    requests = [
+        client.messages.get(userId=MAILBOX, id="18c0ffee", format="full"),
+        client.messages.get(userId=MAILBOX, id="x" * 200, format="raw"),
+        client.messages.modify(userId=MAILBOX, id="18c0ffee", body={"addLabelIds": ["Label_1"]}),
+        client.users.labels().create(userId=MAILBOX, body={"name": "Постдеск/Открыт"}),
+    ]
+    for request in requests:
+        ours = PlainBatch(batch_uri="http://127.0.0.1:9/batch")._serialize_request(request)
+        theirs = BatchHttpRequest(batch_uri="http://127.0.0.1:9/batch")._serialize_request(request)
+        assert ours == theirs

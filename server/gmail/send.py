@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import CursorResult, select, true, update
 from sqlalchemy.orm import Session
 
+from server.db import memo
 from server.gmail.client import GmailClient
 from server.gmail.errors import GmailApiError, GmailError
 from server.models import Mailbox, Message, Outbox, OutboxKind, OutboxState, Ticket
@@ -95,13 +96,18 @@ def enqueue(
     now: datetime | None = None,
 ) -> Outbox | None:
     """Record an email to send (no commit). A key already used means it was decided before: ``None``."""
-    if session.scalar(select(Outbox.id).where(Outbox.idempotency_key == key)) is not None:
+    key = key[:300]  # the column's width: the key stored is the key looked up
+    queued = queued_here(session)
+    if (
+        key in queued.by_key
+        or session.scalar(select(Outbox.id).where(Outbox.idempotency_key == key)) is not None
+    ):
         return None
     row = Outbox(
         mailbox_id=mailbox.id,
         ticket_id=ticket.id if ticket else None,
         kind=kind.value,
-        idempotency_key=key[:300],
+        idempotency_key=key,
         message_id=new_message_id(mailbox.address),
         to=", ".join(to),
         subject=subject,
@@ -112,7 +118,37 @@ def enqueue(
         next_attempt_at=now or datetime.now(UTC),
     )
     session.add(row)
+    queued.add(row)
     return row
+
+
+@dataclass
+class Queued:
+    """The Outbox rows :func:`enqueue` made inside one :func:`server.db.memo_scope`.
+
+    A page's rules run without autoflush (one flush for the page, not one per rule), so what they
+    queued may not be in the database yet: the checks that count queued mail (one acknowledgement
+    per thread, the per-sender limit) read these too — :meth:`unflushed`, as a row that has an id
+    is in the database already."""
+
+    by_key: dict[str, Outbox] = field(default_factory=dict)
+    by_to: dict[str, list[Outbox]] = field(default_factory=dict)
+    by_ticket: dict[int, list[Outbox]] = field(default_factory=dict)
+
+    def add(self, row: Outbox) -> None:
+        self.by_key[row.idempotency_key] = row
+        self.by_to.setdefault(row.to, []).append(row)
+        if row.ticket_id is not None:
+            self.by_ticket.setdefault(row.ticket_id, []).append(row)
+
+    @staticmethod
+    def unflushed(rows: list[Outbox], kind: OutboxKind) -> list[Outbox]:
+        return [row for row in rows if row.id is None and row.kind == kind.value]
+
+
+def queued_here(session: Session) -> Queued:
+    """What :func:`enqueue` queued in this memo scope (a new, empty record outside one)."""
+    return memo(session, "outbox_queued", Queued)
 
 
 def build_mime(row: Outbox, mailbox: Mailbox, now: datetime) -> bytes:
