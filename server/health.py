@@ -1,4 +1,4 @@
-"""``/``: what is running; ``/healthz``: 200 when the database answers, 503 when not (for load balancers);
+"""``/healthz``: 200 when the database answers, 503 when not (for load balancers);
 ``/healthz?role=worker``: also 503 when no worker holds the jobs' lease (none running, or one stuck).
 With a task queue (``TASKS=procrastinate``) both also fail while the queue cannot be read."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from server.db import database_is_reachable, get_session
 from server.errors import error_response
@@ -36,30 +36,3 @@ def healthz() -> Response | tuple[Response, int]:
         return jsonify({"status": "ok", "role": "worker", "holder": lease.holder,
                         "lease_expires_in_seconds": round((lease.expires_at - now).total_seconds())})  # fmt: skip
     return jsonify({"status": "ok"})
-
-
-_TEXT = {
-    "en": {
-        "tagline": "A helpdesk that lives inside Gmail.",
-        "running": "The Postdesk backend is running.",
-        "health": "database check",
-        "settings": "settings: mailboxes, people, rules, templates",
-        "reports": "reports: response times, SLA, satisfaction",
-        "previewer": "the add-on's cards, clicked through as an agent (demo)",
-    },
-    "ru": {
-        "tagline": "Служба поддержки внутри Gmail.",
-        "running": "Сервер Postdesk работает.",
-        "health": "проверка базы данных",
-        "settings": "настройки: ящики, люди, правила, шаблоны",
-        "reports": "отчёты: время ответа, SLA, оценки клиентов",
-        "previewer": "карточки дополнения глазами агента (демо)",
-    },
-}
-
-
-@bp.get("/")
-def index() -> str:
-    lang = request.accept_languages.best_match(list(_TEXT), default="en") or "en"
-    previewer = "addon_preview.page" in current_app.view_functions
-    return render_template("index.html", lang=lang, text=_TEXT[lang], previewer=previewer)

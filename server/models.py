@@ -63,7 +63,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
-        value = value.astimezone(UTC)
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
         # SQLite stores the text as written: drop the offset so values sort and compare as text.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

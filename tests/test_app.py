@@ -91,3 +91,29 @@ def test_processes_starting_together_share_one_set_of_generated_keys(tmp_path):
         ]
         assert [p.name for p in (folder / "translations" / "ru" / "LC_MESSAGES").iterdir()] == ["messages.mo"]
         assert (folder / "addon-demo-key.pem").read_text().startswith("-----BEGIN PRIVATE KEY-----")
+
+
+def test_the_front_page_is_the_shell_and_in_the_demo_shows_who_to_be_and_what_to_try(tmp_path, database_url):
+    from server import create_app
+    from server.accounts import ensure_agent
+    from server.db import get_session, init_db
+
+    app = create_app(
+        {"TESTING": True, "DEMO": True, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path)}
+    )
+    with app.app_context():
+        init_db()
+        ensure_agent(get_session(), "anna@example.com", "Anna Petrova")
+        get_session().commit()
+    local = {"environ_base": {"REMOTE_ADDR": "127.0.0.1"}, "base_url": "http://127.0.0.1:5000"}
+    demo = app.test_client().get("/", **local)
+    elsewhere = app.test_client().get(
+        "/", environ_base={"REMOTE_ADDR": "203.0.113.9"}, base_url="http://postdesk.example.com"
+    )
+
+    page = demo.get_data(as_text=True)
+    assert demo.status_code == 200 and 'href="/static/settings.css"' in page  # the settings pages' shell
+    assert 'name="lang" value="ru"' in page and 'href="/settings/"' in page and 'href="/reports"' in page
+    assert 'action="/auth/demo"' in page and "Anna Petrova" in page and "What to try first" in page
+    assert elsewhere.status_code == 200 and "Anna Petrova" not in elsewhere.get_data(as_text=True)
+    assert 'action="/auth/demo"' not in elsewhere.get_data(as_text=True)

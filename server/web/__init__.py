@@ -130,6 +130,7 @@ def init_app(app: Flask) -> None:
     from server.knowledge.pages import bp as faq_pages
     from server.reports.pages import bp as csat_pages
     from server.reports.views import bp as report_pages
+    from server.web import home  # noqa: F401  (its view joins the web blueprint)
     from server.web.auth import bp
 
     app.register_blueprint(bp)
