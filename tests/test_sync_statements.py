@@ -11,6 +11,9 @@ PostgreSQL, which inserts a page's rows of a table together.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 import pytest
 from helpers import MAILBOX, make_email
 from sqlalchemy import event, func, select
@@ -22,13 +25,14 @@ from server.models import Message, Ticket, Webhook
 PAGE = 100
 #: Statements per filed message, by kind (what each costs is listed in docs/architecture.md).
 BUDGETS = {
-    # A new ticket: its customer, ticket, message and events; the default rules assign it, read its
-    # urgency, check loop safety and queue the acknowledgement in the Outbox.
-    "new ticket": 12,
-    # A customer's reply on an open ticket: the message, its reading, the ticket's new times.
-    "reply": 6,
-    # An out-of-office answer in a ticket's thread: filed, not acted on.
-    "automatic mail": 4,
+    # A new ticket: its customer, ticket, message and events (SQLite inserts them one by one,
+    # PostgreSQL a page's rows of a table together: 10.3 and 3.3 today); the default rules assign
+    # it, read its urgency, check loop safety (one statement) and queue the acknowledgement.
+    "new ticket": 11,
+    # A customer's reply on an open ticket: the message and its reading (1.2 and 0.2 today).
+    "reply": 1.5,
+    # An out-of-office answer in a ticket's thread: filed with its event, not acted on (2.2 and 0.2).
+    "automatic mail": 2.5,
 }
 
 
@@ -45,7 +49,7 @@ def _with_everything_on(helpdesk, session):
     return box
 
 
-def _statements_per_message(helpdesk, session, deliveries) -> float:
+def _statements_per_message(helpdesk, session, deliveries) -> tuple[float, list[str]]:
     before = session.scalar(select(func.count()).select_from(Message))
     for raw in deliveries:
         helpdesk.gmail.sandbox.deliver(MAILBOX, raw)
@@ -60,13 +64,9 @@ def _statements_per_message(helpdesk, session, deliveries) -> float:
         result = helpdesk.cycle(MAILBOX, send=False)
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    import collections, os, re
-    if os.environ.get("SHOW_STATEMENTS"):
-        for text, n in collections.Counter(re.sub(r"\s+", " ", s)[:100] for s in statements).most_common(25):
-            print(n, text)
     assert result.messages_filed == len(deliveries)
     assert session.scalar(select(func.count()).select_from(Message)) == before + len(deliveries)
-    return len(statements) / len(deliveries)
+    return len(statements) / len(deliveries), statements
 
 
 @pytest.fixture
@@ -88,7 +88,14 @@ def costs(app, helpdesk, session):
     return figures
 
 
+def _most_common(statements: list[str]) -> str:
+    shapes = Counter(re.sub(r"\s+", " ", text)[:100] for text in statements)
+    return "\n".join(f"  {count:5d}  {shape}" for shape, count in shapes.most_common(12))
+
+
 def test_each_kind_of_mail_stays_within_its_budget_of_statements_per_message(costs):
-    print({kind: round(figure, 2) for kind, figure in costs.items()})
-    over = {kind: figure for kind, figure in costs.items() if figure > BUDGETS[kind]}
-    assert not over, f"over budget (statements per message): {over}; budgets {BUDGETS}"
+    print({kind: round(figure, 2) for kind, (figure, _statements) in costs.items()})
+    over = {kind: figure for kind, (figure, _statements) in costs.items() if figure > BUDGETS[kind]}
+    assert not over, f"over budget (statements per message): {over}; budgets {BUDGETS}\n" + "\n".join(
+        f"{kind}:\n{_most_common(costs[kind][1])}" for kind in over
+    )

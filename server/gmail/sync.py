@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from rules import Trigger
 from server import tickets
@@ -434,7 +434,12 @@ class Filer:
         for ids in self._in_chunks(str(i) for i in set(thread_ids.values()) | set(rfc822_ids.values())):
             loaded.update(
                 (t.id, t)
-                for t in self.session.scalars(select(Ticket).where(Ticket.id.in_([int(i) for i in ids])))
+                for t in self.session.scalars(
+                    # Their tags too, in one more query: every rule's facts read them.
+                    select(Ticket)
+                    .where(Ticket.id.in_([int(i) for i in ids]))
+                    .options(selectinload(Ticket.tags))
+                )
             )
         self.thread_tickets.update((k, loaded[v]) for k, v in thread_ids.items() if v in loaded)
         self.rfc822_tickets.update((k, loaded[v]) for k, v in rfc822_ids.items() if v in loaded)

@@ -16,7 +16,9 @@ from server.web.local import is_local_demo
 def home() -> str:
     demo = is_local_demo()
     people = (
-        get_session().scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.role, Agent.email)).all()
+        get_session()
+        .scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.role, Agent.email))
+        .all()
         if demo
         else []
     )
