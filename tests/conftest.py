@@ -8,6 +8,7 @@ The database is SQLite in a temporary folder, or a fresh PostgreSQL database per
 from __future__ import annotations
 
 import os
+import shutil
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -54,17 +55,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @contextmanager
-def fresh_database(tmp_path: Path, name: str = "postdesk") -> Iterator[str]:
-    """An empty database: a SQLite file, or a new database on the PostgreSQL server under test."""
+def fresh_database(tmp_path: Path, name: str = "postdesk", template: str | None = None) -> Iterator[str]:
+    """A new database: a SQLite file, or a new database on the PostgreSQL server under test; a copy
+    of ``template`` (a migrated database, see :func:`migrated_template`) when one is given."""
     base = os.environ.get("POSTDESK_TEST_DATABASE_URL")
     if not base:
-        yield f"sqlite:///{tmp_path / f'{name}.sqlite3'}"
+        path = tmp_path / f"{name}.sqlite3"
+        if template:
+            shutil.copyfile(make_url(template).database or "", path)
+        yield f"sqlite:///{path}"
         return
     server_url = make_url(base)
     database = f"postdesk_test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{make_url(template).database}"' if template else ""
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
+        connection.execute(text(f'CREATE DATABASE "{database}"{copy}'))
     try:
         yield server_url.set(database=database).render_as_string(hide_password=False)
     finally:
@@ -73,16 +79,42 @@ def fresh_database(tmp_path: Path, name: str = "postdesk") -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    with fresh_database(tmp_path) as url:
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated to the newest schema once per test process; each test's database is a
+    copy of it (a file copy, or PostgreSQL's CREATE DATABASE … TEMPLATE), not a new migration."""
+    from server.db import make_engine
+    from server.migrations import upgrade_to_head
+
+    folder = tmp_path_factory.mktemp("template")
+    with fresh_database(folder, "template") as url:
+        engine = make_engine(url)
+        upgrade_to_head(engine)
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as connection:  # everything into the one file that is copied
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()  # PostgreSQL copies a template only while nobody is connected to it
         yield url
 
 
 @pytest.fixture
-def second_database_url(tmp_path: Path) -> Iterator[str]:
-    """Another empty database, for comparing two runs side by side."""
-    with fresh_database(tmp_path, "second") as url:
+def database_url(tmp_path: Path, migrated_template: str) -> Iterator[str]:
+    """The test's own database, already at the newest schema."""
+    with fresh_database(tmp_path, template=migrated_template) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database, for tests of the migrations themselves."""
+    with fresh_database(tmp_path, "empty") as url:
+        yield url
+
+
+@pytest.fixture
+def second_database_url(tmp_path: Path, migrated_template: str) -> Iterator[str]:
+    """Another database at the newest schema, for comparing two runs side by side."""
+    with fresh_database(tmp_path, "second", template=migrated_template) as url:
         yield url
 
 

@@ -325,7 +325,7 @@ def test_the_previous_period_has_the_same_length_just_before():
     assert not set(DONE) & set(PAUSING)
 
 
-def test_the_migration_measures_the_tickets_already_there(database_url):
+def test_the_migration_measures_the_tickets_already_there(empty_database_url):
     """Tickets from before the measures existed get them from their messages and events."""
     from alembic import command
     from sqlalchemy import text
@@ -333,7 +333,7 @@ def test_the_migration_measures_the_tickets_already_there(database_url):
     from server.db import make_engine
     from server.migrations import alembic_config
 
-    engine = make_engine(database_url)
+    engine = make_engine(empty_database_url)
     config = alembic_config(engine)
 
     def upgrade(to: str) -> None:
