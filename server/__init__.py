@@ -29,7 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("POSTDESK_INSTANCE_PATH") or None
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     app.url_map.converters["int"] = IdConverter
-    from server.config import Defaults, WebDefaults
+    from server.base.config import Defaults, WebDefaults
 
     app.config.from_object(Defaults)
     app.config.from_object(WebDefaults)
@@ -41,32 +41,34 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'postdesk.sqlite3'}"
     if not app.config["SECRET_KEY"]:
-        from server.crypto import instance_secret
+        from server.base.crypto import instance_secret
 
         with app.app_context():
             app.config["SECRET_KEY"] = instance_secret("secret.key", lambda: secrets.token_urlsafe(48))
 
-    from server import admin, cli, db, errors, health, logs, web
+    from server.base import db, logs
+    from server.faces import cli, errors, health, settings, web
 
     logs.init_app(app)
 
     db.init_app(app)
     errors.init_app(app)
     web.init_app(app)
-    admin.init_app(app)
+    settings.init_app(app)
     app.register_blueprint(health.bp)
-    from server import addon_api, push
+    from server.faces import addon, push
 
     app.register_blueprint(push.bp)
-    from server import metrics
+    from server.faces import metrics
 
     metrics.init_app(app)
-    from server.addon_api import preview
+    from server.faces.addon import preview
 
-    app.register_blueprint(addon_api.bp)
+    app.register_blueprint(addon.bp)
     preview.init_app(app)
-    from server import api, webhooks
-    from server.knowledge import index
+    from server.faces import api
+    from server.services import webhooks
+    from server.services.knowledge import index
 
     api.init_app(app)
     webhooks.install()

@@ -11,8 +11,8 @@ from addon_support import CLIENT_ID, GoogleKeys, card_schema
 from helpers import MAILBOX, make_email
 
 import rules as rule_engine
-from server.addon_api import cards
-from server.defaults import DEFAULT_RULES, replace_rules
+from server.faces.addon import cards
+from server.services.defaults import DEFAULT_RULES, replace_rules
 
 SALES = "sales@example.com"
 ROUTES = ("/addon/v1/homepage", "/addon/v1/message", "/addon/v1/compose", "/addon/v1/action")
@@ -116,8 +116,8 @@ def solved_ticket(session: Any, mailbox_id: int, subject: str, question: str, an
 
     from sqlalchemy import func, select
 
-    from server.models import Message, Ticket, TicketStatus
-    from server.tickets import set_status
+    from server.base.models import Message, Ticket, TicketStatus
+    from server.services.tickets import set_status
 
     at = datetime.now(UTC) - timedelta(days=1)
     number = (session.scalar(select(func.max(Ticket.number)).where(Ticket.mailbox_id == mailbox_id)) or 0) + 1

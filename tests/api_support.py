@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from server import create_app
-from server.db import get_engine, get_session, init_db
+from server.base.db import get_engine, get_session, init_db
 
 SUPPORT, SALES = "support@example.com", "sales@example.com"
 
@@ -42,8 +42,8 @@ class Desk:
     def token(
         self, email: str, scopes: list[str], *, expires_in: timedelta | None = None, by: str | None = None
     ) -> str:
-        from server import api_tokens
-        from server.models import Agent
+        from server.base.models import Agent
+        from server.services import api_tokens
 
         with self.app.app_context():
             db = get_session()
@@ -65,10 +65,10 @@ class Desk:
 
 
 def build_desk(app: Flask, tickets_per_mailbox: int = 3) -> Desk:
-    from server import tickets
-    from server.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
-    from server.api_tokens import Scope
-    from server.models import AuthKind, Customer
+    from server.base.models import AuthKind, Customer
+    from server.services import tickets
+    from server.services.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
+    from server.services.api_tokens import Scope
 
     desk = Desk(app)
     with app.app_context():

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from server import create_app
-from server.db import get_engine, get_session, init_db
+from server.base.db import get_engine, get_session, init_db
 from server.gmail.client import GmailClient, RetryPolicy
 from server.gmail.sandbox import SandboxServer
 
@@ -83,8 +83,8 @@ def fresh_database(tmp_path: Path, name: str = "postdesk", template: str | None 
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database migrated to the newest schema once per test process; each test's database is a
     copy of it (a file copy, or PostgreSQL's CREATE DATABASE … TEMPLATE), not a new migration."""
-    from server.db import make_engine
-    from server.migrations import upgrade_to_head
+    from server.base.db import make_engine
+    from server.base.migrations import upgrade_to_head
 
     folder = tmp_path_factory.mktemp("template")
     with fresh_database(folder, "template") as url:
@@ -200,8 +200,8 @@ def service_account_info() -> dict[str, str]:
 @pytest.fixture
 def mailbox(session: Session, gmail: SandboxServer) -> Any:
     """The shared mailbox support@example.com connected to the sandbox, with one agent (Anna)."""
-    from server.accounts import MailboxSpec, add_mailbox, ensure_agent
-    from server.models import AuthKind
+    from server.base.models import AuthKind
+    from server.services.accounts import MailboxSpec, add_mailbox, ensure_agent
 
     box = add_mailbox(session, MailboxSpec(MAILBOX, AuthKind.SANDBOX, gmail.url, None, "Support"))
     ensure_agent(session, "anna@example.com", "Anna", mailbox=box)
@@ -211,7 +211,7 @@ def mailbox(session: Session, gmail: SandboxServer) -> Any:
 @pytest.fixture
 def sync(session: Session, mailbox: Any, gmail_client: Callable[..., GmailClient]) -> Callable[..., Any]:
     """Run one sync of the test mailbox with a real client against the sandbox."""
-    from server.sync_runner import sync_with_rules as sync_mailbox
+    from server.flows.sync_runner import sync_with_rules as sync_mailbox
 
     client = gmail_client()
 
@@ -239,9 +239,9 @@ class Helpdesk:
         self.clients: dict[str, GmailClient] = {}
 
     def connect(self, address: str, agents: tuple[str, ...] | list[str] = ()) -> Any:
-        from server.accounts import MailboxSpec, add_mailbox, ensure_agent
-        from server.defaults import install_defaults
-        from server.models import AuthKind, Role
+        from server.base.models import AuthKind, Role
+        from server.services.accounts import MailboxSpec, add_mailbox, ensure_agent
+        from server.services.defaults import install_defaults
 
         name = address.split("@")[0].title()
         box = add_mailbox(self.session, MailboxSpec(address, AuthKind.SANDBOX, self.gmail.url, None, name))
@@ -256,8 +256,8 @@ class Helpdesk:
         return box
 
     def cycle(self, address: str = MAILBOX, *, send: bool = True) -> Any:
+        from server.flows.sync_runner import sync_with_rules as sync_mailbox
         from server.gmail.send import deliver_due
-        from server.sync_runner import sync_with_rules as sync_mailbox
 
         box = self.mailboxes[address]
         result = sync_mailbox(self.session, box.id, self.clients[address])

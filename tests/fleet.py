@@ -20,9 +20,9 @@ from server.gmail.sandbox import SandboxServer
 def add_mailboxes(session: Any, gmail: SandboxServer, count: int) -> list[str]:
     """``count`` shared mailboxes on the sandbox, each with an agent and the default rules (which
     acknowledge every new ticket). Committed."""
-    from server.accounts import MailboxSpec, add_mailbox, ensure_agent
-    from server.defaults import install_defaults
-    from server.models import AuthKind
+    from server.base.models import AuthKind
+    from server.services.accounts import MailboxSpec, add_mailbox, ensure_agent
+    from server.services.defaults import install_defaults
 
     addresses = [f"desk{n:02d}@example.com" for n in range(count)]
     for n, address in enumerate(addresses):
@@ -58,7 +58,7 @@ class PushedWeb:
                                                    "service_account": PUSH_ACCOUNT})  # fmt: skip
 
     def close(self) -> None:
-        from server.db import get_engine
+        from server.base.db import get_engine
 
         self.server.shutdown()
         self.server.server_close()
@@ -72,7 +72,7 @@ def watched(session: Any, count: int) -> bool:
     """Every mailbox has a Gmail push watch (a worker's clock starts them)."""
     from sqlalchemy import func, select
 
-    from server.models import Mailbox
+    from server.base.models import Mailbox
 
     session.rollback()
     return session.scalar(select(func.count()).where(Mailbox.watch_expires_at.is_not(None))) == count

@@ -19,10 +19,9 @@ from zoneinfo import ZoneInfo
 import holidays as holiday_calendars
 from sqlalchemy.orm import Session
 
-from server import tickets
-from server.accounts import MailboxSpec, add_mailbox, ensure_agent
-from server.models import AuthKind, Customer, Direction, Message, Priority, TicketStatus
-from server.reports import csat
+from server.base.models import AuthKind, Customer, Direction, Message, Priority, TicketStatus
+from server.services import csat, tickets
+from server.services.accounts import MailboxSpec, add_mailbox, ensure_agent
 
 STEP = timedelta(minutes=15)
 DONE = ("solved", "closed")

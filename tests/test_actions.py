@@ -11,15 +11,15 @@ import pytest
 from sqlalchemy import select
 
 from rules import ActionKind
-from server import actions
-from server.models import ActorKind, Agent, Event, Ticket
-from server.tickets import Actor
+from server.base.models import ActorKind, Agent, Event, Ticket
+from server.services import action_kinds
+from server.services.tickets import Actor
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_action_kind_has_one_handler_in_the_table():
-    assert set(actions.ACTIONS) == set(ActionKind)
+    assert set(action_kinds.ACTIONS) == set(ActionKind)
 
 
 def test_no_face_or_service_dispatches_on_action_kinds_by_if_chain():
@@ -54,11 +54,11 @@ def ticket(helpdesk, deliver, session):
 def test_a_refused_action_changes_nothing_and_says_why(session, ticket, kind, value, problem):
     anna = session.scalar(select(Agent).where(Agent.email == "anna@example.com"))
     before = session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1))
-    ctx = actions.ActionContext(
+    ctx = action_kinds.ActionContext(
         session, ticket.mailbox, ticket, Actor(ActorKind.AGENT, agent_id=anna.id), datetime.now(UTC)
     )
-    with pytest.raises(actions.ActionRefused, match=problem):
-        actions.perform(ctx, kind, value)
+    with pytest.raises(action_kinds.ActionRefused, match=problem):
+        action_kinds.perform(ctx, kind, value)
     session.flush()
     assert session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1)) == before
 
@@ -68,11 +68,11 @@ def test_a_dry_run_describes_and_changes_nothing(session, ticket):
         return (ticket.priority, [t.name for t in ticket.tags], ticket.assignee_id, ticket.status)
 
     before = state()
-    ctx = actions.ActionContext(
+    ctx = action_kinds.ActionContext(
         session, ticket.mailbox, ticket, Actor(ActorKind.RULE, rule_id=None), datetime.now(UTC), dry_run=True
     )
     said = [
-        actions.perform(ctx, kind, value)
+        action_kinds.perform(ctx, kind, value)
         for kind, value in [
             (ActionKind.SET_PRIORITY, "urgent"),
             (ActionKind.ADD_TAG, "fire"),

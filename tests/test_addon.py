@@ -15,9 +15,9 @@ from helpers import MAILBOX, make_email
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
-from server.addon_api import cards
-from server.db import get_engine
-from server.models import Agent, Event, Note, Outbox, Ticket, TicketView
+from server.base.db import get_engine
+from server.base.models import Agent, Event, Note, Outbox, Ticket, TicketView
+from server.faces.addon import cards
 
 
 def strings(value: Any) -> str:
@@ -427,7 +427,7 @@ def test_the_same_template_again_after_the_agents_own_reply_is_a_new_decision(ad
 def test_a_good_answer_becomes_the_teams_template_from_the_card(addon, session, desk, deliver):
     """Anna (admin) answered in Gmail; her answer, without the quoted customer mail, becomes a template
     in the ticket's language. Bob (an agent) is not offered the button and is refused if he tries."""
-    from server.models import Template
+    from server.base.models import Template
 
     answer = (
         "Hello Alice,\n\nclear the cookies for our site and sign in again; {{ braces }} stay text.\n\n"
@@ -455,7 +455,7 @@ def test_a_good_answer_becomes_the_teams_template_from_the_card(addon, session, 
     template = session.scalar(select(Template).where(Template.name == "Cookies"))
     assert template.locale == "en" and "clear the cookies" in template.body_text
     assert "wrote:" not in template.body_text and "> Help!" not in template.body_text
-    from server import template_sets
+    from server.services import template_sets
 
     rendered = template_sets.preview(session, ticket.mailbox, template_sets.Draft(template.subject, template.body_text),
                                      "en", ticket=ticket, agent=None)  # fmt: skip

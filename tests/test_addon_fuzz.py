@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from server.addon_api.clicks import CLICKS
-from server.models import Ticket
+from server.base.models import Ticket
+from server.faces.addon.clicks import CLICKS
 
 ROUTES = ("/addon/v1/homepage", "/addon/v1/message", "/addon/v1/compose", "/addon/v1/action")
 FUZZ = settings(

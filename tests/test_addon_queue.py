@@ -12,11 +12,11 @@ from helpers import MAILBOX, make_email
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import tickets
-from server.addon_api import cards
-from server.db import get_engine
-from server.models import ActorKind, Agent, Event, Message, Priority, Ticket
-from server.tickets import Actor
+from server.base.db import get_engine
+from server.base.models import ActorKind, Agent, Event, Message, Priority, Ticket
+from server.faces.addon import cards
+from server.services import tickets
+from server.services.tickets import Actor
 
 
 def text_of(response: Any) -> str:

@@ -10,8 +10,8 @@ import pytest
 from helpers import MAILBOX, postdesk_command
 from sqlalchemy import select
 
-from server.accounts import AccountError, AgentChange, add_agent, update_agent
-from server.models import Agent, Event
+from server.base.models import Agent, Event
+from server.services.accounts import AccountError, AgentChange, add_agent, update_agent
 
 
 def agent_cli(runner, *args: str):

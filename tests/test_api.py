@@ -10,8 +10,8 @@ from api_support import SALES, SUPPORT, Desk
 from flask import Flask
 from sqlalchemy import func, select
 
-from server.db import get_session
-from server.models import ApiToken, Event, Outbox, Ticket
+from server.base.db import get_session
+from server.base.models import ApiToken, Event, Outbox, Ticket
 
 PROBLEM = "application/problem+json"
 
@@ -36,8 +36,8 @@ def test_no_token_or_a_bad_one_gets_401_with_a_challenge(api_desk: Desk) -> None
 
 def test_a_revoked_token_and_an_expired_token_get_401(api_desk: Desk) -> None:
     desk = api_desk
-    from server import api_tokens
-    from server.models import Agent
+    from server.base.models import Agent
+    from server.services import api_tokens
 
     assert desk.call("GET", "/api/v1/tickets", "anna").status_code == 200
     with desk.app.app_context():
@@ -73,7 +73,7 @@ def test_a_token_without_the_scope_gets_403_and_changes_nothing(api_desk: Desk) 
 
 def test_a_deactivated_owner_s_token_stops_working(api_desk: Desk) -> None:
     desk = api_desk
-    from server.models import Agent
+    from server.base.models import Agent
 
     with desk.app.app_context():
         db = get_session()
@@ -98,8 +98,8 @@ def test_who_may_make_which_token(api_desk: Desk) -> None:
     desk = api_desk
     import pytest
 
-    from server import api_tokens
-    from server.models import Agent
+    from server.base.models import Agent
+    from server.services import api_tokens
 
     with desk.app.app_context():
         db = get_session()

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from server.api.base import openapi_document
+from server.faces.api.base import openapi_document
 
 EXAMPLES = 40
 # Not checked: "a schema-valid request is accepted". The API refuses, with a 400 problem, what a schema

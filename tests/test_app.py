@@ -95,8 +95,8 @@ def test_processes_starting_together_share_one_set_of_generated_keys(tmp_path):
 
 def test_the_front_page_is_the_shell_and_in_the_demo_shows_who_to_be_and_what_to_try(tmp_path, database_url):
     from server import create_app
-    from server.accounts import ensure_agent
-    from server.db import get_session, init_db
+    from server.base.db import get_session, init_db
+    from server.services.accounts import ensure_agent
 
     app = create_app(
         {"TESTING": True, "DEMO": True, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path)}

@@ -9,7 +9,7 @@ import pytest
 from helpers import MAILBOX, make_email
 from sqlalchemy import select
 
-from server.models import Event, Message, Outbox, Ticket
+from server.base.models import Event, Message, Outbox, Ticket
 
 AGENTS = ("anna@example.com", "boris@example.com", "chen@example.com")
 
@@ -95,7 +95,7 @@ def test_five_new_tickets_are_spread_round_robin(desk, deliver, session):
 
 
 def test_round_robin_skips_away_and_inactive_agents(desk, deliver, session):
-    from server.models import Agent
+    from server.base.models import Agent
 
     session.scalar(select(Agent).where(Agent.email == AGENTS[1])).away = True
     session.scalar(select(Agent).where(Agent.email == AGENTS[2])).active = False
@@ -232,7 +232,7 @@ def test_a_naive_helpdesk_answering_our_acknowledgement_does_not_start_a_loop(de
 
 
 def test_a_broken_template_is_an_event_not_a_half_sent_mail(desk, deliver, session):
-    from server.models import Template
+    from server.base.models import Template
 
     for template in session.scalars(select(Template).where(Template.name == "Acknowledgement")):
         template.body_text = "Hello {{ customer.name }}\nYour ticket is {{ ticket.numbr }}"
@@ -245,7 +245,7 @@ def test_a_broken_template_is_an_event_not_a_half_sent_mail(desk, deliver, sessi
 
 
 def test_rule_changes_are_events_naming_the_rule(desk, deliver, session):
-    from server.models import Rule
+    from server.base.models import Rule
 
     deliver(make_email("URGENT: down"))
     desk.cycle()
@@ -276,7 +276,7 @@ def test_sync_no_send_holds_the_mail_and_outbox_list_shows_it(desk, deliver, run
 
 
 def test_gmail_label_and_least_open_actions(desk, deliver, session, tmp_path, runner):
-    from server.models import Agent
+    from server.base.models import Agent
 
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(
@@ -324,8 +324,8 @@ def test_a_claimed_email_is_left_to_its_sender_then_confirmed_not_resent(desk, d
 
 def test_a_reply_bigger_than_a_json_request_is_sent_once_in_the_customers_thread(desk, deliver, session):
     # Failed before: Gmail's 413 on the JSON body marked the reply failed and it was never sent.
+    from server.base.models import OutboxKind
     from server.gmail.send import enqueue, reply_subject, thread_headers
-    from server.models import OutboxKind
 
     original = deliver(make_email("Invoice copies", sender="dina@example.org", message_id="<inv@x>"))
     desk.cycle()
@@ -354,10 +354,10 @@ def test_a_reply_bigger_than_a_json_request_is_sent_once_in_the_customers_thread
 
 
 def test_the_customer_hears_once_per_solve_in_the_same_thread(desk, deliver, session):
-    from server import tickets
-    from server.automation import run_time_rules
+    from server.base.models import TicketStatus
     from server.gmail.send import deliver_due
-    from server.models import TicketStatus
+    from server.services import tickets
+    from server.services.automation import run_time_rules
 
     original = deliver(
         make_email("Broken export", "CSV export fails", sender="Fay <fay@example.org>", message_id="<exp@x>")
@@ -419,9 +419,9 @@ def test_each_customer_message_keeps_its_urgency_and_tone_and_a_negation_is_not_
 
 
 def test_a_time_rule_reads_the_latest_message_s_tone(desk, deliver, session):
-    from server import rule_sets
-    from server.automation import run_time_rules
-    from server.models import Mailbox
+    from server.base.models import Mailbox
+    from server.services import rule_sets
+    from server.services.automation import run_time_rules
 
     box = session.scalar(select(Mailbox))
     text = (
@@ -446,8 +446,8 @@ def test_a_time_rule_reads_the_latest_message_s_tone(desk, deliver, session):
 
 
 def test_a_mailbox_s_own_words_decide_with_the_shipped_ones(desk, deliver, session):
-    from server.mailbox_settings import save
-    from server.models import Mailbox
+    from server.base.models import Mailbox
+    from server.services.mailbox_settings import save
 
     box = session.scalar(select(Mailbox))
     save(

@@ -16,9 +16,9 @@ import requests
 from helpers import MAILBOX, Process, http, make_email, postdesk_command
 from sqlalchemy import select, text
 
-from server.crypto import decrypt_json
-from server.db import get_engine
-from server.models import Mailbox
+from server.base.crypto import decrypt_json
+from server.base.db import get_engine
+from server.base.models import Mailbox
 
 
 def free_port() -> int:

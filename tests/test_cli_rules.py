@@ -97,7 +97,7 @@ def test_missing_file_and_unknown_mailbox(connected, tmp_path):
 def test_dry_run_shows_what_would_happen_and_changes_nothing(connected, deliver, tmp_path, session):
     from sqlalchemy import func, select
 
-    from server.models import Event, Outbox
+    from server.base.models import Event, Outbox
 
     for subject in ("Invoice 12 is wrong", "Где мой счёт?", "Hello"):
         deliver(make_email(subject, sender="x@example.org"))

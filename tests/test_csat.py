@@ -12,9 +12,9 @@ import pytest
 from helpers import MAILBOX, make_email
 from sqlalchemy import func, select
 
-from server import tickets
-from server.automation import run_time_rules
-from server.models import CsatRating, Event, Outbox, Ticket, TicketStatus
+from server.base.models import CsatRating, Event, Outbox, Ticket, TicketStatus
+from server.services import tickets
+from server.services.automation import run_time_rules
 
 LINK = re.compile(r"(Good|Okay|Bad|Хорошо|Нормально|Плохо): http://helpdesk\.test(/csat/\S+)")
 
@@ -106,7 +106,7 @@ def test_the_rating_pages_are_rate_limited(app, client, solved):
 
 
 def test_a_bad_rating_can_fire_a_rule_that_tells_the_lead(client, session, solved, helpdesk):
-    from server import rule_sets
+    from server.services import rule_sets
 
     ticket, links = solved
     box = helpdesk.mailboxes[MAILBOX]
@@ -133,7 +133,7 @@ def test_a_bad_rating_can_fire_a_rule_that_tells_the_lead(client, session, solve
 
 
 def test_the_rating_shows_on_the_add_on_card(addon, session, desk, app, client):
-    from server.reports.csat import rate
+    from server.services.csat import rate
 
     ticket = session.scalar(select(Ticket).where(Ticket.subject == "Cannot log in"))
     rate(session, ticket, "bad", at=datetime.now(UTC), comment="Too slow")
@@ -168,7 +168,7 @@ def test_the_optional_nps_question_is_asked_only_when_the_mailbox_wants_it(clien
 
 
 def test_the_mailbox_settings_validate_the_nps_choice():
-    from server.mailbox_settings import SettingsError, validate
+    from server.services.mailbox_settings import SettingsError, validate
 
     with pytest.raises(SettingsError) as refused:
         validate({"csat": {"nps": "yes"}})

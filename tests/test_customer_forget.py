@@ -8,9 +8,9 @@ from typing import Any
 from helpers import MAILBOX, make_email
 from sqlalchemy import LargeBinary, func, select, text
 
-from server import actions
-from server.models import Agent, Base, Event, KnowledgeEntry, Message, Ticket, TicketStatus
-from server.tickets import set_status
+from server.base.models import Agent, Base, Event, KnowledgeEntry, Message, Ticket, TicketStatus
+from server.services import action_kinds
+from server.services.tickets import set_status
 
 MARKER = "zq7marker"
 CUSTOMER = f"Olga {MARKER.title()} <olga.{MARKER}@{MARKER}-shop.test>"
@@ -56,8 +56,7 @@ def in_full_text_index(session: Any) -> bool:
 def test_forgetting_a_customer_leaves_no_trace_of_them_and_keeps_the_ticket_counts(
     app, helpdesk, deliver, session, runner
 ):
-    from server import webhooks
-    from server.reports import csat
+    from server.services import csat, webhooks
 
     box = helpdesk.connect(MAILBOX, ["anna@example.com"])
     admin = session.scalar(select(Agent))
@@ -77,7 +76,7 @@ def test_forgetting_a_customer_leaves_no_trace_of_them_and_keeps_the_ticket_coun
     session.commit()
     # Answered and solved: the ticket is in the knowledge index, its words in the full-text index too.
     anna = session.scalar(select(Agent).where(Agent.email == "anna@example.com"))
-    assert actions.reply_with_text(
+    assert action_kinds.reply_with_text(
         session, ticket, f"Hi Olga {MARKER}, it is on its way.", agent=anna, now=datetime.now(UTC)
     )
     session.commit()
@@ -131,8 +130,8 @@ def test_forget_refuses_what_is_not_an_address_and_asks_first(runner):
 def test_an_admin_forgets_a_customer_on_the_settings_page(web, google, team):
     from web_support import csrf_token, sign_in
 
-    from server.db import get_session
-    from server.models import Customer
+    from server.base.db import get_session
+    from server.base.models import Customer
 
     with web.app_context():
         db = get_session()

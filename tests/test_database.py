@@ -12,9 +12,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from server.db import get_engine, init_db, make_engine
-from server.migrations import alembic_config, ours
-from server.models import Base, Mailbox, Ticket
+from server.base.db import get_engine, init_db, make_engine
+from server.base.migrations import alembic_config, ours
+from server.base.models import Base, Mailbox, Ticket
 
 
 def test_migrations_produce_exactly_the_models_schema(app):
@@ -102,8 +102,8 @@ def test_upsert_lets_two_writers_of_the_same_row_both_succeed(app, session, help
 
     from sqlalchemy.orm import Session
 
-    from server.db import upsert
-    from server.models import Agent, TicketView
+    from server.base.db import upsert
+    from server.base.models import Agent, TicketView
 
     box = helpdesk.connect("support@example.com", agents=["anna@example.com"])
     ticket = Ticket(mailbox_id=box.id, number=1, subject="s")

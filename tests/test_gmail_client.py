@@ -194,9 +194,9 @@ def test_a_service_account_is_delegated_to_the_mailbox(service_account_info):
 
 
 def test_a_stored_mailbox_gets_a_working_client_with_the_apps_settings(app, session, gmail):
-    from server.accounts import MailboxSpec, add_mailbox
+    from server.base.models import AuthKind
     from server.gmail.client import client_for_mailbox
-    from server.models import AuthKind
+    from server.services.accounts import MailboxSpec, add_mailbox
 
     mailbox = add_mailbox(session, MailboxSpec(MAILBOX, AuthKind.SANDBOX, gmail.url))
     with client_for_mailbox(mailbox) as client:

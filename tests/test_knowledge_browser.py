@@ -11,9 +11,9 @@ from test_previewer_browser import ARTIFACTS, CHROMIUM_FLAGS, _chromium
 from test_settings_browser import _prepare, settings_env, start_web
 
 from server import create_app
-from server.db import get_engine, get_session
-from server.knowledge import faq
-from server.models import Event, Mailbox, Template, Ticket
+from server.base.db import get_engine, get_session
+from server.base.models import Event, Mailbox, Template, Ticket
+from server.services.knowledge import faq
 
 
 def _link(env: dict[str, str], base: str) -> tuple[str, int]:

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from server import template_sets
-from server.knowledge import faq
-from server.mailbox_settings import SettingsError, validate
-from server.models import Event, Outbox, Template, Ticket
+from server.base.models import Event, Outbox, Template, Ticket
+from server.services import template_sets
+from server.services.knowledge import faq
+from server.services.mailbox_settings import SettingsError, validate
 
 LINK = re.compile(r"http://helpdesk\.test(/faq/\S+)")
 EXPORT = "Open Settings → Data → Export and choose CSV; the file arrives by email within minutes."
@@ -155,8 +155,8 @@ def test_example_questions_are_checked_and_kept_on_the_template(box, session):
 
 
 def test_the_reports_show_the_faq_deflection_rate(app, box, helpdesk, deliver, session, client):
-    from server.reports import metrics
-    from server.reports.tiles import tiles
+    from server.services.figures import metrics
+    from server.services.figures.tiles import tiles
 
     for n, sender in enumerate(("a@customer.test", "b@customer.test", "c@customer.test", "d@customer.test")):
         deliver(make_email(f"Export {n}", "How do I export my data to CSV?", sender=sender))

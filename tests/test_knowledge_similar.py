@@ -12,10 +12,10 @@ from helpers import MAILBOX, make_email
 from knowledge_corpus import corpus, held_out, topic_of_answer
 from sqlalchemy import select
 
-from server.addon_api import cards
-from server.knowledge import index, similar
-from server.models import AuthKind, KnowledgeEntry, KnowledgeTerm, Ticket, TicketStatus
-from server.tickets import set_status
+from server.base.models import AuthKind, KnowledgeEntry, KnowledgeTerm, Ticket, TicketStatus
+from server.faces.addon import cards
+from server.services.knowledge import index, similar
+from server.services.tickets import set_status
 
 pytest_plugins = ["addon_fixtures"]
 
@@ -136,7 +136,7 @@ def test_reindex_rebuilds_what_solving_built_and_similar_shows_it(helpdesk, sess
 
 def test_the_right_answer_is_in_the_top_three_for_held_out_tickets(app, session):
     """The bench's measure on a smaller corpus (make bench prints it for 3,000 solved tickets)."""
-    from server.accounts import MailboxSpec, add_mailbox
+    from server.services.accounts import MailboxSpec, add_mailbox
 
     box = add_mailbox(session, MailboxSpec(MAILBOX, AuthKind.SANDBOX, "http://127.0.0.1:9/", None, "Support"))
     session.commit()

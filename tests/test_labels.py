@@ -1,4 +1,4 @@
-"""Ticket state mirrored in Gmail labels (server.labels) against the sandbox with the real client:
+"""Ticket state mirrored in Gmail labels (server.services.labels) against the sandbox with the real client:
 each ticket action gives exactly the expected labels on the thread, names follow the agent and the
 mailbox's language, a change made after the labels were read is applied again, and `postdesk labels
 sync` brings back a label deleted in Gmail."""
@@ -13,10 +13,10 @@ from helpers import MAILBOX, make_email
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import tickets
-from server.labels import apply_wanted
-from server.models import Agent, Event, Priority, Ticket, TicketStatus
-from server.reminders import run_reminders
+from server.base.models import Agent, Event, Priority, Ticket, TicketStatus
+from server.flows.reminders import run_reminders
+from server.services import tickets
+from server.services.labels import apply_wanted
 
 
 def _enable(session, box, **options):
@@ -298,7 +298,7 @@ def test_a_thousand_random_changes_from_both_sides_end_in_agreement(helpdesk, de
     echo, none is applied twice); at the end every thread's labels are exactly its ticket's."""
     import random
 
-    from server.labels import label_name, wanted_keys
+    from server.services.labels import label_name, wanted_keys
 
     seed = random.randrange(1_000_000) if seed is None else seed
     rng = random.Random(seed)
@@ -381,7 +381,7 @@ def test_a_thousand_random_changes_from_both_sides_end_in_agreement(helpdesk, de
 def test_turning_labels_on_asks_for_them_on_every_open_ticket_and_the_worker_puts_them(
     helpdesk, deliver, session
 ):
-    from server.mailbox_settings import save
+    from server.services.mailbox_settings import save
 
     box = helpdesk.connect(MAILBOX, agents=["anna@example.com"])
     for n in range(3):

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from server.base.models import Event, Message, Ticket
 from server.gmail.mime import (
     automatic_reason,
     decode_bytes,
@@ -19,7 +20,6 @@ from server.gmail.mime import (
     sanitize_html,
     split_reply,
 )
-from server.models import Event, Message, Ticket
 
 FIXTURES = Path(__file__).parent / "fixtures" / "emails"
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from server.base.models import OutboxKind
+from server.flows.clock.lease import acquire
 from server.gmail.send import enqueue
-from server.lease import acquire
-from server.models import OutboxKind
 
 
 def _families(text: str) -> dict[str, dict[tuple, float]]:

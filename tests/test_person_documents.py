@@ -40,7 +40,7 @@ def test_date_like_values_stay_text_and_real_dates_are_still_read_as_dates_by_th
     data = load_document("closed: [2026-13-45, 2026-12-31]\nwhen: 2026-01-01 10:00:00\n")
     assert data == {"closed": ["2026-13-45", "2026-12-31"], "when": "2026-01-01 10:00:00"}
 
-    from server.sla import CalendarError, calendar_from_config
+    from server.services.sla import CalendarError, calendar_from_config
 
     with pytest.raises(CalendarError) as refused:
         calendar_from_config({"timezone": "UTC", "hours": "always", "closed": data["closed"]})

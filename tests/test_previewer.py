@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from server import create_app
-from server.addon_api.preview import DEMO_CLIENT_ID
-from server.db import get_engine
-from server.models import Agent
+from server.base.db import get_engine
+from server.base.models import Agent
+from server.faces.addon.preview import DEMO_CLIENT_ID
 
 
 @pytest.fixture

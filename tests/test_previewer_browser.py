@@ -15,7 +15,7 @@ from helpers import Process
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from server.models import Agent, Event, Ticket
+from server.base.models import Agent, Event, Ticket
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "build" / "artifacts"

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from server.db import get_session
-from server.models import Mailbox, Ticket
+from server.base.db import get_session
+from server.base.models import Mailbox, Ticket
 
 AUDIENCE = "https://desk.example/gmail/push"
 ACCOUNT = "gmail-push@postdesk-project.iam.gserviceaccount.com"
@@ -95,7 +95,7 @@ def test_a_good_push_asks_for_a_sync_and_what_need_not_be_acted_on_is_acknowledg
     again = _post(pushing, token, _envelope(history_id=6002))  # duplicates are harmless
     assert (fresh.status_code, again.status_code) == (204, 204) and _wanted(session)
 
-    from server.push import wanted_syncs
+    from server.services.watches import wanted_syncs
 
     assert wanted_syncs(session) == [session.scalar(select(Mailbox.id))]
     assert wanted_syncs(session) == [] and not _wanted(session)  # taken once
@@ -104,7 +104,7 @@ def test_a_good_push_asks_for_a_sync_and_what_need_not_be_acted_on_is_acknowledg
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_mail_becomes_a_ticket_through_push_with_the_poll_an_hour_away(app, gmail, session, mailbox):
-    from server.scheduler import run_worker
+    from server.flows.clock.scheduler import run_worker
 
     web = make_server("127.0.0.1", 0, app, threaded=True)
     base = f"http://127.0.0.1:{web.server_address[1]}"

@@ -12,13 +12,13 @@ from helpers import MAILBOX, make_email
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from server import tickets
-from server.db import get_engine
-from server.defaults import replace_rules
-from server.mailbox_settings import ReminderSettings, SettingsError, reminder_settings, validate
-from server.models import ActorKind, Agent, Event, Outbox, Priority, ReminderMark, Ticket, TicketStatus
-from server.reminders import due_query, plan, run_reminders
-from server.sla import calendar_from_config
+from server.base.db import get_engine
+from server.base.models import ActorKind, Agent, Event, Outbox, Priority, ReminderMark, Ticket, TicketStatus
+from server.flows.reminders import due_query, plan, run_reminders
+from server.services import tickets
+from server.services.defaults import replace_rules
+from server.services.mailbox_settings import ReminderSettings, SettingsError, reminder_settings, validate
+from server.services.sla import calendar_from_config
 
 MSK = ZoneInfo("Europe/Moscow")
 CALENDAR = {
@@ -59,7 +59,7 @@ def scan(app, now: datetime) -> None:
 @pytest.fixture
 def team(app, helpdesk, session):
     """support@ with Anna (admin, Russian, Moscow) and Bob (agent, English, New York); SLA 2 h / 10 h."""
-    from server.models import SlaPolicy
+    from server.base.models import SlaPolicy
 
     box = helpdesk.connect(MAILBOX, agents=["anna@example.com", "bob@example.com"])
     anna, bob = (
@@ -75,7 +75,7 @@ def team(app, helpdesk, session):
     )
     # Keep only the acknowledgement: the test assigns by hand, as agents do.
     import rules as rule_engine
-    from server.defaults import DEFAULT_RULES
+    from server.services.defaults import DEFAULT_RULES
 
     replace_rules(
         session,
@@ -222,7 +222,7 @@ def test_a_week_of_reminders_each_once_on_time_to_the_right_person_in_their_lang
     assert sorted(b["deadline"] for b in breaches) == ["first_response", "resolution"]
     assert session.scalar(select(func.count()).select_from(Ticket).where(Ticket.remind_at.is_not(None))) == 0
     # Reminders name their ticket ([#N]) but are the team's mail: never filed on the ticket.
-    from server.models import Message
+    from server.base.models import Message
 
     filed_threads = set(session.scalars(select(Message.gmail_thread_id).where(Message.ticket_id == alice.id)))
     assert filed_threads == {alice.gmail_thread_id}
@@ -250,7 +250,7 @@ MOSCOW = calendar_from_config(CALENDAR)
 
 
 def settings_with(**values) -> ReminderSettings:
-    from server.models import Mailbox
+    from server.base.models import Mailbox
 
     return reminder_settings(Mailbox(settings={"reminders": values}))
 
@@ -370,7 +370,7 @@ def test_mailbox_settings_are_validated_whole_and_shown_with_defaults(runner, te
 
 
 def test_bad_stored_settings_templates_and_calendars_never_stop_the_scan(app, team, session):
-    from server.models import Template
+    from server.base.models import Template
 
     box, anna, _bob = team
     # Stored by hand, around the validation: the scan falls back to defaults, logs, and goes on.
@@ -467,7 +467,7 @@ def test_each_person_chooses_the_reminders_and_digest_they_get_but_escalations_s
 ):
     """Bob turns the daily digest and his reminders off; Anna keeps hers. Bob's ticket's warning goes
     to nobody, its escalation still reaches Anna (the admin), and only Anna gets a digest."""
-    from server.accounts import AgentChange, update_agent
+    from server.services.accounts import AgentChange, update_agent
 
     box, anna, bob = team
     update_agent(session, bob.email, AgentChange(notifications={"digest": False, "reminders": False}))

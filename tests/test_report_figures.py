@@ -26,9 +26,9 @@ from report_history import (
     play,
 )
 
-from server.models import Ticket
-from server.reports import metrics
-from server.reports.metrics import Period, Scope
+from server.base.models import Ticket
+from server.services.figures import metrics
+from server.services.figures.metrics import Period, Scope
 
 WINDOW_START = datetime(
     2026, 10, 28, 0, 0, tzinfo=UTC
@@ -330,8 +330,8 @@ def test_the_migration_measures_the_tickets_already_there(empty_database_url):
     from alembic import command
     from sqlalchemy import text
 
-    from server.db import make_engine
-    from server.migrations import alembic_config
+    from server.base.db import make_engine
+    from server.base.migrations import alembic_config
 
     engine = make_engine(empty_database_url)
     config = alembic_config(engine)
@@ -373,7 +373,7 @@ def test_the_migration_measures_the_tickets_already_there(empty_database_url):
 
 
 def test_the_net_promoter_score_counts_promoters_less_detractors(session):
-    from server.reports import csat
+    from server.services import csat
 
     box, agents = new_mailbox(session, f"nps{next(_names)}", CALENDARS["always"])
     box.settings = {**box.settings, "csat": {"nps": True}}

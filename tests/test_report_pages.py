@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from report_history import Played, play
 from web_support import sign_in
 
-from server.db import get_session
-from server.models import Agent, Mailbox, Ticket
+from server.base.db import get_session
+from server.base.models import Agent, Mailbox, Ticket
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 
@@ -177,7 +177,7 @@ def test_digits_that_are_not_decimal_are_a_clear_400(web, google, team):
 
 
 def test_a_tiles_arrow_is_green_only_when_the_change_is_for_the_better():
-    from server.reports.tiles import Tile
+    from server.services.figures.tiles import Tile
 
     assert Tile("first response", 10, 20, "minutes", lower_is_better=True).better is True
     assert Tile("solved", 10, 20, "count").better is False

@@ -11,10 +11,10 @@ import time_machine
 from report_history import Played, play
 from sqlalchemy import select
 
-from server.accounts import ensure_agent
+from server.base.models import Agent, Outbox, Role
 from server.gmail.send import deliver_due
-from server.models import Agent, Outbox, Role
-from server.reports.weekly import queue_weekly_reports
+from server.services.accounts import ensure_agent
+from server.services.figures.weekly import queue_weekly_reports
 
 MONDAY_9_MSK = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # Monday 09:00 in Moscow, 01:00 in New York
 

@@ -12,9 +12,9 @@ import pytest
 from helpers import MAILBOX, postdesk_command
 from sqlalchemy import create_engine, select, text
 
-from server import tickets
-from server.models import Mailbox, SlaPolicy, Ticket, TicketStatus
-from server.tickets.actions import refresh_due_times
+from server.base.models import Mailbox, SlaPolicy, Ticket, TicketStatus
+from server.services import tickets
+from server.services.tickets.actions import refresh_due_times
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 POLICIES = (

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import rules as rule_engine
 from rules.model import BASE_OPERATORS, FIELDS, OPERATORS, FieldType
-from server.rule_forms import from_form, to_form
+from server.faces.settings.rule_forms import from_form, to_form
 
 TEXT = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() != "")
 NUMBER = st.one_of(st.integers(-(10**6), 10**6), st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
@@ -106,7 +106,7 @@ def test_any_form_data_gives_a_rule_or_the_engines_error(data):
 
 
 def test_rows_are_added_removed_and_switched_without_a_script():
-    from server.rule_forms import edit
+    from server.faces.settings.rule_forms import edit
 
     form = {"name": "R", "trigger": "ticket_created", "a.0.kind": "add_tag", "a.0.value": "x"}
     form = edit(form, "add-leaf:c")  # the first condition makes an "all" group

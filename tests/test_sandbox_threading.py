@@ -12,7 +12,7 @@ import pytest
 from helpers import MAILBOX
 from sqlalchemy import select
 
-from server.models import Message, Ticket
+from server.base.models import Message, Ticket
 
 SUBJECT = "Проблема с доставкой заказа"
 

@@ -19,10 +19,11 @@ from oidc_issuer import StandInGoogle
 from sqlalchemy import select
 from test_previewer_browser import ARTIFACTS, CHROMIUM_FLAGS, _chromium
 
-from server import create_app, tickets
-from server.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
-from server.db import get_engine, get_session, init_db
-from server.models import Agent, AuthKind, Ticket
+from server import create_app
+from server.base.db import get_engine, get_session, init_db
+from server.base.models import Agent, AuthKind, Ticket
+from server.services import tickets
+from server.services.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
 
 
 def _free_port() -> int:

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from web_support import csrf_token, sign_in
 
-from server import tickets
-from server.automation import load_mailbox_rules
-from server.db import get_session
-from server.models import Event, Mailbox, Rule
+from server.base.db import get_session
+from server.base.models import Event, Mailbox, Rule
+from server.services import tickets
+from server.services.automation import load_mailbox_rules
 
 
 def _fields(page: str) -> dict[str, str]:
@@ -81,7 +81,7 @@ def test_an_admin_builds_the_urgent_rule_sees_its_yaml_dry_runs_and_saves_it(web
 
 
 def test_a_stored_rule_opened_in_the_builder_and_saved_unchanged_stays_the_same(web, google, team):
-    from server import rule_sets
+    from server.services import rule_sets
 
     text = """rules:
   - name: Mixed
@@ -101,7 +101,7 @@ def test_a_stored_rule_opened_in_the_builder_and_saved_unchanged_stays_the_same(
     with web.app_context():
         db = get_session()
         box = db.get(Mailbox, team["mailbox"])
-        from server.defaults import install_defaults
+        from server.services.defaults import install_defaults
 
         install_defaults(db, box)
         db.commit()

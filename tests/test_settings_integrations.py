@@ -9,8 +9,8 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from web_support import csrf_token, sign_in
 
-from server.db import get_session
-from server.models import ApiToken, Webhook
+from server.base.db import get_session
+from server.base.models import ApiToken, Webhook
 
 
 def _secret(page: str, element: str) -> str | None:

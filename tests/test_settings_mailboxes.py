@@ -10,9 +10,9 @@ from helpers import MAILBOX, make_email, service_account_key
 from sqlalchemy import select
 from web_support import csrf_token, sign_in
 
-from server.crypto import decrypt_json
-from server.db import get_session
-from server.models import Event, Mailbox
+from server.base.crypto import decrypt_json
+from server.base.db import get_session
+from server.base.models import Event, Mailbox
 
 
 def _admin(web, google):
@@ -99,8 +99,8 @@ def test_a_manager_reads_the_mailbox_settings_and_changes_nothing(web, google, t
 
 
 def test_team_addresses_are_never_answered_automatically(helpdesk, deliver, session):
-    from server.mailbox_settings import save
-    from server.models import Outbox
+    from server.base.models import Outbox
+    from server.services.mailbox_settings import save
 
     box = helpdesk.connect(MAILBOX, ["anna@example.com"])
     save(session, box, {"team_addresses": ["partner@example.net"]}, batch=50)
@@ -114,9 +114,9 @@ def test_team_addresses_are_never_answered_automatically(helpdesk, deliver, sess
 
 
 def test_a_paused_mailbox_is_neither_synced_nor_sent_until_resumed(web, google, gmail, deliver):
-    from server.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
-    from server.models import AuthKind
-    from server.sync_runner import SyncRunner
+    from server.base.models import AuthKind
+    from server.flows.sync_runner import SyncRunner
+    from server.services.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
 
     with web.app_context():
         db = get_session()
@@ -157,8 +157,8 @@ def test_a_refused_connection_is_shown_not_a_500(web, google, team):
 
 
 def test_a_mailboxs_own_admin_manages_that_mailbox_and_no_other(web, google, team):
-    from server.accounts import MailboxSpec, add_mailbox
-    from server.models import AuthKind
+    from server.base.models import AuthKind
+    from server.services.accounts import MailboxSpec, add_mailbox
 
     with web.app_context():
         other = add_mailbox(
@@ -184,7 +184,7 @@ def test_a_mailboxs_own_admin_manages_that_mailbox_and_no_other(web, google, tea
 
 
 def test_an_admin_of_a_mailbox_must_work_in_it(web, google, team, runner):
-    from server.accounts import AccountError, AgentChange, update_agent
+    from server.services.accounts import AccountError, AgentChange, update_agent
 
     with web.app_context():
         try:
@@ -277,7 +277,7 @@ def test_connect_gmail_refuses_another_accounts_consent_no_refresh_token_and_a_r
 
 
 def test_mailbox_settings_saved_over_a_newer_version_say_so_and_keep_the_newer(web, google, team):
-    from server.mailbox_settings import save
+    from server.services.mailbox_settings import save
 
     client, token = _admin(web, google)
     url = f"/settings/mailboxes/{team['mailbox']}"
@@ -321,9 +321,9 @@ def test_mailbox_texts_are_shown_escaped(web, google, team):
 def test_the_gmail_quota_spent_today_is_counted_and_shown(web, google, gmail, deliver):
     from helpers import http
 
-    from server.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
-    from server.models import AuthKind, GmailUsage
-    from server.sync_runner import SyncRunner
+    from server.base.models import AuthKind, GmailUsage
+    from server.flows.sync_runner import SyncRunner
+    from server.services.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
 
     with web.app_context():
         db = get_session()

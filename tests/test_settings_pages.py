@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from sqlalchemy import event, select
 from web_support import csrf_token, sign_in
 
-from server import tickets
-from server.db import get_engine, get_session
-from server.models import Agent, Event, Outbox, Ticket
+from server.base.db import get_engine, get_session
+from server.base.models import Agent, Event, Outbox, Ticket
+from server.services import tickets
 
 #: "boxadmin" is an agent who is an admin of support@example.com only.
 ROLES = ("admin", "manager", "agent", "boxadmin")
@@ -103,6 +103,7 @@ PUBLIC = {
     "/auth/signed-out",
     "/auth/language",
     "/auth/demo",
+    "/",  # the front page: where things are (and, in the demo, who to sign in as)
 }
 
 
@@ -239,7 +240,7 @@ def test_the_last_admin_cannot_demote_themself_from_the_page(web, google, team):
 
 
 def test_a_form_saved_over_a_newer_version_says_so_and_keeps_the_newer(web, google, team):
-    from server.accounts import AgentChange, update_agent
+    from server.services.accounts import AgentChange, update_agent
 
     client, token = _admin(web, google)
     form = client.get(f"/settings/agents/{team['agent']}").get_data(as_text=True)
@@ -304,7 +305,7 @@ def test_the_audit_log_shows_who_changed_what_and_filters(web, google, team):
 
 
 def test_pages_answer_in_at_most_15_statements_and_1000_agents_are_paginated(web, google, team):
-    from server.accounts import AgentChange, add_agent
+    from server.services.accounts import AgentChange, add_agent
 
     with web.app_context():
         db = get_session()

@@ -7,8 +7,8 @@ import re
 
 from web_support import csrf_token, sign_in
 
-from server.db import get_session
-from server.models import Mailbox
+from server.base.db import get_session
+from server.base.models import Mailbox
 
 FORM = {"enabled": "y", "warn_minutes": "45", "escalate_minutes": "90", "unassigned_minutes": "0",
         "pending_followup_days": "2", "pending_autosolve_days": "5", "digest": "y", "digest_time": "08:30"}  # fmt: skip
@@ -45,7 +45,7 @@ def test_reminder_settings_are_saved_and_said_in_words(web, google, team):
 
 
 def test_the_team_reads_the_reminder_page_and_each_persons_choices(web, google, team):
-    from server.accounts import AgentChange, update_agent
+    from server.services.accounts import AgentChange, update_agent
 
     with web.app_context():
         update_agent(get_session(), "agent@example.com", AgentChange(notifications={"digest": False}))

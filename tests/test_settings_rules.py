@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from web_support import csrf_token, sign_in
 
-from server import tickets
-from server.db import get_session
-from server.models import Event, Outbox, Rule, Ticket
+from server.base.db import get_session
+from server.base.models import Event, Outbox, Rule, Ticket
+from server.services import tickets
 
 URGENT = """rules:
   - name: Urgent words
@@ -153,7 +153,7 @@ def test_the_team_reads_the_rules_only_admins_change_them(web, google, team):
 def test_the_dry_run_reads_every_ticket_with_a_bounded_number_of_statements(web, google, team):
     from sqlalchemy import event as sa_event
 
-    from server.db import get_engine
+    from server.base.db import get_engine
 
     _tickets(web, team, [f"Case {n} urgent" for n in range(60)])
     client, token = _admin(web, google)

@@ -16,13 +16,14 @@ from test_previewer_browser import ARTIFACTS, CHROMIUM_FLAGS, _chromium
 from test_settings_browser import _prepare, settings_env, start_web
 from test_settings_sla import MOSCOW as OFFICE_HOURS
 
-from server import create_app, tickets
-from server.accounts import AgentChange, add_agent
-from server.db import get_engine, get_session
-from server.defaults import install_defaults
+from server import create_app
+from server.base.db import get_engine, get_session
+from server.base.models import Event, Mailbox, Rule, Ticket
+from server.flows.sync_runner import SyncRunner
 from server.gmail.sandbox.runner import SandboxServer
-from server.models import Event, Mailbox, Rule, Ticket
-from server.sync_runner import SyncRunner
+from server.services import tickets
+from server.services.accounts import AgentChange, add_agent
+from server.services.defaults import install_defaults
 
 
 def _counts(app) -> tuple[int, int, list[str]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from web_support import csrf_token, sign_in
 
-from server.db import get_session
-from server.models import Mailbox
+from server.base.db import get_session
+from server.base.models import Mailbox
 
 
 def test_a_mailbox_admin_adds_words_and_a_sample_reads_with_them(web, google, team):

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from web_support import csrf_token, sign_in
 
-from server import tickets
-from server.db import get_session
-from server.models import Event, SlaPolicy, Ticket
+from server.base.db import get_session
+from server.base.models import Event, SlaPolicy, Ticket
+from server.services import tickets
 
 MOSCOW = """policies:
   - name: Office hours

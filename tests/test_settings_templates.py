@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from web_support import csrf_token, sign_in
 
-from server import tickets
-from server.db import get_session
-from server.models import Event, Template
+from server.base.db import get_session
+from server.base.models import Event, Template
+from server.services import tickets
 
 
 def _admin(web, google):

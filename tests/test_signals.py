@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.knowledge import signals
-from server.knowledge.signals import SignalWordsError, lexicon, read
+from server.services.knowledge import signals
+from server.services.knowledge.signals import SignalWordsError, lexicon, read
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
 from bench_signals import TARGET, evaluate

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.sla import (
+from server.services.sla import (
     CalendarError,
     add_business_minutes,
     business_minutes_between,
@@ -307,7 +307,7 @@ def test_sla_due_rejects_a_bad_start(runner, tmp_path):
 
 
 def test_policies_validate_every_part():
-    from server.sla import policy_from_config
+    from server.services.sla import policy_from_config
 
     policy = policy_from_config(
         {
@@ -335,8 +335,8 @@ def test_policies_validate_every_part():
 
 
 def test_due_times_follow_priority_policy_and_the_paused_clock(session, mailbox):
-    from server import tickets
-    from server.models import Priority, SlaPolicy, TicketStatus
+    from server.base.models import Priority, SlaPolicy, TicketStatus
+    from server.services import tickets
 
     created = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday 09:00 UTC, default Mon–Fri 09–18
     ticket = tickets.open_ticket(
@@ -376,7 +376,7 @@ def test_due_times_follow_priority_policy_and_the_paused_clock(session, mailbox)
 def test_policies_are_imported_and_a_bad_file_changes_nothing(runner, gmail, session, tmp_path):
     from sqlalchemy import select
 
-    from server.models import SlaPolicy
+    from server.base.models import SlaPolicy
 
     runner.invoke(
         args=["mailbox", "add", "support@example.com", "--sandbox", gmail.url, "--no-default-rules"]

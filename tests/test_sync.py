@@ -8,9 +8,9 @@ import pytest
 from helpers import MAILBOX, http, make_email
 from sqlalchemy import func, select
 
-from server import tickets
+from server.base.models import Event, Message, Ticket, TicketStatus
 from server.gmail.sandbox.seed import seed_demo_mailbox
-from server.models import Event, Message, Ticket, TicketStatus
+from server.services import tickets
 
 
 def ticket_of(session, gmail_id: str) -> Ticket | None:

@@ -18,9 +18,9 @@ import pytest
 from helpers import MAILBOX, make_email
 from sqlalchemy import event, func, select
 
-from server.crypto import encrypt_json
-from server.db import get_engine
-from server.models import Message, Ticket, Webhook
+from server.base.crypto import encrypt_json
+from server.base.db import get_engine
+from server.base.models import Message, Ticket, Webhook
 
 PAGE = 100
 #: Statements per filed message, by kind (what each costs is listed in docs/architecture.md).

@@ -13,7 +13,7 @@ from fleet import Fleet, PushedWeb, Traffic, add_mailboxes, watched, worker_env
 from helpers import run_postdesk, wait_until
 from sqlalchemy import func, select, text
 
-from server.models import Mailbox, Message, Outbox, Ticket
+from server.base.models import Mailbox, Message, Outbox, Ticket
 
 #: The stated take-over bound with the test's settings (docs/deployment.md gives the formula): a dead
 #: worker's task is back in the queue TASK_STALLED_SECONDS (3) after its last heartbeat, within one
@@ -170,7 +170,7 @@ def _filed(session, message_id: str) -> bool:
 
 @pytest.mark.postgres
 def test_the_queue_in_metrics_and_health_and_old_failures_forgotten(app, session, mailbox):
-    from server.tasks import enqueue
+    from server.flows.tasks import enqueue
 
     app.config["TASKS"] = "procrastinate"
     client = app.test_client()
@@ -186,7 +186,7 @@ def test_the_queue_in_metrics_and_health_and_old_failures_forgotten(app, session
         assert client.get("/healthz").status_code == 200
 
         # A task that failed a week ago is forgotten; one that failed today stays for a look.
-        from server.tasks import prune_finished
+        from server.flows.tasks import prune_finished
 
         jobs = session.execute(text("SELECT id FROM procrastinate_jobs ORDER BY id")).scalars().all()
         for job in jobs:
@@ -218,8 +218,8 @@ def test_the_queue_in_metrics_and_health_and_old_failures_forgotten(app, session
 def test_the_queue_migration_goes_down_and_up_again(app):
     from alembic import command
 
-    from server.db import get_engine
-    from server.migrations import alembic_config
+    from server.base.db import get_engine
+    from server.base.migrations import alembic_config
 
     config = alembic_config()
     with get_engine(app).begin() as connection:

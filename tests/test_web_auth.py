@@ -12,8 +12,8 @@ import requests
 from sqlalchemy import select
 from web_support import csrf_token, sign_in
 
-from server.db import get_session
-from server.models import Agent, WebSession
+from server.base.db import get_session
+from server.base.models import Agent, WebSession
 
 
 def session_cookie(client) -> str | None:
@@ -77,7 +77,7 @@ def test_a_replayed_callback_is_refused(web, google, team):
 
 
 def test_people_who_are_not_active_members_are_refused_unless_their_domain_may_join(web, google, team):
-    from server.accounts import AgentChange, update_agent
+    from server.services.accounts import AgentChange, update_agent
 
     with web.app_context():
         update_agent(get_session(), "agent@example.com", AgentChange(active=False))
@@ -212,7 +212,7 @@ def test_every_answer_carries_the_security_headers(web, google, team):
 
 def test_the_session_cookie_is_secure_httponly_and_lax_outside_demo(database_url, tmp_path, google):
     from server import create_app
-    from server.db import get_engine, init_db
+    from server.base.db import get_engine, init_db
 
     app = create_app({"TESTING": True, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path / "i"),
                       **google.config()})  # fmt: skip
@@ -290,8 +290,8 @@ def test_the_profile_language_wins_over_an_earlier_switch_in_the_header(web, goo
 def test_deactivating_someone_ends_their_sessions_and_the_worker_forgets_ended_ones(web, google, team):
     import time_machine
 
-    from server.accounts import AgentChange, update_agent
-    from server.web.sessions import forget_expired
+    from server.services.accounts import AgentChange, update_agent
+    from server.services.sessions import forget_expired
 
     with time_machine.travel(datetime(2026, 11, 23, 9, 0, tzinfo=UTC), tick=False) as clock:
         agent, visitor = web.test_client(), web.test_client()

@@ -19,8 +19,8 @@ import time_machine
 from helpers import make_email
 from sqlalchemy import select
 
-from server import webhooks
-from server.models import Agent, Outbox, Role, Ticket, Webhook, WebhookAttempt, WebhookDelivery
+from server.base.models import Agent, Outbox, Role, Ticket, Webhook, WebhookAttempt, WebhookDelivery
+from server.services import webhooks
 
 SUPPORT = "support@example.com"
 
@@ -110,9 +110,8 @@ def verified(request: dict[str, Any], secret: str, *, fresh: bool = True) -> dic
 def test_each_event_reaches_the_receiver_once_per_change_and_signed(
     helpdesk: Any, deliver: Any, receiver: Receiver, settings: webhooks.Settings
 ) -> None:
-    from server import actions, tickets
-    from server.models import ActorKind
-    from server.reports import csat
+    from server.base.models import ActorKind
+    from server.services import action_kinds, csat, tickets
 
     session = helpdesk.session
     box = helpdesk.connect(SUPPORT, agents=["admin@example.com", "anna@example.com"])
@@ -143,8 +142,8 @@ def test_each_event_reaches_the_receiver_once_per_change_and_signed(
     as_anna = tickets.Actor(ActorKind.AGENT, agent_id=anna.id)
 
     def act(kind: Any, value: Any) -> Counter[str]:
-        ctx = actions.ActionContext(session, box, ticket, as_anna, datetime.now(UTC))
-        actions.perform(ctx, kind, value)
+        ctx = action_kinds.ActionContext(session, box, ticket, as_anna, datetime.now(UTC))
+        action_kinds.perform(ctx, kind, value)
         session.commit()
         return delivered()
 
@@ -174,8 +173,8 @@ def test_each_event_reaches_the_receiver_once_per_change_and_signed(
     assert delivered() == Counter({"csat.received": 1})
 
     # A rolled-back change sends nothing; an unsubscribed type is not sent.
-    ctx = actions.ActionContext(session, box, ticket, as_anna, datetime.now(UTC))
-    actions.perform(ctx, ActionKind.ADD_TAG, "never")
+    ctx = action_kinds.ActionContext(session, box, ticket, as_anna, datetime.now(UTC))
+    action_kinds.perform(ctx, ActionKind.ADD_TAG, "never")
     session.rollback()
     assert delivered() == Counter()
     rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id)).all()

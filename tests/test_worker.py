@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from helpers import Process, make_email, wait_until
 from sqlalchemy import create_engine, select, text
 
-from server import tickets
-from server.lease import acquire, release
-from server.models import Event, TicketStatus
-from server.reminders import run_reminders
+from server.base.models import Event, TicketStatus
+from server.flows.clock.lease import acquire, release
+from server.flows.reminders import run_reminders
+from server.services import tickets
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

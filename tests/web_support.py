@@ -16,8 +16,8 @@ from oidc_issuer import StandInGoogle
 from sqlalchemy import select
 
 from server import create_app
-from server.db import get_engine, get_session, init_db
-from server.models import Rule
+from server.base.db import get_engine, get_session, init_db
+from server.base.models import Rule
 
 
 @pytest.fixture
@@ -49,8 +49,8 @@ def web(database_url: str, tmp_path: Path, google: StandInGoogle) -> Iterator[Fl
 @pytest.fixture
 def team(web: Flask) -> dict[str, Any]:
     """An admin, a manager, an agent and an agent who is admin of the one mailbox they share."""
-    from server.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
-    from server.models import AuthKind
+    from server.base.models import AuthKind
+    from server.services.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
 
     with web.app_context():
         db = get_session()
@@ -70,16 +70,16 @@ def team(web: Flask) -> dict[str, Any]:
                                                     admin_of=("support@example.com",))
         ).id  # fmt: skip
         people["mailbox"] = box.id
-        from server import rule_sets
+        from server.services import rule_sets
 
         rule = "rules:\n  - name: Tag every ticket\n    trigger: ticket_created\n    actions: [{add_tag: seen}]\n"
         rule_sets.save(db, box, rule_sets.parse(db, box, rule))
         people["rule"] = db.scalar(select(Rule.id).where(Rule.mailbox_id == box.id))
         from datetime import UTC, datetime
 
-        from server import api_tokens
-        from server.crypto import encrypt_json
-        from server.models import Agent, Webhook
+        from server.base.crypto import encrypt_json
+        from server.base.models import Agent, Webhook
+        from server.services import api_tokens
 
         admin = db.get(Agent, people["admin"])
         token, _secret = api_tokens.create(

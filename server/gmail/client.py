@@ -493,10 +493,10 @@ class GmailClient:
 
 
 def client_for_mailbox(mailbox: Any, config: dict[str, Any] | None = None, **overrides: Any) -> GmailClient:
-    """A client for a stored :class:`~server.models.Mailbox`, with the app's retry settings."""
+    """A client for a stored :class:`~server.base.models.Mailbox`, with the app's retry settings."""
     from flask import current_app
 
-    from server.crypto import SecretError, decrypt_json
+    from server.base.crypto import SecretError, decrypt_json
 
     settings = config if config is not None else current_app.config
     secret = None

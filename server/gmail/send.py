@@ -1,6 +1,6 @@
 """Sending through the Outbox: decide and record in one transaction, then deliver exactly once.
 
-``enqueue`` writes an :class:`~server.models.Outbox` row inside the caller's transaction (the same one
+``enqueue`` writes an :class:`~server.base.models.Outbox` row inside the caller's transaction (the same one
 that decided to send). ``deliver_due`` hands due rows to Gmail one by one: it claims a row (pending →
 sending, committed) before ``messages.send``, and marks it sent after. A row found in ``sending`` has an
 unknown outcome (a crash or a timeout after handing it over): before trying again it searches the
@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import CursorResult, select, true, update
 from sqlalchemy.orm import Session
 
-from server.db import memo
+from server.base.db import memo
+from server.base.models import Mailbox, Message, Outbox, OutboxKind, OutboxState, Ticket
 from server.gmail.client import GmailClient
 from server.gmail.errors import GmailApiError, GmailError
-from server.models import Mailbox, Message, Outbox, OutboxKind, OutboxState, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def enqueue(
 
 @dataclass
 class Queued:
-    """The Outbox rows :func:`enqueue` made inside one :func:`server.db.memo_scope`.
+    """The Outbox rows :func:`enqueue` made inside one :func:`server.base.db.memo_scope`.
 
     A page's rules run without autoflush (one flush for the page, not one per rule), so what they
     queued may not be in the database yet: the checks that count queued mail (one acknowledgement

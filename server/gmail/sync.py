@@ -6,7 +6,7 @@ the same database. Unique keys (mailbox, gmail id) and (mailbox, thread) make ev
 
 This is the Gmail adapter: it files mail and says what happened (:class:`TicketEvent`), and knows
 nothing of rules. Its caller passes an :data:`EventHandler` that acts on each page's events inside the
-page's transaction (``server.sync_runner`` wires the mailbox's rules in).
+page's transaction (``server.flows.sync_runner`` wires the mailbox's rules in).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from rules import Trigger
-from server import tickets
-from server.db import memo_scope
+from server.base.db import memo_scope
+from server.base.models import Agent, Customer, Direction, Mailbox, Message, SyncState, Ticket
 from server.gmail.client import GmailClient
 from server.gmail.errors import GmailError, HistoryExpired
 from server.gmail.mime import ParsedMessage, parse_gmail_message, text_from_raw
 from server.gmail.send import INTERNAL_HEADER
-from server.models import Agent, Customer, Direction, Mailbox, Message, SyncState, Ticket
+from server.services import tickets
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from addon_support import CLIENT_ID, GoogleKeys
 from common import bench_app, support_mailbox, verdict
 from sqlalchemy import insert
 
-from server.db import get_session
-from server.models import Customer, Event, Message, Ticket
+from server.base.db import get_session
+from server.base.models import Customer, Event, Message, Ticket
 
 TARGET_RATIO = 1.5
 NOW = datetime.now(UTC)

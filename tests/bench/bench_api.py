@@ -29,10 +29,11 @@ from common import verdict  # noqa: E402
 from matrix import postgres_binaries, throwaway_postgres  # noqa: E402
 from sqlalchemy import create_engine, insert, select, text  # noqa: E402
 
-from server import api_tokens, create_app  # noqa: E402
-from server.accounts import MailboxSpec, add_mailbox, ensure_agent  # noqa: E402
-from server.db import get_engine, get_session, init_db  # noqa: E402
-from server.models import Agent, AuthKind, Customer, Role, Ticket, TicketTag  # noqa: E402
+from server import create_app  # noqa: E402
+from server.base.db import get_engine, get_session, init_db  # noqa: E402
+from server.base.models import Agent, AuthKind, Customer, Role, Ticket, TicketTag  # noqa: E402
+from server.services import api_tokens  # noqa: E402
+from server.services.accounts import MailboxSpec, add_mailbox, ensure_agent  # noqa: E402
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 SIZES = {"small": 1_000, "large": 100_000}

@@ -21,9 +21,9 @@ from common import bench_app, support_mailbox, verdict
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import selectinload
 
-from server import rule_sets
-from server.db import get_session
-from server.models import Event, Mailbox, Message, Outbox, Ticket
+from server.base.db import get_session
+from server.base.models import Event, Mailbox, Message, Outbox, Ticket
+from server.services import rule_sets
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TARGET_RATIO = 5.0

@@ -38,12 +38,12 @@ from matrix import postgres_binaries, throwaway_postgres  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from server import create_app  # noqa: E402
-from server.db import get_session, init_db  # noqa: E402
-from server.knowledge import faq, index, similar  # noqa: E402
-from server.knowledge.stemming import terms  # noqa: E402
-from server.mailbox_settings import faq_settings  # noqa: E402
-from server.models import KnowledgeEntry, KnowledgeTerm, Message, Template, Ticket, TicketStatus  # noqa: E402
-from server.tickets import actions  # noqa: E402
+from server.base.db import get_session, init_db  # noqa: E402
+from server.base.models import KnowledgeEntry, KnowledgeTerm, Message, Template, Ticket, TicketStatus  # noqa: E402
+from server.services.knowledge import faq, index, similar  # noqa: E402
+from server.services.knowledge.stemming import terms  # noqa: E402
+from server.services.mailbox_settings import faq_settings  # noqa: E402
+from server.services.tickets import actions  # noqa: E402
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 TRAINING, HELD_OUT = 3_000, 480

@@ -25,13 +25,13 @@ from google.auth.credentials import AnonymousCredentials
 from helpers import make_email
 from sqlalchemy import insert, select
 
-from server import tickets
-from server.db import get_session
+from server.base.db import get_session
+from server.base.models import Agent, Mailbox, Message, Priority, Ticket, TicketStatus
 from server.gmail.client import GmailClient
 from server.gmail.quota import PER_USER_UNITS_PER_MINUTE
 from server.gmail.sandbox import SandboxServer
-from server.labels import apply_wanted, request_all
-from server.models import Agent, Mailbox, Message, Priority, Ticket, TicketStatus
+from server.services import tickets
+from server.services.labels import apply_wanted, request_all
 
 TARGET_UNITS = 10.0
 CHANGES, ROUND, TICKETS = 1_500, 30, 300

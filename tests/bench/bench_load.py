@@ -32,12 +32,12 @@ from matrix import postgres_binaries, throwaway_postgres
 from sqlalchemy import create_engine, select, text
 
 from server import create_app
-from server.accounts import MailboxSpec, add_mailbox, ensure_agent
-from server.db import get_engine, get_session, init_db
-from server.defaults import install_defaults
+from server.base.db import get_engine, get_session, init_db
+from server.base.models import AuthKind, Message, Ticket
+from server.flows.sync_runner import SyncRunner
 from server.gmail.sandbox import SandboxServer
-from server.models import AuthKind, Message, Ticket
-from server.sync_runner import SyncRunner
+from server.services.accounts import MailboxSpec, add_mailbox, ensure_agent
+from server.services.defaults import install_defaults
 
 AGENTS = 50
 TICKETS = 400

@@ -24,11 +24,11 @@ from helpers import http, make_email
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from server.accounts import MailboxSpec, add_mailbox
-from server.db import get_session
+from server.base.db import get_session
+from server.base.models import AuthKind, Ticket
+from server.flows.clock.scheduler import run_worker
 from server.gmail.sandbox import SandboxServer
-from server.models import AuthKind, Ticket
-from server.scheduler import run_worker
+from server.services.accounts import MailboxSpec, add_mailbox
 
 MESSAGES = 200
 ACCOUNT = "gmail-push@bench.iam.gserviceaccount.com"

@@ -19,9 +19,9 @@ from pathlib import Path
 from common import bench_app, support_mailbox, verdict
 from sqlalchemy import delete, insert, update
 
-from server.db import get_session
-from server.models import Event, Outbox, ReminderMark, Ticket
-from server.reminders import run_reminders
+from server.base.db import get_session
+from server.base.models import Event, Outbox, ReminderMark, Ticket
+from server.flows.reminders import run_reminders
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, inside business hours
 DUE = 60

@@ -33,9 +33,9 @@ from matrix import postgres_binaries, throwaway_postgres  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from server import create_app  # noqa: E402
-from server.accounts import MailboxSpec, add_mailbox, ensure_agent  # noqa: E402
-from server.db import get_engine, get_session, init_db  # noqa: E402
-from server.models import AuthKind, CsatRating, Customer, Event, Message, Role, Ticket, TicketTag  # noqa: E402
+from server.base.db import get_engine, get_session, init_db  # noqa: E402
+from server.base.models import AuthKind, CsatRating, Customer, Event, Message, Role, Ticket, TicketTag  # noqa: E402
+from server.services.accounts import MailboxSpec, add_mailbox, ensure_agent  # noqa: E402
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 YEAR, RECENT_DAYS = 100_000, 30
@@ -142,8 +142,8 @@ def build(url: str, total: int) -> Any:
 
 
 def overview_seconds(app: Any) -> float:
-    from server.reports.metrics import Period, Scope
-    from server.reports.views import page_figures
+    from server.faces.reports.views import page_figures
+    from server.services.figures.metrics import Period, Scope
 
     with app.app_context():
         db = get_session()
@@ -162,8 +162,8 @@ from datetime import UTC, datetime
 from flask import g
 from sqlalchemy import select
 from server import create_app
-from server.db import get_session
-from server.models import Agent
+from server.base.db import get_session
+from server.base.models import Agent
 app = create_app({"DATABASE_URL": sys.argv[1], "INSTANCE_PATH": sys.argv[2]})
 
 def export(days):

@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE.parent))
 from common import verdict  # noqa: E402
 
 from server.gmail.mime import split_reply  # noqa: E402
-from server.knowledge.signals import read  # noqa: E402
+from server.services.knowledge.signals import read  # noqa: E402
 
 SETS = HERE.parent / "fixtures" / "signals"
 #: The default rule before urgency was read: these words in the subject or body made a ticket high priority.

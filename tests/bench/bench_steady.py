@@ -43,13 +43,9 @@ from bench_sync import GmailWait  # noqa: E402
 from matrix import postgres_binaries, throwaway_postgres  # noqa: E402
 
 from server import create_app  # noqa: E402
-from server.accounts import MailboxSpec, add_mailbox, ensure_agent  # noqa: E402
-from server.crypto import encrypt_json  # noqa: E402
-from server.db import get_engine, get_session, init_db  # noqa: E402
-from server.defaults import install_defaults  # noqa: E402
-from server.gmail.client import client_for_mailbox  # noqa: E402
-from server.gmail.sandbox import Sandbox  # noqa: E402
-from server.models import (  # noqa: E402
+from server.base.crypto import encrypt_json  # noqa: E402
+from server.base.db import get_engine, get_session, init_db  # noqa: E402
+from server.base.models import (  # noqa: E402
     AuthKind,
     Outbox,
     Ticket,
@@ -57,8 +53,12 @@ from server.models import (  # noqa: E402
     Webhook,
     WebhookDelivery,
 )
-from server.sync_runner import sync_with_rules  # noqa: E402
-from server.tickets import set_status  # noqa: E402
+from server.flows.sync_runner import sync_with_rules  # noqa: E402
+from server.gmail.client import client_for_mailbox  # noqa: E402
+from server.gmail.sandbox import Sandbox  # noqa: E402
+from server.services.accounts import MailboxSpec, add_mailbox, ensure_agent  # noqa: E402
+from server.services.defaults import install_defaults  # noqa: E402
+from server.services.tickets import set_status  # noqa: E402
 
 MAILBOX = "support@example.com"
 TARGET_OWN_MS = 5.0

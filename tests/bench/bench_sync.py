@@ -28,13 +28,13 @@ from typing import Any
 import httplib2
 
 from server import create_app
-from server.accounts import MailboxSpec, add_mailbox, ensure_agent
-from server.db import get_session, init_db
+from server.base.db import get_session, init_db
+from server.base.models import AuthKind
+from server.flows.sync_runner import sync_with_rules as sync_mailbox
 from server.gmail.client import client_for_mailbox
 from server.gmail.quota import PER_USER_UNITS_PER_MINUTE
 from server.gmail.sandbox import Sandbox
-from server.models import AuthKind
-from server.sync_runner import sync_with_rules as sync_mailbox
+from server.services.accounts import MailboxSpec, add_mailbox, ensure_agent
 
 MAILBOX = "support@example.com"
 TARGET_UNITS_PER_MESSAGE = 5.5

@@ -27,10 +27,10 @@ from matrix import postgres_binaries, throwaway_postgres
 from sqlalchemy import create_engine, func, select, text
 
 from server import create_app
-from server.db import get_engine, get_session, init_db
+from server.base.db import get_engine, get_session, init_db
+from server.base.models import Mailbox
 from server.gmail.sandbox import SandboxServer
 from server.gmail.sandbox.faults import FaultPlan
-from server.models import Mailbox
 
 MAILBOXES = 30
 #: Emails per mailbox: fewer where each Gmail call waits 50 ms, so both runs take about a minute.

@@ -10,9 +10,9 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from server import create_app
-from server.accounts import MailboxSpec, add_mailbox, ensure_agent
-from server.db import init_db
-from server.models import Agent, AuthKind, Mailbox
+from server.base.db import init_db
+from server.base.models import Agent, AuthKind, Mailbox
+from server.services.accounts import MailboxSpec, add_mailbox, ensure_agent
 
 
 def bench_app(path: Path, **config: Any) -> Flask:

@@ -1,5 +1,0 @@
-"""The Gmail add-on's backend: ``/addon/v1/*`` answers the add-on's triggers and clicks with cards."""
-
-from server.addon_api.views import bp
-
-__all__ = ["bp"]

@@ -1,0 +1,67 @@
+"""The ``postdesk`` command: a Flask CLI group whose commands each make one call into a service.
+
+One module per command group; :mod:`server.faces.cli.common` holds what they share. Errors a user can
+cause (bad URL, missing file, duplicate address …) end with one line on stderr and exit code 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from server.faces.cli.common import CliError
+
+__all__ = ["CliError", "init_app", "main"]
+
+
+def _create_app() -> Flask:
+    from server import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(
+    name="postdesk",
+    create_app=_create_app,
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,
+    help="Postdesk: a helpdesk inside Gmail.",
+)
+
+
+def init_app(app: Flask) -> None:
+    from server.faces.cli import (
+        agents,
+        customers,
+        knowledge,
+        labels,
+        mailboxes,
+        rules,
+        running,
+        sla,
+        templates,
+        tickets,
+        tokens,
+    )
+
+    for command in (
+        sla.sla_group,
+        rules.rules_group,
+        templates.templates_group,
+        tickets.outbox_group,
+        mailboxes.mailbox_group,
+        agents.agent_group,
+        tokens.token_group,
+        customers.customer_group,
+        knowledge.knowledge_group,
+        labels.labels_group,
+        running.sync_command,
+        running.worker_command,
+        tickets.tickets_group,
+        running.web_command,
+        running.sandbox_command,
+        running.demo_command,
+    ):
+        app.cli.add_command(command)

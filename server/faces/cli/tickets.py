@@ -1,0 +1,125 @@
+"""``postdesk tickets`` and ``postdesk outbox``: read what Postdesk holds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from server.base.db import get_session
+from server.base.models import (
+    Mailbox,
+    Outbox,
+    Ticket,
+    TicketStatus,
+)
+from server.faces.cli.common import CliError, mailbox_named
+from server.services.accounts import list_mailboxes
+
+
+@click.group("tickets")
+def tickets_group() -> None:
+    """List and show tickets."""
+
+
+@tickets_group.command("list")
+@click.option("--mailbox", metavar="ADDRESS")
+@click.option("--status", type=click.Choice([s.value for s in TicketStatus]))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@with_appcontext
+def tickets_list(mailbox: str | None, status: str | None, as_json: bool) -> None:
+    """List tickets, newest first."""
+    from server.services.tickets.queries import list_tickets
+
+    rows = list_tickets(get_session(), mailbox=mailbox, status=status)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        click.echo(
+            f"#{row['number']:<6} {row['status']:<8} {row['priority']:<7} {row['message_count']:>3} msg  "
+            f"{(row['customer'] or '-'):<32} {row['subject'][:60]}"
+        )
+
+
+@tickets_group.command("show")
+@click.argument("number", type=int)
+@click.option("--mailbox", metavar="ADDRESS", help="Needed when there is more than one mailbox.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_appcontext
+def tickets_show(number: int, mailbox: str | None, as_json: bool) -> None:
+    """Show one ticket with its messages."""
+    from server.services.tickets.queries import TicketNotFound, ticket_detail
+
+    session = get_session()
+    if mailbox is None:
+        addresses = [m.address for m in list_mailboxes(session)]
+        if len(addresses) != 1:
+            raise CliError("give --mailbox ADDRESS (there is not exactly one mailbox)")
+        mailbox = addresses[0]
+    try:
+        detail = ticket_detail(session, number, mailbox)
+    except TicketNotFound as exc:
+        raise CliError(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(detail, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"#{detail['number']} {detail['subject']}  [{detail['status']}, {detail['priority']}]")
+    click.echo(f"customer: {detail['customer'] or '-'}   assignee: {detail['assignee'] or '-'}")
+    for message in detail["messages"]:
+        arrow = "→" if message["direction"] == "outbound" else "←"
+        click.echo(f"\n{arrow} {message['from']}  {message['sent_at']}")
+        click.echo(message["new_text"])
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """See the email Postdesk sends."""
+
+
+@outbox_group.command("list")
+@click.option("--mailbox", "address", metavar="ADDRESS")
+@click.option("--state", type=click.Choice(["pending", "sending", "sent", "failed", "cancelled"]))
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def outbox_list(address: str | None, state: str | None, as_json: bool) -> None:
+    """List Outbox emails, newest first."""
+    query = (
+        select(Outbox, Mailbox.address, Ticket.number)
+        .join(Mailbox, Outbox.mailbox_id == Mailbox.id)
+        .outerjoin(Ticket, Outbox.ticket_id == Ticket.id)
+        .order_by(Outbox.id.desc())
+    )
+    if address:
+        query = query.where(Mailbox.id == mailbox_named(address).id)
+    if state:
+        query = query.where(Outbox.state == state)
+    rows: list[dict[str, Any]] = [
+        {
+            "id": row.id,
+            "mailbox": mailbox,
+            "ticket": number,
+            "kind": row.kind,
+            "to": row.to,
+            "subject": row.subject,
+            "state": row.state,
+            "attempts": row.attempts,
+            "message_id": row.message_id,
+            "gmail_id": row.gmail_id,
+            "created_at": row.created_at.isoformat(),
+            "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+            "last_error": row.last_error,
+        }
+        for row, mailbox, number in get_session().execute(query)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        ticket = f"#{row['ticket']}" if row["ticket"] else "-"
+        click.echo(
+            f"{row['id']:>5} {row['state']:<9} {row['kind']:<12} {ticket:<6} {row['to']:<32} {row['subject'][:50]}"
+        )

@@ -1,0 +1,168 @@
+"""FAQ answers: a template with example questions answers a new ticket that asks one of them.
+
+A mailbox's shared templates with ``faq_questions`` are its FAQ. A new ticket's text (subject and new
+text, through the same Snowball stems as everything here) is compared with every example question:
+the *score* is the cosine of the two sets of stems, each stem weighed by its rarity in the mailbox's
+knowledge index (a word every ticket has says little); each template's examples together count as
+one more example (a question may join two of them). The best template whose best example scores
+at least the mailbox's ``faq.threshold`` is the match. The acknowledgement then carries its answer
+and a signed "this solved it" link (``/faq/<token>``); a click is an Event and runs the mailbox's
+``faq_solved`` rules, and the ticket stays open until one acts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.base.db import memo
+from server.base.models import Mailbox, Template
+from server.services.knowledge.index import ALL, counts_of
+from server.services.knowledge.similar import weights
+from server.services.knowledge.stemming import terms
+from server.services.mailbox_settings import faq_settings
+
+SALT = "postdesk-faq-v1"
+#: How long a "this solved it" link works.
+LINK_DAYS = 30
+#: The most example questions a template keeps, and the longest one.
+MOST_QUESTIONS, LONGEST_QUESTION = 50, 500
+
+
+@dataclass(frozen=True)
+class FaqMatch:
+    template: Template
+    score: float  # 0–1
+    example: str  # the example question that matched best
+
+
+def _cosine(first: set[str], second: set[str], weight: dict[str, float]) -> float:
+    shared = sum(weight[stem] ** 2 for stem in first & second)
+    if not shared:
+        return 0.0
+    return shared / math.sqrt(sum(weight[s] ** 2 for s in first) * sum(weight[s] ** 2 for s in second))
+
+
+def faq_templates(session: Session, mailbox_id: int) -> list[Template]:
+    """The mailbox's shared templates that have example questions."""
+
+    def read() -> list[Template]:
+        found = session.scalars(
+            select(Template)
+            .where(Template.mailbox_id == mailbox_id, Template.owner_id.is_(None))
+            .order_by(Template.name, Template.locale)
+        )
+        return [template for template in found if template.faq_questions]
+
+    return memo(session, ("faq_templates", mailbox_id), read)
+
+
+def best_answer(session: Session, mailbox: Mailbox, text: str, *, locale: str) -> FaqMatch | None:
+    """The FAQ template that answers ``text`` at or above the mailbox's threshold (the ``locale``
+    version of a template when it has one), or None."""
+    settings = faq_settings(mailbox)
+    if not settings["enabled"]:
+        return None
+    templates = faq_templates(session, mailbox.id)
+    asked = set(terms(text))
+    if not templates or not asked:
+        return None
+    examples = [
+        (template, str(example), set(terms(str(example))))
+        for template in templates
+        for example in template.faq_questions[:MOST_QUESTIONS]
+    ]
+    every: set[str] = asked.union(*(stems for _t, _e, stems in examples))
+    counts = counts_of(session, mailbox.id, every)
+    weight = weights(counts, every) if counts[ALL] else dict.fromkeys(every, 1.0)
+    # Each example alone, and each template's examples together (a question may join two of them).
+    together: dict[int, tuple[Template, set[str]]] = {}
+    for template, _example, stems in examples:
+        together.setdefault(id(template), (template, set()))[1].update(stems)
+    candidates = examples + [(template, "", stems) for template, stems in together.values()]
+    best: FaqMatch | None = None
+    for template, example, stems in candidates:
+        score = round(_cosine(asked, stems, weight), 3)
+        if best is None or score > best.score:
+            best = FaqMatch(template, score, example or "; ".join(map(str, template.faq_questions[:3])))
+    if best is None or best.score < float(settings["threshold"]):
+        return None
+    return in_locale(templates, best, locale)
+
+
+def in_locale(templates: Iterable[Template], match: FaqMatch, locale: str) -> FaqMatch:
+    """The same template (by name) in the customer's language, when the mailbox has it."""
+    for template in templates:
+        if template.name == match.template.name and template.locale == locale:
+            return FaqMatch(template, match.score, match.example)
+    return match
+
+
+def questions_from_text(raw: str) -> list[str]:
+    """Example questions as an admin types them: one a line, blank lines and repeats dropped."""
+    seen: dict[str, None] = {}
+    for line in raw.splitlines():
+        question = " ".join(line.split())
+        if question:
+            seen.setdefault(question, None)
+    return list(seen)
+
+
+def question_problems(questions: list[str]) -> list[str]:
+    problems = []
+    if len(questions) > MOST_QUESTIONS:
+        problems.append(f"at most {MOST_QUESTIONS} example questions")
+    for question in questions:
+        if len(question) > LONGEST_QUESTION:
+            problems.append(
+                f"an example question of at most {LONGEST_QUESTION} characters: {question[:60]!r}…"
+            )
+        elif not terms(question):
+            problems.append(f"{question[:60]!r} has no word that tells one question from another")
+    return problems
+
+
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=SALT)
+
+
+def solved_link(ticket_id: int, template_id: int, *, secret: str, base_url: str) -> str:
+    """The signed "this solved it" link of an FAQ answer on a ticket ('' without a public URL)."""
+    if not base_url:
+        return ""
+    return f"{base_url.rstrip('/')}/faq/{_serializer(secret).dumps({'t': ticket_id, 'f': template_id})}"
+
+
+class LinkRefused(ValueError):
+    """Not a link of ours, altered, or older than :data:`LINK_DAYS` (``expired``)."""
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+@dataclass(frozen=True)
+class Claim:
+    ticket_id: int
+    template_id: int
+    issued_at: datetime
+
+
+def read_link(token: str, *, secret: str) -> Claim:
+    if not token or len(token) > 500:
+        raise LinkRefused("not an FAQ link")
+    try:
+        data, issued_at = _serializer(secret).loads(token, max_age=LINK_DAYS * 86_400, return_timestamp=True)
+    except SignatureExpired as exc:
+        raise LinkRefused("the link has expired", expired=True) from exc
+    except BadSignature as exc:
+        raise LinkRefused("not an FAQ link of ours") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("t"), int) or not isinstance(data.get("f"), int):
+        raise LinkRefused("not an FAQ link of ours")
+    return Claim(data["t"], data["f"], issued_at)

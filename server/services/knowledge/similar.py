@@ -1,0 +1,194 @@
+"""Similar solved tickets: the index's entries nearest to a ticket's question, with their answers.
+
+Two steps, so a suggestion costs the same with a thousand solved tickets as with a hundred thousand:
+
+1. **Candidates, from the database's full-text index.** The question's rarest stems (at most
+   :data:`QUERY_TERMS`, by the mailbox's stem counts) are looked up in FTS5 (SQLite) or with the GIN
+   index (PostgreSQL) among the mailbox's newest :data:`WINDOW` entries; the newest
+   :data:`CANDIDATES` that contain any of them are read.
+2. **Ranking, here.** Each candidate gets a BM25 score over its question's stems (its answer's
+   count for a third), every stem weighed by its rarity in the mailbox; the score divided by what a
+   candidate asking exactly the same would get is the *match* (0–1) shown to agents; below
+   :data:`MIN_MATCH` nothing is shown. Answers that say the same thing are shown once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, literal_column, select, text
+from sqlalchemy.orm import Session
+
+from server.base.models import KnowledgeEntry, Ticket
+from server.services.knowledge.index import ALL, counts_of, question_of
+from server.services.knowledge.stemming import worded_terms
+
+#: How many of the question's rarest stems look for candidates.
+QUERY_TERMS = 8
+#: Suggestions come from the mailbox's newest entries: answers change, and the cost stays flat.
+WINDOW = 20_000
+#: The most candidates ranked for one suggestion.
+CANDIDATES = 200
+#: A suggestion matching less than this shares a word or two by chance: not shown. (On the generated
+#: corpus of tests/knowledge_corpus.py, 95 % of right answers match 0.27 or more.)
+MIN_MATCH = 0.2
+#: BM25's term-frequency saturation and length normalisation; how much the answer's words count.
+K1, B, ANSWER_WEIGHT = 1.2, 0.75, 0.3
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    ticket_id: int
+    number: int
+    subject: str
+    answer: str
+    solved_at: datetime | None
+    match: float  # 0–1
+
+
+def idf(total: int, containing: int) -> float:
+    """How much a stem in ``containing`` of ``total`` entries says (BM25's, never negative)."""
+    return math.log(1 + (total - containing + 0.5) / (containing + 0.5))
+
+
+def weights(counts: Mapping[str, int], stems: Iterable[str]) -> dict[str, float]:
+    total = counts.get(ALL, 0)
+    return {stem: idf(total, counts.get(stem, 0)) for stem in set(stems)}
+
+
+def _bm25(stems: list[str], query: Mapping[str, float], average: float) -> float:
+    if not stems:
+        return 0.0
+    found: dict[str, int] = {}
+    for stem in stems:
+        if stem in query:
+            found[stem] = found.get(stem, 0) + 1
+    norm = K1 * (1 - B + B * len(stems) / max(average, 1.0))
+    return sum(query[stem] * n * (K1 + 1) / (n + norm) for stem, n in found.items())
+
+
+def _candidates(session: Session, ticket: Ticket, chosen: list[tuple[str, str]], floor: int) -> list[Any]:
+    columns = (
+        KnowledgeEntry.id,
+        KnowledgeEntry.ticket_id,
+        KnowledgeEntry.question_terms,
+        KnowledgeEntry.answer_terms,
+        KnowledgeEntry.answer,
+        Ticket.number,
+        Ticket.subject,
+        Ticket.solved_at,
+    )
+    query = (
+        select(*columns)
+        .join(Ticket, Ticket.id == KnowledgeEntry.ticket_id)
+        .where(
+            KnowledgeEntry.mailbox_id == ticket.mailbox_id,
+            KnowledgeEntry.id > floor,
+            KnowledgeEntry.ticket_id != (ticket.id or 0),  # never the ticket itself (a new one has no id yet)
+        )
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # The words themselves, stemmed by PostgreSQL as the generated document was.
+        queries = [
+            func.plainto_tsquery(literal_column("'russian'::regconfig"), word) for _stem, word in chosen
+        ]
+        either: Any = queries[0]
+        for more in queries[1:]:
+            either = either.op("||")(more)
+        query = query.where(literal_column("document").op("@@")(either))
+    else:
+        fts = " OR ".join(f'"{stem}"' for stem, _word in chosen)
+        query = query.where(
+            KnowledgeEntry.id.in_(
+                select(literal_column("rowid"))
+                .select_from(text("knowledge_fts"))
+                .where(text("knowledge_fts MATCH :fts AND rowid > :floor"))
+            )
+        ).params(fts=fts, floor=floor)
+    return list(session.execute(query.order_by(KnowledgeEntry.id.desc()).limit(CANDIDATES)).all())
+
+
+def _floor(session: Session, mailbox_id: int, entries: int) -> int:
+    """The id above which the mailbox's newest :data:`WINDOW` entries lie, about (two index lookups,
+    not a count): ids grow with every entry of every mailbox, so the mailbox's share of them
+    stretches the window."""
+    if entries <= WINDOW:
+        return 0
+    newest, issued = session.execute(
+        select(
+            select(func.max(KnowledgeEntry.id))
+            .where(KnowledgeEntry.mailbox_id == mailbox_id)
+            .scalar_subquery(),
+            select(func.max(KnowledgeEntry.id)).scalar_subquery(),
+        )
+    ).one()
+    if newest is None or issued is None:
+        return 0
+    return max(0, int(newest - WINDOW * issued / entries))
+
+
+def _same_answer(answer: str) -> str:
+    return re.sub(r"\W+", " ", answer.lower()).strip()[:2_000]
+
+
+def suggest(
+    session: Session, ticket: Ticket, *, limit: int = 3, question: str | None = None
+) -> list[Suggestion]:
+    """Up to ``limit`` solved tickets of the mailbox that asked what ``ticket`` asks (or ``question``),
+    best first, one per answer."""
+    worded = worded_terms(question if question is not None else question_of(session, ticket))
+    query_stems = [stem for stem, _word in worded]
+    if not query_stems:
+        return []
+    counts = counts_of(session, ticket.mailbox_id, query_stems)
+    if not counts[ALL]:
+        return []
+    word_of = dict(reversed(worded))
+    known = sorted((counts[stem], stem) for stem in set(query_stems) if counts.get(stem))
+    chosen = [(stem, word_of[stem]) for _n, stem in known[:QUERY_TERMS]]
+    if not chosen:
+        return []
+    found = _candidates(session, ticket, chosen, _floor(session, ticket.mailbox_id, counts[ALL]))
+    if not found:
+        return []
+    query = weights(counts, query_stems)
+    best = sum(query.values()) or 1.0
+    lengths = [len(row.question_terms.split()) for row in found]
+    average = sum(lengths) / len(lengths)
+    answer_average = sum(len(row.answer_terms.split()) for row in found) / len(found)
+    scored = sorted(
+        (
+            (
+                _bm25(row.question_terms.split(), query, average)
+                + ANSWER_WEIGHT * _bm25(row.answer_terms.split(), query, answer_average),
+                row.id,
+                row,
+            )
+            for row in found
+        ),
+        key=lambda item: (-item[0], -item[1]),
+    )
+    picked: dict[str, tuple[float, Any]] = {}
+    for score, _id, row in scored:
+        key = _same_answer(row.answer)
+        if key not in picked:
+            picked[key] = (score, row)
+        if len(picked) == limit:
+            break
+    suggestions = [
+        Suggestion(
+            ticket_id=row.ticket_id,
+            number=row.number,
+            subject=row.subject,
+            answer=row.answer,
+            solved_at=row.solved_at,
+            match=round(min(score / ((1 + ANSWER_WEIGHT) * best), 1.0), 2),
+        )
+        for score, row in picked.values()
+    ]
+    return [suggestion for suggestion in suggestions if suggestion.match >= MIN_MATCH]

@@ -1,0 +1,413 @@
+"""Gmail itself as the queue: each ticket's state mirrored in labels on its thread in the shared mailbox.
+
+Under a root label (``Postdesk`` by default) each thread carries its status (``Postdesk/Open`` …),
+whose it is (``Postdesk/Mine/<agent>`` or ``Postdesk/Unassigned``), and ``Postdesk/Overdue`` and
+``Postdesk/Urgent`` and ``Postdesk/Snoozed`` when they hold, named in the mailbox's language and
+coloured.
+
+Exactly once, as the Outbox sends mail: every ticket change asks for new labels in its own
+transaction (:func:`server.services.tickets.want_labels`: a version bump and ``labels_wanted_at``); after the
+commit :func:`apply_wanted` computes the labels from the ticket as it is then, changes the thread in
+one call (``threads.modify``; ``messages.batchModify`` for many threads with the same change), and
+clears the request only if no newer change came meanwhile. A crash between the commit and the call
+leaves the request, so the next run applies it; the calls are idempotent, so applying twice does no
+harm. Labels missing in Gmail are created (and renamed when an agent's name or the mailbox's
+language changes); a label deleted in Gmail is made again on the next change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from rules.model import ACTIVE_STATUSES
+from server.base.models import ActorKind, Agent, GmailLabel, Mailbox, Message, Priority, Ticket, TicketStatus
+from server.gmail.client import GmailClient
+from server.gmail.errors import GmailApiError
+from server.gmail.sync import LabelChange
+from server.services import tickets
+from server.services.mailbox_settings import label_settings, setting
+from server.services.tickets import Actor, record_event
+
+log = logging.getLogger(__name__)
+
+#: Tickets read per batch of :func:`apply_wanted`.
+BATCH = 200
+#: From this many threads with the same change on, one messages.batchModify (50 units for up to
+#: 1,000 messages) is cheaper than threads.modify per thread (10 units each).
+BATCH_MODIFY_FROM = 5
+MAX_BATCH_IDS = 1000
+NAMES = {
+    "en": {"open": "Open", "pending": "Pending", "on_hold": "On hold", "solved": "Solved", "closed": "Solved",
+           "mine": "Mine", "unassigned": "Unassigned", "overdue": "Overdue", "urgent": "Urgent",
+           "snoozed": "Snoozed"},
+    "ru": {"open": "Открыт", "pending": "Ожидает", "on_hold": "Отложен", "solved": "Решён", "closed": "Решён",
+           "mine": "Мои", "unassigned": "Без исполнителя", "overdue": "Просрочен", "urgent": "Срочно",
+           "snoozed": "Отложено на время"},
+}  # fmt: skip
+#: Gmail's palette (server.gmail.sandbox.store.LABEL_COLORS): text, background.
+COLORS = {
+    "status:open": ("#ffffff", "#4a86e8"),
+    "status:pending": ("#000000", "#fad165"),
+    "status:on_hold": ("#ffffff", "#a479e2"),
+    "status:solved": ("#ffffff", "#16a766"),
+    "unassigned": ("#000000", "#f3f3f3"),
+    "overdue": ("#ffffff", "#cc3a21"),
+    "urgent": ("#ffffff", "#fb4c2f"),
+}
+
+
+def wanted_keys(ticket: Ticket, now: datetime) -> list[str]:
+    """The label keys the ticket's thread should carry now."""
+    status = TicketStatus.SOLVED.value if ticket.status == TicketStatus.CLOSED.value else ticket.status
+    keys = [f"status:{status}"]
+    if ticket.status in ACTIVE_STATUSES:
+        keys.append(f"agent:{ticket.assignee_id}" if ticket.assignee_id else "unassigned")
+        if ticket.due_at is not None and ticket.due_at <= now:
+            keys.append("overdue")
+        if ticket.snoozed_until is not None and ticket.snoozed_until > now:
+            keys.append("snoozed")
+    if ticket.priority == Priority.URGENT.value and ticket.status in ACTIVE_STATUSES:
+        keys.append("urgent")
+    return keys
+
+
+def standard_keys(mailbox: Mailbox) -> list[str]:
+    """The labels a mailbox's team works with in Gmail: every status, each member's own, Unassigned,
+    Overdue, Urgent, Snoozed."""
+    members = sorted(a.id for a in mailbox.members if a.active)
+    return [*(f"status:{s}" for s in ("open", "pending", "on_hold", "solved")), "unassigned", "overdue", "urgent",
+            "snoozed", *(f"agent:{n}" for n in members)]  # fmt: skip
+
+
+def label_name(key: str, root: str, locale: str, agents: dict[int, str]) -> str:
+    words = NAMES.get(locale, NAMES["en"])
+    if key == "root":
+        return root
+    if key.startswith("status:"):
+        return f"{root}/{words[key.removeprefix('status:')]}"
+    if key.startswith("agent:"):
+        agent_id = int(key.removeprefix("agent:"))
+        person = (agents.get(agent_id) or f"#{agent_id}").replace("/", "-").strip() or f"#{agent_id}"
+        return f"{root}/{words['mine']}/{person}"
+    return f"{root}/{words[key]}"
+
+
+class Labels:
+    """A mailbox's Postdesk labels: their Gmail ids, created or renamed as needed."""
+
+    def __init__(self, session: Session, mailbox: Mailbox, client: GmailClient) -> None:
+        self.session, self.mailbox, self.client = session, mailbox, client
+        self.root = str(label_settings(mailbox)["root"])
+        self.locale = str(setting(mailbox, "locale"))
+        self.known = {
+            row.key: row
+            for row in session.scalars(select(GmailLabel).where(GmailLabel.mailbox_id == mailbox.id))
+        }
+        self._agents: dict[int, str] | None = None
+        self._in_gmail: dict[str, dict[str, Any]] | None = None
+
+    def agents(self) -> dict[int, str]:
+        if self._agents is None:
+            self._agents = {
+                a.id: a.name or a.email.split("@")[0] for a in self.session.scalars(select(Agent))
+            }
+        return self._agents
+
+    def in_gmail(self) -> dict[str, dict[str, Any]]:
+        """Gmail's labels of the mailbox by id (read once per run, only when a label needs checking)."""
+        if self._in_gmail is None:
+            self._in_gmail = {label["id"]: label for label in self.client.labels()}
+        return self._in_gmail
+
+    def ids(self, keys: Iterable[str]) -> dict[str, str]:
+        """Gmail ids of these keys' labels, making each (and its parents) when missing."""
+        return {key: self.id_of(key) for key in keys}
+
+    def id_of(self, key: str) -> str:
+        name = label_name(key, self.root, self.locale, self.agents())
+        row = self.known.get(key)
+        if row is not None and row.name == name:
+            return row.gmail_id
+        for parent in _parents(name):  # Gmail shows nesting only when the parents exist too
+            self._ensure(f"parent:{parent}", parent, None)
+        return self._ensure(key, name, COLORS.get(key)).gmail_id
+
+    def _ensure(self, key: str, name: str, color: tuple[str, str] | None) -> GmailLabel:
+        row = self.known.get(key)
+        palette = {"textColor": color[0], "backgroundColor": color[1]} if color else None
+        if row is not None and row.name == name:
+            return row
+        by_name = {label["name"].lower(): label for label in self.in_gmail().values()}
+        if row is not None and row.gmail_id in self.in_gmail():  # renamed: the agent's name, the language
+            try:
+                self.client.patch_label(row.gmail_id, {"name": name})
+                self._in_gmail = None
+                row.name = name
+                return row
+            except GmailApiError as error:
+                if error.status != 409:
+                    raise
+        existing = by_name.get(name.lower())
+        if existing is None:
+            existing = self.client.create_label(name, palette)
+            self._in_gmail = None
+        if row is None:
+            row = GmailLabel(mailbox_id=self.mailbox.id, key=key, gmail_id=existing["id"], name=name)
+            self.session.add(row)
+            self.known[key] = row
+        else:
+            row.gmail_id, row.name = existing["id"], name
+        return row
+
+    def all_ids(self) -> set[str]:
+        """Every Postdesk label id of the mailbox except the parents (what a thread may lose)."""
+        return {
+            row.gmail_id for key, row in self.known.items() if not key.startswith("parent:") and key != "root"
+        }
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split("/")
+    return ["/".join(parts[:n]) for n in range(1, len(parts))]
+
+
+@dataclass
+class Applied:
+    tickets: int = 0
+    calls: int = 0
+    stale: int = 0  # changed again meanwhile: applied again on the next run
+
+
+def apply_wanted(
+    session: Session,
+    mailbox: Mailbox,
+    client: GmailClient,
+    *,
+    now: datetime | None = None,
+    limit: int = BATCH,
+) -> Applied:
+    """Apply the labels asked for on up to ``limit`` tickets of the mailbox (oldest request first);
+    each request is cleared only when the ticket did not change again meanwhile. Committed."""
+    now = now or datetime.now(UTC)
+    done = Applied()
+    config = label_settings(mailbox)
+    if not config["enabled"]:
+        return done
+    chosen = session.scalars(
+        select(Ticket)
+        .where(Ticket.mailbox_id == mailbox.id, Ticket.labels_wanted_at.is_not(None))
+        .order_by(Ticket.labels_wanted_at, Ticket.id)
+        .limit(limit)
+    ).all()
+    if not chosen:
+        return done
+    # What each thread should carry, read now (before any commit expires the tickets); the labels
+    # made or renamed in Gmail are committed at once, so no transaction stays open (no write lock
+    # held) while Gmail is called for the threads.
+    plan: list[tuple[int, int, str, list[str], bool]] = [
+        (t.id, t.labels_version, t.gmail_thread_id or "", wanted_keys(t, now), t.status in ACTIVE_STATUSES)
+        for t in chosen
+    ]
+    labels = Labels(session, mailbox, client)
+    with session.no_autoflush:  # every label the team may use in Gmail exists, not only those in use yet
+        labels.ids(standard_keys(mailbox))
+    session.commit()
+    groups: dict[tuple[frozenset[str], frozenset[str]], list[str]] = defaultdict(list)
+    with session.no_autoflush:
+        for _id, _version, thread, keys, active in plan:
+            if not thread:
+                continue
+            add = set(labels.ids(keys).values())
+            remove = labels.all_ids() - add
+            if config["archive_on_solve"] and not active:
+                remove.add("INBOX")
+            groups[(frozenset(add), frozenset(remove))].append(thread)
+    session.commit()
+    history: dict[str, int] = {}
+    for (adding, removing), threads in groups.items():
+        done.calls += _modify(session, client, mailbox, threads, sorted(adding), sorted(removing), history)
+    for ticket_id, version, thread, keys, _active in plan:
+        if thread in history:
+            session.execute(
+                update(Ticket)
+                .where(Ticket.id == ticket_id)
+                .values(labels_history_id=history[thread])
+                .execution_options(synchronize_session=False)
+            )
+        cleared = session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.labels_version == version)
+            .values(labels_wanted_at=None, labels_applied=keys)
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(cleared, CursorResult)
+        if cleared.rowcount == 1:
+            done.tickets += 1
+        else:
+            done.stale += 1
+    session.commit()
+    return done
+
+
+def _modify(
+    session: Session,
+    client: GmailClient,
+    mailbox: Mailbox,
+    threads: list[str],
+    add: list[str],
+    remove: list[str],
+    history: dict[str, int],
+) -> int:
+    """One change on these threads: per thread, or in batches of their messages' ids. ``history``
+    gets each thread's Gmail historyId after the change (label history up to it is ours)."""
+    if len(threads) < BATCH_MODIFY_FROM:
+        for thread in threads:
+            try:
+                answer = client.modify_thread(thread, add=add, remove=remove)
+            except GmailApiError as error:
+                if error.status != 404:  # a thread deleted in Gmail has no labels to carry
+                    raise
+                continue
+            history[thread] = int(answer.get("historyId") or 0)
+        return len(threads)
+    ids = list(
+        session.scalars(
+            select(Message.gmail_id).where(
+                Message.mailbox_id == mailbox.id,
+                Message.gmail_thread_id.in_(threads),
+                Message.gmail_deleted.is_(False),
+            )
+        )
+    )
+    session.commit()  # the read above ends before Gmail is called
+    for start in range(0, len(ids), MAX_BATCH_IDS):
+        client.batch_modify(ids[start : start + MAX_BATCH_IDS], add=add, remove=remove)
+    after = int(client.profile()["historyId"])  # batchModify answers nothing: the mailbox's own, after it
+    history.update(dict.fromkeys(threads, after))
+    return (len(ids) + MAX_BATCH_IDS - 1) // MAX_BATCH_IDS + 1
+
+
+def request_all(session: Session, mailbox: Mailbox, *, now: datetime | None = None) -> int:
+    """Ask for labels on every open ticket of the mailbox (enabling, after a restore, after someone
+    deleted a label): the worker, or ``postdesk labels sync``, applies them in batches. Committed."""
+    now = now or datetime.now(UTC)
+    for row in session.scalars(select(GmailLabel).where(GmailLabel.mailbox_id == mailbox.id)):
+        session.delete(row)  # looked up again in Gmail: a label deleted there is made anew
+    moved = session.execute(
+        update(Ticket)
+        .where(Ticket.mailbox_id == mailbox.id, Ticket.status.in_(ACTIVE_STATUSES))
+        .values(labels_version=Ticket.labels_version + 1, labels_wanted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    assert isinstance(moved, CursorResult)
+    return int(moved.rowcount)
+
+
+# --- label changes made in Gmail, read back as ticket actions --------------------------------------
+IN_GMAIL = Actor(ActorKind.SYSTEM)
+STATUS_OF_KEY = {f"status:{s}": TicketStatus(s) for s in ("open", "pending", "on_hold", "solved")}
+
+
+def read_back(session: Session, mailbox: Mailbox, changes: list[LabelChange]) -> None:
+    """Apply the label changes someone made in Gmail as the add-on's actions would, inside the sync's
+    transaction. Our own changes never come back: label history up to the historyId Gmail gave for
+    our last change of the thread is ours (or someone's that our change, made for a newer ticket
+    state, overwrote). A change on a ticket that changed since its labels were last put (a label
+    request still waiting) loses to that newer change, with an Event saying so.
+
+    Gmail's history does not say who changed a label (a shared mailbox's delegates all act as it), so
+    the actions are recorded as done in Gmail (``changed_in_gmail`` Events) by the system."""
+    config = label_settings(mailbox)
+    if not config["enabled"] or not changes:
+        return
+    keys = {
+        row.gmail_id: row.key
+        for row in session.scalars(select(GmailLabel).where(GmailLabel.mailbox_id == mailbox.id))
+    }
+    by_thread: dict[str, Ticket | None] = {}
+    waiting_before: dict[int, bool] = {}
+    ignored: set[tuple[int, str, str]] = set()
+    now = datetime.now(UTC)
+    for change in changes:
+        ours = (
+            [(x, keys[x]) for x in change.added if x in keys],
+            [(x, keys[x]) for x in change.removed if x in keys],
+        )
+        archived = "INBOX" in change.removed and config["archive_on_solve"]
+        if not ours[0] and not ours[1] and not archived:
+            continue
+        if change.thread_id not in by_thread:
+            by_thread[change.thread_id] = session.scalar(
+                select(Ticket).where(
+                    Ticket.mailbox_id == mailbox.id, Ticket.gmail_thread_id == change.thread_id
+                )
+            )
+        ticket = by_thread[change.thread_id]
+        if ticket is None:
+            continue
+        if change.history_id <= (ticket.labels_history_id or 0):
+            continue  # ours, or someone's that our later change (for a newer ticket state) overwrote
+        if ticket.id not in waiting_before:
+            waiting_before[ticket.id] = ticket.labels_wanted_at is not None
+        gmail_side = [("added", key) for _id, key in ours[0]] + [("removed", key) for _id, key in ours[1]]
+        if archived and ticket.status in ACTIVE_STATUSES:
+            gmail_side.append(("removed", "inbox"))
+        if not gmail_side:
+            continue
+        if waiting_before[ticket.id]:  # the ticket changed since its labels were put: that change wins
+            for how, key in gmail_side:
+                if (ticket.id, how, key) not in ignored:  # once per change, not per message of the thread
+                    ignored.add((ticket.id, how, key))
+                    record_event(session, ticket, "gmail_label_ignored", at=now,
+                                 after={how: key, "why": "the ticket changed since its labels were put"})  # fmt: skip
+            continue
+        for how, key in gmail_side:
+            if (_added if how == "added" else _removed)(session, ticket, key, now):
+                record_event(
+                    session, ticket, "changed_in_gmail", after={how: key, "by": "someone in Gmail"}, at=now
+                )
+            else:  # nothing to do (already so, or Postdesk's to say): the thread gets the ticket's labels back
+                tickets.want_labels(ticket)
+
+
+def _added(session: Session, ticket: Ticket, key: str, now: datetime) -> bool:
+    """The action a label put on in Gmail stands for; True when the ticket changed."""
+    before = (ticket.status, ticket.assignee_id, ticket.priority)
+    if key in STATUS_OF_KEY:
+        tickets.set_status(
+            session, ticket, STATUS_OF_KEY[key], at=now, actor=IN_GMAIL, reason="label in Gmail"
+        )
+    elif key.startswith("agent:"):
+        agent = session.get(Agent, int(key.removeprefix("agent:")))
+        if agent is not None and agent.active:
+            tickets.assign(session, ticket, agent.id, at=now, actor=IN_GMAIL)
+    elif key == "unassigned":
+        tickets.assign(session, ticket, None, at=now, actor=IN_GMAIL)
+    elif key == "urgent":
+        tickets.set_priority(session, ticket, Priority.URGENT, at=now, actor=IN_GMAIL)
+    # overdue, snoozed: Postdesk's to say
+    return before != (ticket.status, ticket.assignee_id, ticket.priority)
+
+
+def _removed(session: Session, ticket: Ticket, key: str, now: datetime) -> bool:
+    """The action a label taken off in Gmail stands for; True when the ticket changed."""
+    before = (ticket.status, ticket.assignee_id, ticket.priority)
+    if key.startswith("agent:") and ticket.assignee_id == int(key.removeprefix("agent:")):
+        tickets.assign(session, ticket, None, at=now, actor=IN_GMAIL)
+    elif key == "urgent" and ticket.priority == Priority.URGENT.value:
+        tickets.set_priority(session, ticket, Priority.NORMAL, at=now, actor=IN_GMAIL)
+    elif key == "inbox":
+        tickets.set_status(
+            session, ticket, TicketStatus.SOLVED, at=now, actor=IN_GMAIL, reason="archived in Gmail"
+        )
+    # a status label taken off leaves the status: read_back puts the label back
+    return before != (ticket.status, ticket.assignee_id, ticket.priority)
