@@ -30,7 +30,7 @@ lint: deps
 test:
 	@started=$$(date +%s); \
 	$(MAKE) --no-print-directory lint && \
-	$(BIN)/python tests/matrix.py -n 2 --durations=15 && \
+	$(BIN)/python tests/matrix.py -n 2 --dist worksteal --durations=15 && \
 	$(MAKE) --no-print-directory addon-check; \
 	status=$$?; \
 	echo "make test: $$(( $$(date +%s) - started )) s (exit $$status)"; \

@@ -43,15 +43,21 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``postgres`` (the task queue lives in PostgreSQL) run in the PostgreSQL pass of
-    tests/matrix.py; the SQLite pass leaves them out (deselected, said once, never skipped)."""
+    """The two passes of tests/matrix.py. Tests marked ``postgres`` (the task queue lives in
+    PostgreSQL) run in the PostgreSQL pass only. Tests that use no database of the run (no
+    ``database_url`` among their fixtures: the rule engine, MIME parsing, the sandbox, the layering,
+    the browser tests, which start ``postdesk demo`` on its own SQLite file) would do exactly the
+    same twice: they run in the SQLite pass only. Either is said once, never skipped."""
     if _backend() == "postgresql":
-        return
-    left_out = [item for item in items if item.get_closest_marker("postgres")]
+        left_out = [item for item in items if "database_url" not in getattr(item, "fixturenames", ())]
+        note = "tests that use no database ran in the SQLite pass"
+    else:
+        left_out = [item for item in items if item.get_closest_marker("postgres")]
+        note = "PostgreSQL-only tests left for the PostgreSQL pass"
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
-        print(f"\npostdesk: {len(left_out)} PostgreSQL-only tests left for the PostgreSQL pass")
+        items[:] = [item for item in items if item not in set(left_out)]
+        print(f"\npostdesk: {len(left_out)} {note}")
 
 
 @contextmanager

@@ -33,7 +33,14 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    WriteOnlyMapped,
+    mapped_column,
+    orm_insert_sentinel,
+    relationship,
+)
 
 # The rule engine owns the lists a rule can name: triggers, statuses, priorities.
 from rules.model import Priority as Priority
@@ -226,6 +233,8 @@ class Customer(Base):
     __table_args__ = (UniqueConstraint("mailbox_id", "email"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: Orders a page's rows in one INSERT … RETURNING on SQLite (docs/architecture.md: Sync).
+    _sentinel: Mapped[int | None] = orm_insert_sentinel()
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(EMAIL_LENGTH))
     name: Mapped[str] = mapped_column(String(200), default="")
@@ -280,6 +289,8 @@ class Ticket(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: Orders a page's rows in one INSERT … RETURNING on SQLite (docs/architecture.md: Sync).
+    _sentinel: Mapped[int | None] = orm_insert_sentinel()
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
     number: Mapped[int]
     gmail_thread_id: Mapped[str | None] = mapped_column(String(64))
@@ -379,6 +390,8 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: Orders a page's rows in one INSERT … RETURNING on SQLite (docs/architecture.md: Sync).
+    _sentinel: Mapped[int | None] = orm_insert_sentinel()
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
     #: Empty for an agent's own thread that no customer has answered yet ("not a ticket yet").
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
@@ -447,6 +460,8 @@ class Event(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: Orders a page's rows in one INSERT … RETURNING on SQLite (docs/architecture.md: Sync).
+    _sentinel: Mapped[int | None] = orm_insert_sentinel()
     mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     actor_kind: Mapped[str] = mapped_column(String(16))
@@ -516,6 +531,8 @@ class Outbox(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: Orders a page's rows in one INSERT … RETURNING on SQLite (docs/architecture.md: Sync).
+    _sentinel: Mapped[int | None] = orm_insert_sentinel()
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(32))
