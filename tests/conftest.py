@@ -42,14 +42,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"postdesk test database: {_backend()}"
 
 
+#: The fixtures that give a test a database of the run (every other database fixture builds on them).
+DATABASE_FIXTURES = frozenset({"database_url", "empty_database_url", "second_database_url"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The two passes of tests/matrix.py. Tests marked ``postgres`` (the task queue lives in
-    PostgreSQL) run in the PostgreSQL pass only. Tests that use no database of the run (no
-    ``database_url`` among their fixtures: the rule engine, MIME parsing, the sandbox, the layering,
+    PostgreSQL) run in the PostgreSQL pass only. Tests that use no database of the run (none
+    of :data:`DATABASE_FIXTURES` among their fixtures: the rule engine, MIME parsing, the sandbox, the layering,
     the browser tests, which start ``postdesk demo`` on its own SQLite file) would do exactly the
     same twice: they run in the SQLite pass only. Either is said once, never skipped."""
     if _backend() == "postgresql":
-        left_out = [item for item in items if "database_url" not in getattr(item, "fixturenames", ())]
+        left_out = [item for item in items if not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))]
         note = "tests that use no database ran in the SQLite pass"
     else:
         left_out = [item for item in items if item.get_closest_marker("postgres")]
