@@ -70,6 +70,16 @@ def test_an_agent_assigns_and_solves_a_ticket_through_the_previewer(tmp_path):
             browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                # The first page a newcomer opens: where things are, and who to be in the demo.
+                page.goto(url.split("/dev/addon")[0] + "/")
+                expect(page.get_by_role("heading", name="Where things are")).to_be_visible()
+                expect(page.get_by_role("link", name="card previewer")).to_be_visible()
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "front-page.png"), full_page=True)
+                page.get_by_role("button", name=re.compile("^Mark Chen")).click()
+                expect(page.locator("#sign-out")).to_be_visible()  # signed in, on the settings page
+                assert "/settings" in page.url
+
                 page.goto(url)
                 page.select_option("#agent", "mark@example.com")
                 expect(page.locator("#locale")).to_have_value("en")  # follows the agent
