@@ -50,7 +50,9 @@ class GoogleKeys:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # A path of its own: the backend caches keys by URL, and a later test may get the same port.
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/v1/certs/{uuid.uuid4().hex}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -95,21 +95,24 @@ def test_processes_starting_together_share_one_set_of_generated_keys(tmp_path):
 
 def test_the_front_page_is_the_shell_and_in_the_demo_shows_who_to_be_and_what_to_try(tmp_path, database_url):
     from server import create_app
-    from server.base.db import get_session, init_db
+    from server.base.db import get_engine, get_session, init_db
     from server.services.accounts import ensure_agent
 
     app = create_app(
         {"TESTING": True, "DEMO": True, "DATABASE_URL": database_url, "INSTANCE_PATH": str(tmp_path)}
     )
-    with app.app_context():
-        init_db()
-        ensure_agent(get_session(), "anna@example.com", "Anna Petrova")
-        get_session().commit()
-    local = {"environ_base": {"REMOTE_ADDR": "127.0.0.1"}, "base_url": "http://127.0.0.1:5000"}
-    demo = app.test_client().get("/", **local)
-    elsewhere = app.test_client().get(
-        "/", environ_base={"REMOTE_ADDR": "203.0.113.9"}, base_url="http://postdesk.example.com"
-    )
+    try:
+        with app.app_context():
+            init_db()
+            ensure_agent(get_session(), "anna@example.com", "Anna Petrova")
+            get_session().commit()
+        local = {"environ_base": {"REMOTE_ADDR": "127.0.0.1"}, "base_url": "http://127.0.0.1:5000"}
+        demo = app.test_client().get("/", **local)
+        elsewhere = app.test_client().get(
+            "/", environ_base={"REMOTE_ADDR": "203.0.113.9"}, base_url="http://postdesk.example.com"
+        )
+    finally:
+        get_engine(app).dispose()  # PostgreSQL: no connection left for the garbage collector to find
 
     page = demo.get_data(as_text=True)
     assert demo.status_code == 200 and 'href="/static/settings.css"' in page  # the settings pages' shell

@@ -12,6 +12,9 @@ from server.gmail.sandbox.api import create_sandbox_app
 from server.gmail.sandbox.faults import Gate
 from server.gmail.sandbox.store import Sandbox
 
+#: How often the serving thread looks whether it should stop (the library's default is half a second).
+POLL_SECONDS = 0.02
+
 
 class SandboxServer:
     """A running sandbox: ``url`` is the API endpoint to hand to the Gmail client."""
@@ -47,7 +50,13 @@ class SandboxServer:
         return f"http://{self.host}:{self.port}/"
 
     def start(self) -> SandboxServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gmail-sandbox", daemon=True)
+        # A short poll: stop() waits for the loop to look, and tests stop a sandbox after every test.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": POLL_SECONDS},
+            name="gmail-sandbox",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
