@@ -48,10 +48,10 @@ DATABASE_FIXTURES = frozenset({"database_url", "empty_database_url", "second_dat
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The two passes of tests/matrix.py. Tests marked ``postgres`` (the task queue lives in
-    PostgreSQL) run in the PostgreSQL pass only. Tests that use no database of the run (none
-    of :data:`DATABASE_FIXTURES` among their fixtures: the rule engine, MIME parsing, the sandbox, the layering,
-    the browser tests, which start ``postdesk demo`` on its own SQLite file) would do exactly the
-    same twice: they run in the SQLite pass only. Either is said once, never skipped."""
+    PostgreSQL) run in the PostgreSQL pass only. Tests that use no database of the run (none of
+    :data:`DATABASE_FIXTURES` among their fixtures: the rule engine, MIME parsing, the sandbox, the
+    layering, the browser tests, which start ``postdesk demo`` on its own SQLite file) would do
+    exactly the same twice: they run in the SQLite pass only. Either is said once, never skipped."""
     if _backend() == "postgresql":
         left_out = [item for item in items if not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))]
         note = "tests that use no database ran in the SQLite pass"
@@ -60,7 +60,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         note = "PostgreSQL-only tests left for the PostgreSQL pass"
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-        items[:] = [item for item in items if item not in set(left_out)]
+        leaving = set(left_out)
+        items[:] = [item for item in items if item not in leaving]
         print(f"\npostdesk: {len(left_out)} {note}")
 
 
