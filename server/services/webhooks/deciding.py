@@ -152,17 +152,6 @@ def _data(session: Session, kind: str, details: list[dict[str, Any]]) -> list[di
     return [{"changes": sorted({d["change"] for d in details})}]
 
 
-def new_delivery(
-    hook: Webhook,
-    kind: str,
-    ticket_id: int | None,
-    ticket: dict[str, Any] | None,
-    data: dict[str, Any],
-    now: datetime,
-) -> WebhookDelivery:
-    return WebhookDelivery(**delivery_row(hook, kind, ticket_id, ticket, data, now))
-
-
 def delivery_row(
     hook: Webhook,
     kind: str,
@@ -171,7 +160,8 @@ def delivery_row(
     data: dict[str, Any],
     now: datetime,
 ) -> dict[str, Any]:
-    """A delivery's columns (the commit hook inserts a transaction's deliveries as rows, in one go)."""
+    """A delivery's columns: the commit hook inserts a transaction's deliveries as rows in one go; a
+    single delivery (the settings page's test) is ``WebhookDelivery(**delivery_row(…))``."""
     delivery_id = str(uuid.uuid4())
     body = {
         "id": delivery_id,

@@ -34,7 +34,7 @@ from server.base.models import (
     mailbox_members,
 )
 from server.services import outbound
-from server.services.webhooks.deciding import new_delivery
+from server.services.webhooks.deciding import delivery_row
 from server.services.webhooks.subscriptions import PING, Settings, audit, secret_of
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,9 @@ def prune(session: Session, *, now: datetime, keep: timedelta) -> int:
 
 def send_test(session: Session, hook: Webhook, settings: Settings, now: datetime) -> Outcome:
     """The "send test" button: a ``ping`` delivery, tried once at once and logged like the others."""
-    delivery = new_delivery(hook, PING, None, None, {"message": "A test from Postdesk."}, now)
+    delivery = WebhookDelivery(
+        **delivery_row(hook, PING, None, None, {"message": "A test from Postdesk."}, now)
+    )
     session.add(delivery)
     session.flush()
     return attempt(session, delivery, settings, now)
