@@ -127,9 +127,15 @@ def test_a_worker_killed_in_the_middle_of_a_sync_hands_its_mailbox_over(app, ses
     fleet = Fleet(worker_env(database_url, app.instance_path, POLL_SECONDS=1))
     try:
         lonely = fleet.start()
-        gmail.gate.set_plan(FaultPlan(latency_ms=400, methods=frozenset({"history.list"})))
-        assert wait_until(lambda: _running_sync(session) is not None, timeout=60), _outputs(fleet)
-        lock = _running_sync(session)
+        # Slow history pages keep a sync running long enough to be caught in the middle (Postdesk's own
+        # part of a sync takes milliseconds now); the lock is the one seen running, not read again.
+        gmail.gate.set_plan(FaultPlan(latency_ms=1500, methods=frozenset({"history.list"})))
+        seen: list[str | None] = []
+        assert wait_until(lambda: seen.append(_running_sync(session)) or seen[-1] is not None, timeout=60), (
+            _outputs(fleet)
+        )
+        lock = seen[-1]
+        assert lock is not None
         fleet.kill(lonely)  # in the middle of that sync: its task "doing", the mailbox's lock held
         killed_at = time.monotonic()
         gmail.gate.set_plan(FaultPlan())
