@@ -4,7 +4,8 @@
  * Each trigger posts its event object to the Postdesk backend with the user's Google ID token, and
  * turns the JSON that comes back (Google Workspace add-on card v1, in the add-on HTTP runtime's
  * response shape) into CardService objects. All decisions, permissions and words live in the backend.
- * The script property POSTDESK_URL holds the backend's base URL, e.g. https://postdesk.example.com/.
+ * The backend's base URL is POSTDESK_BACKEND_URL in Config.js (written by `postdesk addon manifest`);
+ * the script property POSTDESK_URL, when set, overrides it.
  */
 
 /** @typedef {Record<string, any>} Json */
@@ -50,8 +51,8 @@ function onPostdeskAction(e) {
 
 /** @returns {string} */
 function backendUrl_() {
-  var url = PropertiesService.getScriptProperties().getProperty('POSTDESK_URL') || '';
-  if (!url) throw new Error('Set the script property POSTDESK_URL to the Postdesk backend URL');
+  var url = PropertiesService.getScriptProperties().getProperty('POSTDESK_URL') || POSTDESK_BACKEND_URL;
+  if (!url) throw new Error('Run postdesk addon manifest (Config.js) or set the script property POSTDESK_URL');
   return url.charAt(url.length - 1) === '/' ? url : url + '/';
 }
 

@@ -16,9 +16,7 @@ from google.auth import crypt, jwt
 from server.gmail.sandbox.push import signing_key
 
 CLIENT_ID = "1234567890-postdesk.apps.googleusercontent.com"
-DISCOVERY = (
-    Path(__import__("googleapiclient").__file__).parent / "discovery_cache" / "documents" / "chat.v1.json"
-)
+DISCOVERY_DOCUMENTS = Path(__import__("googleapiclient").__file__).parent / "discovery_cache" / "documents"
 
 
 def _key_and_cert(kid: str) -> tuple[crypt.RSASigner, str]:
@@ -73,9 +71,10 @@ class GoogleKeys:
 
 
 @cache
-def card_schema() -> dict[str, Any]:
-    """``GoogleAppsCardV1Card`` from the chat.v1 discovery document, as a strict JSON Schema."""
-    schemas = json.loads(DISCOVERY.read_text(encoding="utf-8"))["schemas"]
+def discovery_schema(document: str, root: str, prefix: str) -> dict[str, Any]:
+    """``root`` of a discovery document shipped with google-api-python-client, as a strict JSON Schema
+    (an unknown field is an error); ``prefix`` picks the schemas it may refer to."""
+    schemas = json.loads((DISCOVERY_DOCUMENTS / document).read_text(encoding="utf-8"))["schemas"]
 
     def convert(node: dict[str, Any]) -> dict[str, Any]:
         if "$ref" in node:
@@ -105,7 +104,10 @@ def card_schema() -> dict[str, Any]:
             return {"type": "boolean"}
         return {}
 
-    definitions = {
-        name: convert(schema) for name, schema in schemas.items() if name.startswith("GoogleAppsCardV1")
-    }
-    return {"$ref": "#/definitions/GoogleAppsCardV1Card", "definitions": definitions}
+    definitions = {name: convert(schema) for name, schema in schemas.items() if name.startswith(prefix)}
+    return {"$ref": f"#/definitions/{root}", "definitions": definitions}
+
+
+def card_schema() -> dict[str, Any]:
+    """``GoogleAppsCardV1Card`` from the chat.v1 discovery document, as a strict JSON Schema."""
+    return discovery_schema("chat.v1.json", "GoogleAppsCardV1Card", "GoogleAppsCardV1")

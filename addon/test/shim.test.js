@@ -9,7 +9,7 @@ const path = require('node:path');
 const vm = require('node:vm');
 
 const GOLDEN = path.join(__dirname, '..', '..', 'build', 'addon-cards');
-const SOURCE = fs.readFileSync(path.join(__dirname, '..', 'Code.js'), 'utf8');
+const SOURCE = ['Config.js', 'Code.js'].map((name) => fs.readFileSync(path.join(__dirname, '..', name), 'utf8')).join('\n');
 
 function golden(name) {
   const file = path.join(GOLDEN, name + '.json');
@@ -33,7 +33,7 @@ function recorder(kind, log) {
   return proxy;
 }
 
-function shim(answer) {
+function shim(answer, property = 'https://postdesk.example.com') {
   const log = [];
   const fetched = [];
   const enumProxy = new Proxy({}, { get: (_t, group) => new Proxy({}, { get: (_u, value) => `${String(group)}.${String(value)}` }) });
@@ -52,7 +52,7 @@ function shim(answer) {
       },
     },
     ScriptApp: { getIdentityToken: () => 'id-token-of-the-user' },
-    PropertiesService: { getScriptProperties: () => ({ getProperty: () => 'https://postdesk.example.com' }) },
+    PropertiesService: { getScriptProperties: () => ({ getProperty: () => property }) },
     GmailApp: {
       setCurrentMessageAccessToken(token) { sandbox.tokenUsed = token; },
       getMessageById: () => ({ getHeader: (name) => (name === 'Message-ID' ? '<alice-1@customer.test>' : '') }),
@@ -141,6 +141,12 @@ test('button clicks become action responses: update, push, toast, link and a dra
     assert.equal(fetched[0].url, 'https://postdesk.example.com/addon/v1/action', name);
     check(log);
   }
+});
+
+test('without the script property the shim calls the backend Config.js names', () => {
+  const { api, fetched } = shim({ status: 200, body: golden('homepage') }, null);
+  api.onHomepage(EVENT);
+  assert.equal(fetched[0].url, 'https://postdesk.example.com/addon/v1/homepage');
 });
 
 test('a refused token or a server error is a readable card, not a crash', () => {

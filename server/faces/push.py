@@ -58,7 +58,9 @@ def notification(body: Any) -> tuple[str, int]:
     if not isinstance(data, str) or len(data) > 4096:
         raise ValueError("expected {message: {data: base64 JSON}}")
     try:
-        decoded = json.loads(base64.b64decode(data, validate=True))
+        # Pub/Sub's JSON carries bytes as base64; Gmail's guide shows base64url: read either.
+        text = data.strip().replace("-", "+").replace("_", "/")
+        decoded = json.loads(base64.b64decode(text + "=" * (-len(text) % 4), validate=True))
     except (binascii.Error, ValueError) as exc:
         raise ValueError("message.data is not base64 JSON") from exc
     address = decoded.get("emailAddress") if isinstance(decoded, dict) else None

@@ -33,6 +33,7 @@ main = FlaskGroup(
 
 def init_app(app: Flask) -> None:
     from server.faces.cli import (
+        addon,
         agents,
         customers,
         knowledge,
@@ -63,5 +64,6 @@ def init_app(app: Flask) -> None:
         running.web_command,
         running.sandbox_command,
         running.demo_command,
+        addon.addon_group,
     ):
         app.cli.add_command(command)

@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 KEY_ID = "gmail-sandbox-push"
 
 
+def envelope(address: str, history_id: int) -> dict[str, Any]:
+    """What a push subscription posts for one Gmail notification: a ``PubsubMessage`` whose data is
+    base64 JSON ``{"emailAddress", "historyId"}``, and the subscription's name."""
+    data = json.dumps({"emailAddress": address, "historyId": history_id}).encode()
+    return {
+        "message": {"data": base64.b64encode(data).decode(), "messageId": uuid.uuid4().hex,
+                    "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z")},
+        "subscription": "projects/gmail-sandbox/subscriptions/postdesk-push",
+    }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Target:
     url: str
@@ -93,13 +104,7 @@ class PushSender:
         target = self.target
         if target is None:
             return
-        data = json.dumps({"emailAddress": address, "historyId": history_id}).encode()
-        envelope = {
-            "message": {"data": base64.b64encode(data).decode(), "messageId": uuid.uuid4().hex,
-                        "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z")},
-            "subscription": "projects/gmail-sandbox/subscriptions/postdesk-push",
-        }  # fmt: skip
-        threading.Thread(target=self._post, args=(target, envelope), daemon=True).start()
+        threading.Thread(target=self._post, args=(target, envelope(address, history_id)), daemon=True).start()
 
     def _post(self, target: Target, envelope: dict[str, Any]) -> None:
         request = urllib.request.Request(
