@@ -48,6 +48,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
         with app.app_context():
             app.config["SECRET_KEY"] = instance_secret("secret.key", lambda: secrets.token_urlsafe(48))
+        app.extensions["postdesk.generated_secret_key"] = True
 
     from server.base import db, logs
     from server.faces import cli, errors, health, settings, web

@@ -55,6 +55,7 @@ ROUTES = [
       "mailboxes": "support@example.com"}),
     ("POST", "/settings/agents/{agent}/reassign", ADMINS, {"to": ""}),
     ("GET", "/settings/audit", ADMINS, None),
+    ("GET", "/settings/system", ADMINS, None),
     ("GET", "/settings/rules?mailbox={mailbox}", EVERYONE, None),
     ("POST", "/settings/rules/dry-run?mailbox={mailbox}", BOX_ADMINS, {"text": "rules: []", "last": "5"}),
     ("GET", "/settings/rules/export?mailbox={mailbox}", EVERYONE, None),

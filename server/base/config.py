@@ -86,6 +86,8 @@ class Defaults:
     #: ``json`` (one JSON object a line) or ``text`` logs on stderr at LOG_LEVEL; empty: as the host sets.
     LOG_FORMAT = ""
     LOG_LEVEL = "INFO"
+    #: ``postdesk doctor --live`` compares this machine's clock with the Date of Google's answer here.
+    TIME_CHECK_URL = "https://www.googleapis.com/oauth2/v1/certs"
     #: Days of mail a first connect (or an expired history checkpoint) reads back.
     FULL_SYNC_DAYS = 30
 

@@ -39,6 +39,7 @@ def init_app(app: Flask) -> None:
         knowledge,
         labels,
         mailboxes,
+        operations,
         rules,
         running,
         sla,
@@ -65,5 +66,9 @@ def init_app(app: Flask) -> None:
         running.sandbox_command,
         running.demo_command,
         addon.addon_group,
+        operations.doctor_command,
+        operations.backup_command,
+        operations.restore_command,
+        operations.after_restore_command,
     ):
         app.cli.add_command(command)

@@ -34,6 +34,7 @@ def init_app(app: Flask) -> None:
         rules,
         signals,
         sla,
+        system,
         templates,
     )
 

@@ -52,6 +52,8 @@ def compile_catalogs(target: Path) -> Path:
 
 def select_locale() -> str:
     """The signed-in person's language; before sign-in the one chosen in the header, else the browser's."""
+    if not has_request_context():  # a command: English, unless the caller forces a locale
+        return Locale.EN.value
     agent = current_agent() if request and request.blueprint in PAGE_BLUEPRINTS else None
     if agent is not None:
         return agent.locale
