@@ -135,7 +135,7 @@ def test_an_empty_configuration_names_every_missing_setting_with_its_fix(make_ap
 def test_every_docs_section_named_exists() -> None:
     from server.faces import doctor
 
-    source = Path(doctor.__file__).read_text(encoding="utf-8")
+    source = "".join(file.read_text(encoding="utf-8") for file in Path(doctor.__file__).parent.glob("*.py"))
     import re
 
     sections = set(re.findall(r'"((?:the-|sign-in|secrets|mailboxes|push|webhooks)[a-z-]*)"\)', source))

@@ -64,6 +64,7 @@ def settings_env(tmp_path: Path, google: StandInGoogle) -> dict[str, str]:
         "POSTDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'postdesk.sqlite3'}",
         "POSTDESK_INSTANCE_PATH": str(tmp_path / "instance"),
         "POSTDESK_COOKIE_SECURE": "false",  # plain HTTP on loopback
+        "POSTDESK_TIME_CHECK_URL": "http://127.0.0.1:9/",  # no Google here: the live clock check says so
         **{f"POSTDESK_{k}": v for k, v in google.config().items()},
     }
 
@@ -155,6 +156,22 @@ def test_an_admin_runs_the_team_from_the_settings_pages(tmp_path):
                 page.get_by_role("button", name="Filter").click()
                 expect(rows).to_have_count(3)  # Olga and Boris (command line), Chen (invited)
                 page.screenshot(path=str(shots / "settings-audit.png"), full_page=True)
+
+                # System health: what does not hold, and what to do about it; then the live checks.
+                page.locator("nav").get_by_role("link", name="System health").click()
+                worker = page.locator("tr.check", has_text="no worker holds the clock's lease")
+                expect(worker).to_contain_text("Fails")
+                expect(worker).to_contain_text("start postdesk worker")
+                expect(page.locator("tr.check", has_text="database")).to_contain_text("Holds")
+                expect(page.locator("tr.check", has=page.get_by_role("rowheader", name="clock"))).to_contain_text(
+                    "Not checked"
+                )
+                page.get_by_role("button", name=re.compile("Check live")).click()
+                expect(page.locator("tr.check", has=page.get_by_role("rowheader", name="clock"))).to_contain_text(
+                    "gave no time"
+                )
+                page.screenshot(path=str(shots / "settings-system.png"), full_page=True)
+                page.locator("nav").get_by_role("link", name="Audit log").click()
 
                 # Russian.
                 page.get_by_role("button", name="Русский").click()
