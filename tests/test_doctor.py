@@ -60,19 +60,22 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Any]:
 class Answering:
     """A loopback server answering every request with ``status`` and the headers given."""
 
-    def __init__(self, status: int = 200, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int = 200, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
         outer = self
-        self.status, self.headers = status, headers or {}
+        self.status, self.headers, self.body = status, headers or {}, body
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response_only(outer.status)
                 for name, value in outer.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(outer.body)))
                 self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(outer.body)
 
-            do_GET = do_HEAD = _answer
+            do_GET = do_HEAD = do_POST = _answer
 
             def log_message(self, *_args: Any) -> None:
                 pass
@@ -318,6 +321,39 @@ def test_gmail_refusing_the_mailbox_is_a_cross_with_the_reason(make_app, gmail):
     problem = failing(app, live=True)["mailbox ghost@example.com"]
     assert problem.detail.startswith("Gmail refused the profile call")
     assert "again" in problem.fix
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "expected"),
+    [
+        (400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+         "Google refused the mailbox's credentials: invalid_grant"),
+        (200, {"access_token": "ya29.x", "expires_in": 3600, "token_type": "Bearer", "scope": "openid email"},
+         "the token was granted openid email, not https://www.googleapis.com/auth/gmail.modify"),
+    ],
+)  # fmt: skip
+def test_a_refresh_token_google_refuses_or_grants_too_little(make_app, gmail, status, answer, expected):
+    import json
+
+    from server.base.crypto import encrypt_json
+    from server.base.models import AuthKind, Mailbox
+
+    token_endpoint = Answering(status, {"Content-Type": "application/json"}, json.dumps(answer).encode())
+    try:
+        app = make_app(**HEALTHY)
+        healthy_mailbox(app, gmail.url)
+        with app.app_context():
+            db = get_session()
+            box = db.query(Mailbox).one()
+            box.auth_kind = AuthKind.OAUTH
+            box.credentials_encrypted = encrypt_json({"client_id": "c.apps.googleusercontent.com", "client_secret": "s",
+                                                      "token_uri": token_endpoint.url, "refresh_token": "r"})  # fmt: skip
+            db.commit()
+        problem = failing(app, live=True)["mailbox support@example.com"]
+        assert expected in problem.detail
+        assert problem.fix == "connect the mailbox again on its settings page"
+    finally:
+        token_endpoint.close()
 
 
 def test_a_task_queue_that_cannot_be_read(make_app, gmail):

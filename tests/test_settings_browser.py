@@ -163,13 +163,13 @@ def test_an_admin_runs_the_team_from_the_settings_pages(tmp_path):
                 expect(worker).to_contain_text("Fails")
                 expect(worker).to_contain_text("start postdesk worker")
                 expect(page.locator("tr.check", has_text="database")).to_contain_text("Holds")
-                expect(page.locator("tr.check", has=page.get_by_role("rowheader", name="clock"))).to_contain_text(
-                    "Not checked"
-                )
+                expect(
+                    page.locator("tr.check", has=page.get_by_role("rowheader", name="clock"))
+                ).to_contain_text("Not checked")
                 page.get_by_role("button", name=re.compile("Check live")).click()
-                expect(page.locator("tr.check", has=page.get_by_role("rowheader", name="clock"))).to_contain_text(
-                    "gave no time"
-                )
+                expect(
+                    page.locator("tr.check", has=page.get_by_role("rowheader", name="clock"))
+                ).to_contain_text("gave no time")
                 page.screenshot(path=str(shots / "settings-system.png"), full_page=True)
                 page.locator("nav").get_by_role("link", name="Audit log").click()
 

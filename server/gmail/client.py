@@ -25,6 +25,7 @@ from typing import Any
 import google_auth_httplib2
 import httplib2
 from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.exceptions import RefreshError
 from googleapiclient import _auth
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError, MediaUploadSizeError
@@ -123,6 +124,11 @@ def _error_reason(error: HttpError) -> tuple[str, str]:
 
 def is_retryable(status: int, reason: str) -> bool:
     return status in RETRYABLE_STATUSES or (status == 403 and reason in RATE_LIMIT_REASONS)
+
+
+def _refused(method: str, error: RefreshError) -> GmailCredentialsError:
+    reason = error.args[0] if error.args and isinstance(error.args[0], str) else type(error).__name__
+    return GmailCredentialsError(f"{method}: Google refused the mailbox's credentials: {reason[:200]}")
 
 
 def credentials_for(auth_kind: str, secret: dict[str, Any] | None, address: str) -> Credentials:
@@ -258,6 +264,10 @@ class GmailClient:
                     raise GmailApiError(method, status, reason, message) from error
                 retry_after = parse_retry_after(error.resp.get("retry-after"))
                 problem = f"HTTP {status} {reason}"
+            except RefreshError as error:
+                # Google refused the mailbox's credentials (a revoked refresh token, delegation taken
+                # back): asking again will not help, the admin must connect the mailbox again.
+                raise _refused(method, error) from error
             except _TRANSPORT_ERRORS as error:
                 if method in UNSAFE_TO_REPEAT and request.resumable is None:
                     # Gmail may have sent it before the connection broke: the caller finds out
@@ -425,6 +435,8 @@ class GmailClient:
                 raise GmailApiError("batch", status, reason, message) from error
             wait = parse_retry_after(error.resp.get("retry-after"))
             return [i for i in ids if i not in found and i not in missing], wait
+        except RefreshError as error:
+            raise _refused("batch", error) from error
         except _TRANSPORT_ERRORS:
             return [i for i in ids if i not in found and i not in missing], None
         return failed, max(waits) if waits else None

@@ -14,13 +14,6 @@ from typing import Any
 
 from server.base.db import get_session
 from server.faces.doctor.check import Check
-from server.faces.doctor.running import (
-    check_clock,
-    check_mailboxes,
-    check_outbox,
-    check_tasks,
-    check_webhooks,
-)
 from server.faces.doctor.configured import (
     check_addon,
     check_database,
@@ -28,6 +21,13 @@ from server.faces.doctor.configured import (
     check_secrets,
     check_sign_in,
     check_time,
+)
+from server.faces.doctor.running import (
+    check_clock,
+    check_mailboxes,
+    check_outbox,
+    check_tasks,
+    check_webhooks,
 )
 
 __all__ = ["Check", "run_checks"]
