@@ -301,7 +301,8 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
         process.stop()
     assert (status, body) == (200, {"status": "ok"})
     assert mailbox[1] == MAILBOX and int(mailbox[2]) >= 40
-    assert listed["resultSizeEstimate"] == int(mailbox[2])
+    # The seeded mail, and the acknowledgements the demo's worker may have sent since it was counted.
+    assert listed["resultSizeEstimate"] >= int(mailbox[2])
     assert int(tickets[1]) == 33
     assert (tmp_path / "instance" / "demo.sqlite3").exists()
     assert "/auth/demo" in picker.url and "Lena Smirnova" in picker.text and "Manager" in picker.text

@@ -283,6 +283,7 @@ def test_live_checks_ask_the_public_url_gmail_and_google_s_clock(make_app, gmail
         200, {"Date": format_datetime(datetime.now(UTC) - timedelta(minutes=5), usegmt=True)}
     )
     broken = Answering(503)
+    zoneless = Answering(200, {"Date": format_datetime(datetime.now(UTC).replace(tzinfo=None))})  # "-0000"
     try:
         app = make_app(**(HEALTHY | {"DEMO": True, "PUBLIC_URL": healthy.url, "ADDON_PUBLIC_URL": "",
                                      "ADDON_SERVICE_ACCOUNT": "", "TIME_CHECK_URL": healthy.url}))  # fmt: skip
@@ -291,6 +292,8 @@ def test_live_checks_ask_the_public_url_gmail_and_google_s_clock(make_app, gmail
         assert all(check.ok is not False for check in checks.values()), checks
         assert checks["mailbox support@example.com"].detail.startswith("Gmail answers")
         assert checks["clock"].ok and checks["public URL (POSTDESK_PUBLIC_URL)"].ok
+        app.config["TIME_CHECK_URL"] = zoneless.url
+        assert checks_of(app, live=True)["clock"].ok
 
         app.config.update(PUBLIC_URL=broken.url, TIME_CHECK_URL=slow_clock.url)
         problems = failing(app, live=True)
@@ -303,7 +306,7 @@ def test_live_checks_ask_the_public_url_gmail_and_google_s_clock(make_app, gmail
         assert "does not answer" in problems["public URL (POSTDESK_PUBLIC_URL)"].detail
         assert "gave no time" in problems["clock"].detail
     finally:
-        for server in (healthy, slow_clock, broken):
+        for server in (healthy, slow_clock, broken, zoneless):
             server.close()
 
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from helpers import MAILBOX, http, make_email
 
-from server.gmail.client import RetryPolicy, credentials_for, parse_retry_after
+from server.gmail.client import RetryPolicy, parse_retry_after
+from server.gmail.credentials import credentials_for
 from server.gmail.errors import GmailApiError, GmailCredentialsError, GmailUnavailable, HistoryExpired
 
 

@@ -28,7 +28,7 @@ LONG_MODULES = {
     "server.services.figures.metrics": 610,
     "server.gmail.mime": 560,
     "server.flows.reminders": 530,
-    "server.gmail.client": 520,
+    "server.gmail.client": 483,
     "server.gmail.sandbox.api": 510,
     "server.faces.reports.views": 460,
     "server.services.accounts": 440,

@@ -24,20 +24,19 @@ from typing import Any
 
 import google_auth_httplib2
 import httplib2
-from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.credentials import Credentials
 from google.auth.exceptions import RefreshError
 from googleapiclient import _auth
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError, MediaUploadSizeError
 from googleapiclient.http import BatchHttpRequest, HttpRequest, MediaInMemoryUpload
 
-from server.gmail.errors import GmailApiError, GmailCredentialsError, GmailUnavailable, HistoryExpired
+from server.gmail.credentials import mailbox_credentials, refused
+from server.gmail.errors import GmailApiError, GmailUnavailable, HistoryExpired
 from server.gmail.quota import MAX_JSON_REQUEST_BYTES, units_for
 
 log = logging.getLogger(__name__)
 
-#: Read, label and send: everything Postdesk does in a shared mailbox, and no more.
-SCOPES = ("https://www.googleapis.com/auth/gmail.modify",)
 GOOGLE_BATCH_URI = "https://gmail.googleapis.com/batch/gmail/v1"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
@@ -124,42 +123,6 @@ def _error_reason(error: HttpError) -> tuple[str, str]:
 
 def is_retryable(status: int, reason: str) -> bool:
     return status in RETRYABLE_STATUSES or (status == 403 and reason in RATE_LIMIT_REASONS)
-
-
-def _refused(method: str, error: RefreshError) -> GmailCredentialsError:
-    reason = error.args[0] if error.args and isinstance(error.args[0], str) else type(error).__name__
-    return GmailCredentialsError(f"{method}: Google refused the mailbox's credentials: {reason[:200]}")
-
-
-def credentials_for(auth_kind: str, secret: dict[str, Any] | None, address: str) -> Credentials:
-    """Google credentials for a mailbox: anonymous (sandbox), delegated service account, or OAuth."""
-    if auth_kind == "sandbox":
-        return AnonymousCredentials()
-    if not secret:
-        raise GmailCredentialsError(f"mailbox {address} has no stored credentials")
-    try:
-        if auth_kind == "service_account":
-            from google.oauth2 import service_account
-
-            creds = service_account.Credentials.from_service_account_info(secret, scopes=SCOPES)
-            delegated: Credentials = creds.with_subject(address)
-            return delegated
-        if auth_kind == "oauth":
-            from google.oauth2.credentials import Credentials as UserCredentials
-
-            return UserCredentials(
-                None,
-                refresh_token=secret["refresh_token"],
-                token_uri=secret.get("token_uri", "https://oauth2.googleapis.com/token"),
-                client_id=secret["client_id"],
-                client_secret=secret["client_secret"],
-                scopes=list(SCOPES),
-            )
-    except (KeyError, ValueError) as exc:
-        raise GmailCredentialsError(
-            f"mailbox {address}: stored {auth_kind} credentials are incomplete"
-        ) from exc
-    raise GmailCredentialsError(f"mailbox {address}: unknown auth kind {auth_kind!r}")
 
 
 class PlainBatch(BatchHttpRequest):  # type: ignore[misc]
@@ -267,7 +230,7 @@ class GmailClient:
             except RefreshError as error:
                 # Google refused the mailbox's credentials (a revoked refresh token, delegation taken
                 # back): asking again will not help, the admin must connect the mailbox again.
-                raise _refused(method, error) from error
+                raise refused(method, error) from error
             except _TRANSPORT_ERRORS as error:
                 if method in UNSAFE_TO_REPEAT and request.resumable is None:
                     # Gmail may have sent it before the connection broke: the caller finds out
@@ -436,7 +399,7 @@ class GmailClient:
             wait = parse_retry_after(error.resp.get("retry-after"))
             return [i for i in ids if i not in found and i not in missing], wait
         except RefreshError as error:
-            raise _refused("batch", error) from error
+            raise refused("batch", error) from error
         except _TRANSPORT_ERRORS:
             return [i for i in ids if i not in found and i not in missing], None
         return failed, max(waits) if waits else None
@@ -508,15 +471,7 @@ def client_for_mailbox(mailbox: Any, config: dict[str, Any] | None = None, **ove
     """A client for a stored :class:`~server.base.models.Mailbox`, with the app's retry settings."""
     from flask import current_app
 
-    from server.base.crypto import SecretError, decrypt_json
-
     settings = config if config is not None else current_app.config
-    secret = None
-    if mailbox.credentials_encrypted:
-        try:
-            secret = decrypt_json(mailbox.credentials_encrypted)
-        except SecretError as exc:
-            raise GmailCredentialsError(f"mailbox {mailbox.address}: {exc}") from exc
     options: dict[str, Any] = {
         "retry": RetryPolicy(
             settings["GMAIL_MAX_ATTEMPTS"], settings["GMAIL_BACKOFF_BASE"], settings["GMAIL_BACKOFF_CAP"]
@@ -525,5 +480,4 @@ def client_for_mailbox(mailbox: Any, config: dict[str, Any] | None = None, **ove
         "batch_size": settings["GMAIL_BATCH_SIZE"],
     }
     options.update(overrides)
-    credentials = credentials_for(mailbox.auth_kind, secret, mailbox.address)
-    return GmailClient(mailbox.address, credentials, mailbox.api_endpoint, **options)
+    return GmailClient(mailbox.address, mailbox_credentials(mailbox), mailbox.api_endpoint, **options)

@@ -117,7 +117,7 @@ def _run_consent_flow(client: dict[str, Any], address: str) -> str:
     """Google's installed-app consent on a loopback port; the admin signs in as ``address``."""
     from google_auth_oauthlib.flow import InstalledAppFlow
 
-    from server.gmail.client import SCOPES
+    from server.gmail.credentials import SCOPES
 
     flow = InstalledAppFlow.from_client_config(client, scopes=list(SCOPES))
     try:
@@ -142,7 +142,8 @@ def _run_consent_flow(client: dict[str, Any], address: str) -> str:
 
 def _verify(spec: MailboxSpec) -> None:
     """Ask Gmail for the mailbox's profile once, so a wrong URL or key fails now, not at the first sync."""
-    from server.gmail.client import GmailClient, RetryPolicy, credentials_for
+    from server.gmail.client import GmailClient, RetryPolicy
+    from server.gmail.credentials import credentials_for
     from server.gmail.errors import GmailError
 
     try:

@@ -47,7 +47,7 @@ def check_database() -> Check:
     if current != head:
         return bad(name, _("%(url)s is at migration %(current)s, the newest is %(head)s",
                            url=url, current=current or _("none"), head=head),
-                   _("run postdesk init-db (the web and the worker also upgrade on start)"), "the-server")  # fmt: skip
+                   _("run postdesk init-db"), "the-server")  # fmt: skip
     return good(name, _("%(url)s answers, at the newest migration %(head)s", url=url, head=head))
 
 
@@ -187,16 +187,18 @@ def check_sign_in() -> Check:
                _("create an OAuth client (Web application) and set both settings"), "sign-in")  # fmt: skip
 
 
-def check_time(live: bool, url: str | None = None) -> Check:
+def check_time(live: bool) -> Check:
     name = _("clock")
     if not live:
         return unchecked(name)
-    target = url or str(current_app.config["TIME_CHECK_URL"])
+    target = str(current_app.config["TIME_CHECK_URL"])
     try:
         before = datetime.now(UTC)
         answer = requests.head(target, timeout=LIVE_TIMEOUT, allow_redirects=False)
         after = datetime.now(UTC)
         theirs = parsedate_to_datetime(answer.headers["Date"])
+        if theirs.tzinfo is None:  # "-0000": a time in UTC with no zone given (RFC 5322)
+            theirs = theirs.replace(tzinfo=UTC)
     except (requests.RequestException, KeyError, TypeError, ValueError) as exc:
         return bad(name, _("%(url)s gave no time: %(problem)s", url=target, problem=type(exc).__name__),
                    _("let this machine reach Google over https"), "the-server")  # fmt: skip

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from server.base.models import AuthKind, Mailbox, Outbox, OutboxState, SyncState, Webhook, WorkerLease
 from server.faces.doctor.check import LIVE_TIMEOUT, Check, bad, good
+from server.gmail.credentials import SCOPES
 
 #: A message the worker should have handed to Gmail this long ago is stuck.
 OUTBOX_STUCK_MINUTES = 15
@@ -19,7 +20,7 @@ OUTBOX_STUCK_MINUTES = 15
 OUTBOX_FAILED_DAYS = 7
 #: A task waiting longer than this means too few workers, or none.
 TASK_WAIT_SECONDS = 300
-GMAIL_SCOPE = "https://www.googleapis.com/auth/gmail.modify"
+GMAIL_SCOPE = SCOPES[0]
 
 
 def check_mailboxes(session: Any, *, live: bool, now: datetime) -> Iterator[Check]:
@@ -57,22 +58,22 @@ def check_mailboxes(session: Any, *, live: bool, now: datetime) -> Iterator[Chec
 
 
 def _gmail_profile(mailbox: Mailbox, name: str) -> Check:
-    from server.base.crypto import SecretError, decrypt_json
-    from server.gmail.client import GmailClient, RetryPolicy, credentials_for
+    from server.base.crypto import SecretError
+    from server.gmail.client import GmailClient, RetryPolicy
+    from server.gmail.credentials import mailbox_credentials
     from server.gmail.errors import GmailError
 
     fix = (_("grant domain-wide delegation of %(scope)s to the service account in the Admin console", scope=GMAIL_SCOPE)
            if mailbox.auth_kind == AuthKind.SERVICE_ACCOUNT
            else _("connect the mailbox again on its settings page"))  # fmt: skip
     try:
-        secret = decrypt_json(mailbox.credentials_encrypted) if mailbox.credentials_encrypted else None
-        credentials = credentials_for(mailbox.auth_kind, secret, mailbox.address)
+        credentials = mailbox_credentials(mailbox)
         client = GmailClient(mailbox.address, credentials, mailbox.api_endpoint,
                              retry=RetryPolicy(1, 0.0, 0.0), timeout=LIVE_TIMEOUT)  # fmt: skip
         profile = client.profile()
-    except SecretError as exc:
-        return bad(name, str(exc), _("put the encryption key back"), "secrets")
     except GmailError as exc:
+        if isinstance(exc.__cause__, SecretError):
+            return bad(name, str(exc), _("put the encryption key back"), "secrets")
         return bad(
             name, _("Gmail refused the profile call: %(problem)s", problem=str(exc)[:200]), fix, "mailboxes"
         )
