@@ -395,3 +395,22 @@ def test_the_system_health_page_is_for_admins_in_their_language(web, google, tea
         db.commit()
     page = client.get("/settings/system?live=1").get_data(as_text=True)
     assert "Состояние системы" in page and "Не выполнено" in page
+
+
+def test_a_changed_encryption_key_is_named_as_the_cause(make_app, gmail):
+    from server.base.crypto import encrypt_json
+    from server.base.models import AuthKind, Mailbox
+
+    app = make_app(**HEALTHY)
+    healthy_mailbox(app, gmail.url)
+    with app.app_context():
+        db = get_session()
+        box = db.query(Mailbox).one()
+        box.auth_kind = AuthKind.OAUTH
+        box.credentials_encrypted = encrypt_json(
+            {"client_id": "c", "client_secret": "s", "refresh_token": "r"}
+        )
+        db.commit()
+    app.config["ENCRYPTION_KEY"] = Fernet.generate_key().decode()  # someone made a new key
+    problem = failing(app, live=True)["mailbox support@example.com"]
+    assert problem.fix == "put the encryption key back" and problem.docs.endswith("#secrets")
