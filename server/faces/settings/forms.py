@@ -71,6 +71,9 @@ class MailboxSettingsForm(FlaskForm):
         _l("Automatic replies to one sender per hour at most"),
         validators=[InputRequired(), NumberRange(0, 1000)],
     )
+    assign_to_responder = BooleanField(
+        _l("Assign to responder: an unassigned ticket an agent answers from Gmail becomes theirs")
+    )
     team_addresses = TextAreaField(
         _l("Team addresses (one a line): never customers, never answered automatically"),
         validators=[Length(max=200 * 322)],

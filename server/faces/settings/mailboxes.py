@@ -248,6 +248,7 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
         form.timezone.data = setting(box, "timezone")
         form.auto_replies_per_sender_per_hour.data = setting(box, "auto_replies_per_sender_per_hour")
         form.team_addresses.data = "\n".join(setting(box, "team_addresses") or [])
+        form.assign_to_responder.data = bool(setting(box, "assign_to_responder"))
         rating = csat_settings(box)
         form.csat_enabled.data, form.csat_scale.data, form.csat_days.data, form.csat_nps.data = (
             rating["enabled"],
@@ -272,6 +273,7 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
             "timezone": (form.timezone.data or "").strip(),
             "auto_replies_per_sender_per_hour": form.auto_replies_per_sender_per_hour.data,
             "team_addresses": addresses,
+            "assign_to_responder": bool(form.assign_to_responder.data),
             "csat": {
                 "enabled": bool(form.csat_enabled.data),
                 "scale": form.csat_scale.data,
