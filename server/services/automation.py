@@ -24,11 +24,9 @@ from rules.model import ACTIVE_STATUSES, DONE_STATUSES, fields_read
 from server.base.db import memo_scope
 from server.base.models import (
     ActorKind,
-    Agent,
     CsatRating,
     Mailbox,
     Ticket,
-    mailbox_members,
 )
 from server.base.models import Rule as RuleRow
 from server.gmail.mime import ParsedMessage
@@ -37,6 +35,7 @@ from server.services import action_kinds, tickets
 from server.services.knowledge import readings
 from server.services.knowledge.signals import Reading, lexicon_with
 from server.services.mailbox_settings import setting, signal_words
+from server.services.responders import assign_to_responder, responders_of
 from server.services.tickets import Actor
 
 log = logging.getLogger(__name__)
@@ -278,42 +277,13 @@ def run_rules_on_events(session: Session, mailbox: Mailbox, events: list[TicketE
     )
     # The rules' changes are written by one flush at the end, not one per rule: what they read
     # back before that (mail queued, assignments for least_open) is read with that in mind.
-    responders = _responders(session, mailbox, events)
+    responders = responders_of(session, mailbox, events)
     with memo_scope(session), session.no_autoflush:
         for event in events:
             if responders:
                 assign_to_responder(session, event, responders)
             automation.handle(event)
     return automation.label_requests
-
-
-def _responders(session: Session, mailbox: Mailbox, events: list[TicketEvent]) -> dict[str, int]:
-    """With ``assign_to_responder`` on and an agent's reply in the page: the active members of the
-    mailbox by address (one query; none when the setting is off or no agent replied)."""
-    replied = any(e.trigger is rule_engine.Trigger.AGENT_REPLIED for e in events)
-    if not replied or not setting(mailbox, "assign_to_responder"):
-        return {}
-    rows = session.execute(
-        select(Agent.email, Agent.id)
-        .join(mailbox_members, mailbox_members.c.agent_id == Agent.id)
-        .where(mailbox_members.c.mailbox_id == mailbox.id, Agent.active.is_(True))
-    )
-    return {email.lower(): agent_id for email, agent_id in rows}
-
-
-def assign_to_responder(session: Session, event: TicketEvent, responders: Mapping[str, int]) -> None:
-    """An unassigned ticket an agent answered from Gmail becomes theirs (an assignment with its
-    Event, the agent as its actor). An assigned ticket keeps its assignee; a reply sent as the shared
-    address names nobody, so it assigns nobody."""
-    message = event.message
-    if event.trigger is not rule_engine.Trigger.AGENT_REPLIED or message is None or message.sender is None:
-        return
-    agent_id = responders.get(message.sender.email.lower())
-    ticket = session.get(Ticket, event.ticket_id)
-    if agent_id is None or ticket is None or ticket.assignee_id is not None:
-        return
-    at = event.at or datetime.now(UTC)
-    tickets.assign(session, ticket, agent_id, at=at, actor=Actor(ActorKind.AGENT, agent_id))
 
 
 def parsed_from_row(message: Any) -> ParsedMessage:
