@@ -20,7 +20,7 @@ from rules.model import (
     NOTIFY_GROUPS,
     OPERATORS,
     PRIORITIES,
-    STATUSES,
+    SETTABLE_STATUSES,
     Action,
     ActionKind,
     All,
@@ -231,8 +231,8 @@ def _action(data: Any, path: str, problems: _Collector) -> Action | None:
         if value not in PRIORITIES:
             problems.add(where, f"unknown priority {value!r}; expected one of {list(PRIORITIES)}")
     elif kind is ActionKind.SET_STATUS:
-        if value not in STATUSES:
-            problems.add(where, f"unknown status {value!r}; expected one of {list(STATUSES)}")
+        if value not in SETTABLE_STATUSES:
+            problems.add(where, f"unknown status {value!r}; expected one of {list(SETTABLE_STATUSES)}")
     elif kind in {
         ActionKind.ADD_TAG,
         ActionKind.REMOVE_TAG,

@@ -108,6 +108,8 @@ class TicketStatus(StrEnum):
     ON_HOLD = "on_hold"
     SOLVED = "solved"
     CLOSED = "closed"
+    #: Merged into another ticket (only merging sets it): read-only, out of every queue and report.
+    MERGED = "merged"
 
 
 class Priority(StrEnum):
@@ -124,6 +126,8 @@ ACTIVE_STATUSES = (TicketStatus.OPEN.value, TicketStatus.PENDING.value, TicketSt
 DONE_STATUSES = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
 PRIORITIES = tuple(p.value for p in Priority)
 STATUSES = tuple(s.value for s in TicketStatus)
+#: What an action may set a status to (a ticket becomes merged only by merging).
+SETTABLE_STATUSES = tuple(s for s in STATUSES if s != TicketStatus.MERGED.value)
 ASSIGN_STRATEGIES = ("round_robin", "least_open")
 NOTIFY_GROUPS = ("assignee", "admins", "agents", "customer")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

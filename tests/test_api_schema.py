@@ -24,6 +24,8 @@ OPERATIONS = [
     ("PATCH", "/api/v1/tickets/{ticket_id}"),
     ("POST", "/api/v1/tickets/{ticket_id}/notes"),
     ("POST", "/api/v1/tickets/{ticket_id}/replies"),
+    ("POST", "/api/v1/tickets/{ticket_id}/merge"),
+    ("POST", "/api/v1/tickets/{ticket_id}/unmerge"),
     ("GET", "/api/v1/customers"),
     ("GET", "/api/v1/agents"),
     ("GET", "/api/v1/mailboxes"),

@@ -7,7 +7,7 @@ of one constraint, not of a native enum type. All instants are aware UTC datetim
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,7 +18,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -28,11 +27,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     false,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -46,6 +43,7 @@ from sqlalchemy.orm import (
 from rules.model import Priority as Priority
 from rules.model import TicketStatus as TicketStatus
 from rules.model import Trigger as Trigger
+from server.base.columns import UTCDateTime, utcnow
 
 # Stable constraint names, so Alembic can alter them on every backend.
 NAMING_CONVENTION = {
@@ -57,32 +55,6 @@ NAMING_CONVENTION = {
 }
 
 EMAIL_LENGTH = 320  # RFC 5321: 64 local part + @ + 255 domain
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset of its own)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
-        if value.tzinfo is not UTC:
-            value = value.astimezone(UTC)
-        # SQLite stores the text as written: drop the offset so values sort and compare as text.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -330,6 +302,11 @@ class Ticket(Base):
     resolution_breached: Mapped[bool | None] = mapped_column(Boolean)
     agent_replies: Mapped[int] = mapped_column(Integer, default=0)
     reopens: Mapped[int] = mapped_column(Integer, default=0)
+    #: Merging (server.services.tickets.merging): the ticket this one was merged into, when, and how
+    #: many were merged into this one (their Gmail threads are this ticket's too).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    merged_at: Mapped[datetime | None]
+    merged_in: Mapped[int] = mapped_column(Integer, default=0)
     #: The Gmail labels of the ticket's thread (server.services.labels): every change bumps the version and
     #: asks for new labels (``labels_wanted_at``, in the changing transaction); the worker applies
     #: them after the commit and clears the request only if no newer change came meanwhile.

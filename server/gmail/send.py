@@ -63,8 +63,12 @@ def reply_subject(subject: str) -> str:
 
 
 def thread_headers(session: Session, ticket: Ticket) -> dict[str, Any]:
-    """In-Reply-To, References and the Gmail thread of the latest message in the ticket's own thread."""
-    thread = Message.gmail_thread_id == ticket.gmail_thread_id if ticket.gmail_thread_id else true()
+    """In-Reply-To, References and the Gmail thread of the latest message in the ticket's own thread;
+    of a ticket others were merged into, the thread of the customer's latest message."""
+    if ticket.merged_in:
+        thread = Message.direction == "inbound"
+    else:
+        thread = Message.gmail_thread_id == ticket.gmail_thread_id if ticket.gmail_thread_id else true()
     last = session.scalar(
         select(Message)
         .where(Message.ticket_id == ticket.id, Message.rfc822_message_id.is_not(None), thread)
@@ -78,7 +82,7 @@ def thread_headers(session: Session, ticket: Ticket) -> dict[str, Any]:
         "in_reply_to": last.rfc822_message_id,
         "references": [r for r in references if r][-20:],
         "gmail_thread_id": last.gmail_thread_id,
-    }
+    } | ({"subject": last.subject} if ticket.merged_in else {})  # Gmail threads a reply with its subject
 
 
 def enqueue(

@@ -535,6 +535,8 @@ class Filer:
                 )
                 if ticket is not None:
                     break
+        if ticket is not None and ticket.merged_into_id is not None:
+            ticket = tickets.survivor(self.session, ticket)  # a merged ticket's mail goes to its survivor
         return ticket
 
     def _customer(self, parsed: ParsedMessage) -> Customer | None:

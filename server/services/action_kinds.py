@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rules import ActionKind, Trigger
-from rules.model import ACTIVE_STATUSES, ASSIGN_STRATEGIES
+from rules.model import ACTIVE_STATUSES, ASSIGN_STRATEGIES, SETTABLE_STATUSES
 from server.base.db import memo
 from server.base.models import (
     ActorKind,
@@ -127,6 +127,8 @@ class Handler:
 
 def perform(ctx: ActionContext, kind: ActionKind, value: Any) -> str:
     """Do one action (or, in a dry run, only say what it would do); raises :class:`ActionRefused`."""
+    if ctx.ticket.status == TicketStatus.MERGED.value:  # read-only
+        raise ActionRefused(tickets.merged_note(ctx.session, ctx.ticket))
     prepared = ACTIONS[kind].prepare(ctx, value)
     if not ctx.dry_run:
         prepared.apply()
@@ -246,10 +248,9 @@ def _prepare_set_priority(ctx: ActionContext, value: Any) -> Prepared:
 
 
 def _prepare_set_status(ctx: ActionContext, value: Any) -> Prepared:
-    try:
-        status = TicketStatus(value)
-    except ValueError as exc:
-        raise ActionRefused("unknown status") from exc
+    if value not in SETTABLE_STATUSES:  # a ticket becomes merged only by merging it into another
+        raise ActionRefused(f"unknown status: one of {', '.join(SETTABLE_STATUSES)}")
+    status = TicketStatus(value)
     return Prepared(
         f"set status {status.value}",
         lambda: tickets.set_status(ctx.session, ctx.ticket, status, at=ctx.now, actor=ctx.actor),
@@ -634,18 +635,21 @@ def _queue_reply(
     about: dict[str, Any],
 ) -> bool:
     assert ticket.customer is not None  # checked by the callers
+    if ticket.status == TicketStatus.MERGED.value:
+        raise ActionRefused(tickets.merged_note(session, ticket))
     latest = session.scalar(select(func.max(Message.id)).where(Message.ticket_id == ticket.id))
+    headers = thread_headers(session, ticket)  # of a merged ticket's survivor: the latest thread's subject
     row = enqueue(
         session,
         mailbox=ticket.mailbox,
         kind=OutboxKind.REPLY,
         key=f"reply:{ticket.id}:{decision}:{latest}",
         to=[ticket.customer.email],
-        subject=reply_subject(ticket.subject),
+        subject=reply_subject(headers.pop("subject", None) or ticket.subject),
         text=rendered.text,
         html=rendered.html,
         ticket=ticket,
-        headers=thread_headers(session, ticket),
+        headers=headers,
         now=now,
     )
     if row is None:

@@ -35,6 +35,7 @@ from server.gmail.sync import LabelChange
 from server.services import tickets
 from server.services.mailbox_settings import label_settings, setting
 from server.services.tickets import Actor, record_event
+from server.services.tickets.merging import merged_threads
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ COLORS = {
 
 
 def wanted_keys(ticket: Ticket, now: datetime) -> list[str]:
-    """The label keys the ticket's thread should carry now."""
+    """The label keys the ticket's thread should carry now (a merged ticket: none, its survivor's do)."""
+    if ticket.status == TicketStatus.MERGED.value:
+        return []
     status = TicketStatus.SOLVED.value if ticket.status == TicketStatus.CLOSED.value else ticket.status
     keys = [f"status:{status}"]
     if ticket.status in ACTIVE_STATUSES:
@@ -212,29 +215,31 @@ def apply_wanted(
     # What each thread should carry, read now (before any commit expires the tickets); the labels
     # made or renamed in Gmail are committed at once, so no transaction stays open (no write lock
     # held) while Gmail is called for the threads.
-    plan: list[tuple[int, int, str, list[str], bool]] = [
-        (t.id, t.labels_version, t.gmail_thread_id or "", wanted_keys(t, now), t.status in ACTIVE_STATUSES)
+    # A merged ticket's threads carry its survivor's labels; the merged one itself carries none.
+    merged = merged_threads(session, [t.id for t in chosen if t.merged_in])
+    plan: list[tuple[int, int, list[str], list[str], bool]] = [
+        (t.id, t.labels_version, [] if t.status == "merged" else [t.gmail_thread_id or "", *merged.get(t.id, [])],
+         wanted_keys(t, now), t.status in ACTIVE_STATUSES)
         for t in chosen
-    ]
+    ]  # fmt: skip
     labels = Labels(session, mailbox, client)
     with session.no_autoflush:  # every label the team may use in Gmail exists, not only those in use yet
         labels.ids(standard_keys(mailbox))
     session.commit()
     groups: dict[tuple[frozenset[str], frozenset[str]], list[str]] = defaultdict(list)
     with session.no_autoflush:
-        for _id, _version, thread, keys, active in plan:
-            if not thread:
-                continue
+        for _id, _version, threads, keys, active in plan:
             add = set(labels.ids(keys).values())
             remove = labels.all_ids() - add
             if config["archive_on_solve"] and not active:
                 remove.add("INBOX")
-            groups[(frozenset(add), frozenset(remove))].append(thread)
+            groups[(frozenset(add), frozenset(remove))].extend(t for t in threads if t)
     session.commit()
     history: dict[str, int] = {}
     for (adding, removing), threads in groups.items():
         done.calls += _modify(session, client, mailbox, threads, sorted(adding), sorted(removing), history)
-    for ticket_id, version, thread, keys, _active in plan:
+    for ticket_id, version, threads, keys, _active in plan:
+        thread = threads[0] if threads else ""
         if thread in history:
             session.execute(
                 update(Ticket)
@@ -352,7 +357,7 @@ def read_back(session: Session, mailbox: Mailbox, changes: list[LabelChange]) ->
                 )
             )
         ticket = by_thread[change.thread_id]
-        if ticket is None:
+        if ticket is None or ticket.status == TicketStatus.MERGED.value:  # a merged thread's labels are put
             continue
         if change.history_id <= (ticket.labels_history_id or 0):
             continue  # ours, or someone's that our later change (for a newer ticket state) overwrote

@@ -7,8 +7,9 @@ from typing import Literal
 from alembic import context
 from sqlalchemy import create_engine
 
+from server.base.columns import UTCDateTime
 from server.base.migrations import ours
-from server.base.models import Base, UTCDateTime
+from server.base.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -85,12 +85,14 @@ def openapi_document() -> dict[str, Any]:
         name: {"schema": {"type": "string"}}
         for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
     }
-    for operations in spec["paths"].values():
+    for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             answers = operation["responses"]
             wanted = dict(COMMON_PROBLEMS)
             if method == "patch":
                 wanted["412"] = "If-Match named an older version of the ticket; nothing changed."
+            if path.endswith(("/merge", "/unmerge")):
+                wanted["409"] = "The merge cannot be done (or undone) as asked; the problem says why."
             for code, description in wanted.items():
                 answers[code] = {"description": description}
             for code, answer in answers.items():

@@ -123,6 +123,8 @@ class TicketOut(BaseModel):
     snoozed_until: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: Of a merged ticket (status ``merged``): the id of the ticket it was merged into.
+    merged_into: int | None = None
 
 
 class MessageOut(BaseModel):
@@ -297,6 +299,16 @@ class TicketChange(Strict):
     assignee_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     tags: list[str] | None = Field(default=None, max_length=50)
     snoozed_until: Moment | None = None
+
+
+class MergeIn(Strict):
+    """The ticket to merge into (a merged one is followed to the ticket it lives on in)."""
+
+    into: int = Field(ge=1, le=MAX_ID)
+
+
+class UnmergeIn(Strict):
+    """Nothing to say: send ``{}``."""
 
 
 class NoteIn(Strict):

@@ -61,7 +61,7 @@ class Problem(Exception):
         self.status, self.title, self.detail = status, title, detail
 
 
-def _answer(exc: Problem) -> Any:
+def problem_answer(exc: Problem) -> Any:
     return problem_response(exc.status, exc.title, exc.detail)
 
 
@@ -87,7 +87,7 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[datetime, int]:
     return moment.astimezone(UTC), ticket_id
 
 
-def _visible(session: Session, ticket_id: int, *, write: bool = False, lock: bool = False) -> Ticket:
+def visible_ticket(session: Session, ticket_id: int, *, write: bool = False, lock: bool = False) -> Ticket:
     """The ticket, if the caller may read (or change) it; 404 otherwise (its existence stays hidden)."""
     who = caller()
     allowed = writable_mailboxes(session, who) if write else readable_mailboxes(session, who)
@@ -137,7 +137,7 @@ def list_tickets(query: TicketFilter) -> Any:
         try:
             value, last_id = _decode_cursor(query.cursor, query.sort)
         except Problem as exc:
-            return _answer(exc)
+            return problem_answer(exc)
         key = tuple_(column, Ticket.id)
         statement = statement.where(key < (value, last_id) if descending else key > (value, last_id))
     order = (column.desc(), Ticket.id.desc()) if descending else (column.asc(), Ticket.id.asc())
@@ -148,7 +148,7 @@ def list_tickets(query: TicketFilter) -> Any:
     return TicketPage.model_validate({"items": [ticket_document(t) for t in page], "next_cursor": cursor})
 
 
-def _detail(session: Session, ticket: Ticket) -> dict[str, Any]:
+def ticket_detail(session: Session, ticket: Ticket) -> dict[str, Any]:
     messages = session.scalars(
         select(Message).where(Message.ticket_id == ticket.id).order_by(Message.sent_at.desc(), Message.id.desc())
         .limit(MAX_DETAIL)
@@ -210,10 +210,10 @@ def get_ticket(ticket_id: int) -> Any:
     """One ticket with its messages, internal notes and audit events (oldest first)."""
     session = get_session()
     try:
-        ticket = _visible(session, ticket_id)
+        ticket = visible_ticket(session, ticket_id)
     except Problem as exc:
-        return _answer(exc)
-    return TicketDetail.model_validate(_detail(session, ticket)), 200, {"ETag": etag_of(ticket)}
+        return problem_answer(exc)
+    return TicketDetail.model_validate(ticket_detail(session, ticket)), 200, {"ETag": etag_of(ticket)}
 
 
 def _apply(session: Session, ticket: Ticket, change: TicketChange, agent: Agent, now: datetime) -> None:
@@ -254,7 +254,7 @@ def update_ticket(ticket_id: int, json: TicketChange) -> Any:
     session = get_session()
     now = datetime.now(UTC)
     try:
-        ticket = _visible(session, ticket_id, write=True, lock=True)
+        ticket = visible_ticket(session, ticket_id, write=True, lock=True)
         agent = session.get(Agent, caller().agent_id)
         assert agent is not None  # the token's owner was just read
         expected = request.headers.get("If-Match")
@@ -271,14 +271,14 @@ def update_ticket(ticket_id: int, json: TicketChange) -> Any:
         _apply(session, ticket, json, agent, now)
     except Problem as exc:
         session.rollback()
-        return _answer(exc)
+        return problem_answer(exc)
     except action_kinds.ActionRefused as exc:
         session.rollback()
         return problem_response(400, "Bad Request", str(exc))
     session.commit()
-    fresh = _visible(session, ticket_id)
+    fresh = visible_ticket(session, ticket_id)
     session.refresh(fresh)
-    return TicketDetail.model_validate(_detail(session, fresh)), 200, {"ETag": etag_of(fresh)}
+    return TicketDetail.model_validate(ticket_detail(session, fresh)), 200, {"ETag": etag_of(fresh)}
 
 
 @bp.post("/tickets/<int:ticket_id>/notes")
@@ -288,7 +288,7 @@ def add_note(ticket_id: int, json: NoteIn) -> Any:
     """Add an internal note (never sent to the customer)."""
     session = get_session()
     try:
-        ticket = _visible(session, ticket_id, write=True)
+        ticket = visible_ticket(session, ticket_id, write=True)
         who = caller()
         ctx = action_kinds.ActionContext(
             session,
@@ -299,7 +299,7 @@ def add_note(ticket_id: int, json: NoteIn) -> Any:
         )
         action_kinds.perform(ctx, ActionKind.ADD_NOTE, json.body)
     except Problem as exc:
-        return _answer(exc)
+        return problem_answer(exc)
     except action_kinds.ActionRefused as exc:
         session.rollback()
         return problem_response(400, "Bad Request", str(exc))
@@ -331,7 +331,7 @@ def reply(ticket_id: int, json: ReplyIn) -> Any:
         return problem_response(400, "Bad Request", "Give either template_id or text.")
     now = datetime.now(UTC)
     try:
-        ticket = _visible(session, ticket_id, write=True)
+        ticket = visible_ticket(session, ticket_id, write=True)
         agent = session.get(Agent, caller().agent_id)
         assert agent is not None  # the token's owner was just read
         if json.template_id is not None:
@@ -353,7 +353,7 @@ def reply(ticket_id: int, json: ReplyIn) -> Any:
             queued = action_kinds.reply_with_text(session, ticket, json.text or "", agent=agent, now=now)
     except Problem as exc:
         session.rollback()
-        return _answer(exc)
+        return problem_answer(exc)
     except (action_kinds.ActionRefused, TemplateError) as exc:
         session.rollback()
         return problem_response(400, "Bad Request", str(exc))

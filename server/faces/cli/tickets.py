@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -22,7 +23,7 @@ from server.services.accounts import list_mailboxes
 
 @click.group("tickets")
 def tickets_group() -> None:
-    """List and show tickets."""
+    """List, show and merge tickets."""
 
 
 @tickets_group.command("list")
@@ -73,6 +74,53 @@ def tickets_show(number: int, mailbox: str | None, as_json: bool) -> None:
         arrow = "→" if message["direction"] == "outbound" else "←"
         click.echo(f"\n{arrow} {message['from']}  {message['sent_at']}")
         click.echo(message["new_text"])
+
+
+def _numbered(number: int, address: str) -> Ticket:
+    mailbox = mailbox_named(address)
+    ticket = get_session().scalar(
+        select(Ticket).where(Ticket.mailbox_id == mailbox.id, Ticket.number == number)
+    )
+    if ticket is None:
+        raise CliError(f"no ticket #{number} in {mailbox.address}")
+    return ticket
+
+
+@tickets_group.command("merge")
+@click.argument("number", type=int)
+@click.option("--into", "into", type=int, required=True, metavar="M", help="The ticket that survives.")
+@click.option("--mailbox", "address", required=True, metavar="ADDRESS")
+@with_appcontext
+def tickets_merge(number: int, into: int, address: str) -> None:
+    """Merge ticket NUMBER into ticket M of the same mailbox (undo within a day: tickets unmerge)."""
+    from server.services import tickets
+
+    session = get_session()
+    source, target = _numbered(number, address), _numbered(into, address)
+    try:
+        survivor = tickets.merge(session, source, target, at=datetime.now(UTC))
+    except tickets.MergeError as exc:
+        raise CliError(str(exc)) from exc
+    session.commit()
+    click.echo(f"#{source.number} merged into #{survivor.number}")
+
+
+@tickets_group.command("unmerge")
+@click.argument("number", type=int)
+@click.option("--mailbox", "address", required=True, metavar="ADDRESS")
+@with_appcontext
+def tickets_unmerge(number: int, address: str) -> None:
+    """Undo ticket NUMBER's merge (within a day): its messages, notes and tags go back."""
+    from server.services import tickets
+
+    session = get_session()
+    source = _numbered(number, address)
+    try:
+        tickets.unmerge(session, source, at=datetime.now(UTC))
+    except tickets.MergeError as exc:
+        raise CliError(str(exc)) from exc
+    session.commit()
+    click.echo(f"#{source.number} is a ticket of its own again ({source.status})")
 
 
 @click.group("outbox")

@@ -63,7 +63,11 @@ class Scope:
     domain: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        found: list[ColumnElement[bool]] = [Ticket.mailbox_id.in_(self.mailbox_ids or (-1,))]
+        # A merged ticket counts once, as its survivor.
+        found: list[ColumnElement[bool]] = [
+            Ticket.mailbox_id.in_(self.mailbox_ids or (-1,)),
+            Ticket.status != "merged",
+        ]
         if self.agent_id is not None:
             found.append(Ticket.assignee_id == self.agent_id)
         if self.priority:

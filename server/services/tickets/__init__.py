@@ -33,6 +33,7 @@ from server.services.tickets.actions import (
     touch,
     want_labels,
 )
+from server.services.tickets.merging import MergeError, candidates, merge, merged_note, survivor, unmerge
 
 __all__ = [
     "SYSTEM",
@@ -60,4 +61,10 @@ __all__ = [
     "take_next",
     "touch",
     "want_labels",
+    "MergeError",
+    "candidates",
+    "merge",
+    "merged_note",
+    "survivor",
+    "unmerge",
 ]

@@ -49,6 +49,8 @@ MAX_TAG_LENGTH = 100
 #: The furthest a snooze reaches (the same on every face).
 MAX_SNOOZE = timedelta(days=366)
 CLOSED_STATUSES = frozenset({TicketStatus.SOLVED.value, TicketStatus.CLOSED.value})
+#: No more work: solved, closed, or merged into another ticket.
+FINISHED_STATUSES = CLOSED_STATUSES | {TicketStatus.MERGED.value}
 
 
 def record_event(
@@ -463,7 +465,7 @@ def retime_pending(
             select(Ticket)
             .where(
                 Ticket.mailbox_id == mailbox_id,
-                Ticket.status.not_in(CLOSED_STATUSES),
+                Ticket.status.not_in(FINISHED_STATUSES),
                 Ticket.id > state.retime_cursor,
             )
             .order_by(Ticket.id)
@@ -598,7 +600,7 @@ def open_tickets_of(session: Session, agent_id: int) -> list[Ticket]:
     return list(
         session.scalars(
             select(Ticket)
-            .where(Ticket.assignee_id == agent_id, Ticket.status.not_in(CLOSED_STATUSES))
+            .where(Ticket.assignee_id == agent_id, Ticket.status.not_in(FINISHED_STATUSES))
             .order_by(Ticket.created_at, Ticket.id)
         )
     )

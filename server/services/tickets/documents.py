@@ -50,4 +50,5 @@ def ticket_document(ticket: Ticket) -> dict[str, Any]:
         "snoozed_until": _when(ticket.snoozed_until),
         "created_at": _when(ticket.created_at),
         "updated_at": _when(ticket.updated_at),
+        "merged_into": ticket.merged_into_id,
     }

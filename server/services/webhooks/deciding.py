@@ -45,6 +45,10 @@ def _event_types(found: Event) -> list[str]:
         return ["ticket.assigned"]
     if found.kind == "csat_rated":
         return ["csat.received"]
+    if found.kind == "merged":  # the ticket merged away; its survivor is updated
+        return ["ticket.merged"] if "into" in after else ["ticket.updated"]
+    if found.kind == "unmerged":
+        return ["ticket.updated"]
     if found.kind == "status_changed":
         was, now = before.get("status"), after.get("status")
         if now in CLOSED_STATUSES and was not in CLOSED_STATUSES:

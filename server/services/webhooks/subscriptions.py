@@ -25,6 +25,7 @@ EVENT_TYPES = (
     "ticket.assigned",
     "ticket.solved",
     "ticket.reopened",
+    "ticket.merged",
     "message.received",
     "csat.received",
 )
