@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from addon_fixtures import addon, desk, keys  # noqa: F401  (fixtures)
 from api_support import SUPPORT, api_app, api_desk  # noqa: F401  (fixtures)
 from helpers import MAILBOX, make_email
 from hypothesis import HealthCheck, given, settings
@@ -40,17 +41,17 @@ def _ticket_of(session, gmail_id: str) -> Ticket:
 
 
 def test_two_threads_of_one_customer_merged_then_undone(helpdesk, deliver):
-    desk = helpdesk
-    box = desk.connect(MAILBOX, agents=["anna@example.com"])
+    team = helpdesk
+    box = team.connect(MAILBOX, agents=["anna@example.com"])
     box.settings = {**(box.settings or {}), "gmail_labels": {**LABEL_DEFAULTS, "enabled": True}}
-    desk.session.commit()
-    session = desk.session
+    team.session.commit()
+    session = team.session
     first = deliver(make_email("Invoice wrong", "Hello", sender="ann@shop.example",
                                                    message_id="<i1@shop.example>"))  # fmt: skip
-    desk.cycle()
+    team.cycle()
     second = deliver(make_email("Still the invoice", "Any news?", sender="ann@shop.example",
                                                     message_id="<i2@shop.example>"))  # fmt: skip
-    desk.cycle()
+    team.cycle()
     a, b = _ticket_of(session, first["id"]), _ticket_of(session, second["id"])
     assert a.id != b.id and a.customer_id == b.customer_id
     tickets.add_tag(session, b, "billing", at=datetime.now(UTC))
@@ -85,20 +86,20 @@ def test_two_threads_of_one_customer_merged_then_undone(helpdesk, deliver):
     # B's new mail files into A.
     again = deliver(make_email("Re: Still the invoice", "Hello?", sender="ann@shop.example",
                                                    in_reply_to="<i2@shop.example>"))  # fmt: skip
-    desk.cycle()
+    team.cycle()
     assert _ticket_of(session, again["id"]).id == a.id
     assert session.get(Ticket, b.id).status == "merged"
     # A's reply goes into the thread of the customer's latest message (B's thread).
     anna = session.scalar(select(Agent).where(Agent.email == "anna@example.com"))
     action_kinds.reply_with_text(session, a, "Fixed, sorry!", agent=anna, now=datetime.now(UTC))
     session.commit()
-    desk.cycle()
-    sent = [m for m in desk.sent_by(MAILBOX) if b"Fixed, sorry!" in m.raw]
+    team.cycle()
+    sent = [m for m in team.sent_by(MAILBOX) if b"Fixed, sorry!" in m.raw]
     assert len(sent) == 1 and sent[0].thread_id == second["threadId"]
     # Labels: both threads carry A's labels.
-    while apply_wanted(session, box, desk.clients[MAILBOX]).tickets:
+    while apply_wanted(session, box, team.clients[MAILBOX]).tickets:
         pass
-    user = desk.gmail.sandbox.user(MAILBOX)
+    user = team.gmail.sandbox.user(MAILBOX)
     label_names = {label["id"]: label["name"] for label in user.labels.values()}
 
     def names(thread: str) -> set[str]:
@@ -222,34 +223,32 @@ def test_what_cannot_be_merged_is_refused_with_the_reason(session, mailbox, six)
 
 
 def test_the_api_merges_and_unmerges_and_tells_webhooks(api_desk):  # noqa: F811
-    desk = api_desk
-    a, b = desk.tickets[SUPPORT][:2]
-    with desk.app.app_context():
+    api = api_desk
+    a, b = api.tickets[SUPPORT][:2]
+    with api.app.app_context():
         db = get_session()
-        db.add(Webhook(mailbox_id=desk.mailboxes[SUPPORT], url="https://hooks.example.net/x",
+        db.add(Webhook(mailbox_id=api.mailboxes[SUPPORT], url="https://hooks.example.net/x",
                        events=["ticket.merged", "ticket.updated"], secret_encrypted=b"x", enabled=True))  # fmt: skip
         db.commit()
-    answer = desk.call("POST", f"/api/v1/tickets/{b}/merge", "anna", json={"into": a})
+    answer = api.call("POST", f"/api/v1/tickets/{b}/merge", "anna", json={"into": a})
     assert answer.status_code == 200, answer.json
     assert answer.json["id"] == a and answer.json["merged_into"] is None
     assert any(e["kind"] == "merged" for e in answer.json["events"])
-    document = desk.call("GET", f"/api/v1/tickets/{b}", "anna").json
+    document = api.call("GET", f"/api/v1/tickets/{b}", "anna").json
     assert document["status"] == "merged" and document["merged_into"] == a
-    assert desk.call("PATCH", f"/api/v1/tickets/{b}", "anna", json={"priority": "high"}).status_code == 400
-    assert desk.call("POST", f"/api/v1/tickets/{b}/merge", "anna", json={"into": a}).status_code == 409
-    other = desk.tickets["sales@example.com"][0]
-    assert desk.call("POST", f"/api/v1/tickets/{a}/merge", "anna", json={"into": other}).status_code == 404
-    assert desk.call("POST", f"/api/v1/tickets/{a}/merge", "anna_read", json={"into": b}).status_code == 403
-    assert (
-        desk.call("POST", f"/api/v1/tickets/{a}/merge", "anna", json={"into": a, "x": 1}).status_code == 400
-    )
-    with desk.app.app_context():
+    assert api.call("PATCH", f"/api/v1/tickets/{b}", "anna", json={"priority": "high"}).status_code == 400
+    assert api.call("POST", f"/api/v1/tickets/{b}/merge", "anna", json={"into": a}).status_code == 409
+    other = api.tickets["sales@example.com"][0]
+    assert api.call("POST", f"/api/v1/tickets/{a}/merge", "anna", json={"into": other}).status_code == 404
+    assert api.call("POST", f"/api/v1/tickets/{a}/merge", "anna_read", json={"into": b}).status_code == 403
+    assert api.call("POST", f"/api/v1/tickets/{a}/merge", "anna", json={"into": a, "x": 1}).status_code == 400
+    with api.app.app_context():
         kinds = sorted(get_session().scalars(select(WebhookDelivery.event_type)))
     assert "ticket.merged" in kinds and "ticket.updated" in kinds
-    undone = desk.call("POST", f"/api/v1/tickets/{b}/unmerge", "anna", json={})
+    undone = api.call("POST", f"/api/v1/tickets/{b}/unmerge", "anna", json={})
     assert undone.status_code == 200, undone.json
     assert undone.json["id"] == b and undone.json["status"] == "open" and undone.json["merged_into"] is None
-    assert desk.call("POST", f"/api/v1/tickets/{b}/unmerge", "anna", json={}).status_code == 409
+    assert api.call("POST", f"/api/v1/tickets/{b}/unmerge", "anna", json={}).status_code == 409
 
 
 def test_the_command_line_merges_and_unmerges(app, runner, session, mailbox, six):
@@ -272,3 +271,40 @@ def test_the_command_line_merges_and_unmerges(app, runner, session, mailbox, six
         session.scalar(select(TicketTag.name).where(TicketTag.ticket_id == a.id, TicketTag.name == "tag1"))
         is None
     )
+
+
+def test_the_card_offers_the_customer_s_other_ticket_merges_and_undoes(addon, session, desk, deliver):  # noqa: F811
+    deliver(make_email("Cannot log in again", "Still broken", sender="alice@customer.test",
+                       message_id="<alice-2@customer.test>"))  # fmt: skip
+    desk.cycle(MAILBOX)
+    first = session.scalar(select(Ticket).where(Ticket.subject == "Cannot log in"))
+    second = session.scalar(select(Ticket).where(Ticket.subject == "Cannot log in again"))
+    card = addon.message("<alice-2@customer.test>").get_data(as_text=True)
+    assert "Merge this ticket into" in card and "merge_choices" in card
+
+    choices = addon.act("merge_choices", ticket=second.id)
+    text = choices.get_data(as_text=True)
+    assert f"#{first.number} Cannot log in" in text  # the customer's other open ticket
+    merged = addon.act(
+        "merge", ticket=second.id, form={"merge_into": {"stringInputs": {"value": [str(first.id)]}}}
+    )
+    answer = merged.get_json()["renderActions"]["action"]
+    assert answer["notification"]["text"] == f"#{second.number} merged into #{first.number}"
+    survivor_card = str(answer)
+    assert f"#{first.number}" in survivor_card and f"Undo the merge of #{second.number}" in survivor_card
+    session.expire_all()
+    assert session.get(Ticket, second.id).status == "merged"
+    # The second email's card is the survivor's now.
+    assert f"#{first.number} Cannot log in" in addon.message("<alice-2@customer.test>").get_data(as_text=True)
+    refused = addon.act(
+        "merge", ticket=second.id, form={"merge_into": {"stringInputs": {"value": [str(first.id)]}}}
+    )
+    assert "already merged" in refused.get_json()["renderActions"]["action"]["notification"]["text"]
+    nothing = addon.act("merge", ticket=first.id, form={})
+    assert "choose the ticket" in nothing.get_json()["renderActions"]["action"]["notification"]["text"]
+
+    undone = addon.act("unmerge", ticket=second.id).get_json()["renderActions"]["action"]
+    assert undone["notification"]["text"] == f"#{second.number} is a ticket of its own again"
+    session.expire_all()
+    assert session.get(Ticket, second.id).status == "open"
+    assert "Cannot log in again" in addon.message("<alice-2@customer.test>").get_data(as_text=True)

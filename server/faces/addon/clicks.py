@@ -19,6 +19,7 @@ from server.faces.addon import cards
 from server.faces.addon.call import BadInput, Call, NoAccess, parse_id, ticket_by_id, ticket_query
 from server.faces.addon.compose import chosen_template, insert_template
 from server.faces.addon.home import home_card, queue_card, queue_from
+from server.faces.addon.merging import choices_card
 from server.faces.addon.suggestions import insert_suggestion
 from server.faces.addon.ticket import last_agent_reply, ticket_card
 from server.gmail.mime import parse_addresses, split_reply
@@ -258,6 +259,36 @@ def _settings(call: Call) -> dict[str, Any]:
     return {"renderActions": {"action": {"link": {"url": url}}}}
 
 
+def _merge(call: Call) -> dict[str, Any]:
+    """This ticket merged into the one chosen; the survivor's card opens."""
+    source = ticket_by_id(call, call.parameter("ticket"))
+    target_id = parse_id(call.form("merge_into"))
+    if target_id is None:
+        raise BadInput(call.say("choose_merge"))
+    target = ticket_by_id(call, str(target_id))
+    try:
+        survivor = tickets.merge(call.session, source, target, at=call.now, actor=call.actor)
+    except tickets.MergeError as exc:
+        raise BadInput(str(exc)) from exc
+    return changed(call, survivor, call.say("merged_done", number=source.number, into=survivor.number))
+
+
+def _unmerge(call: Call) -> dict[str, Any]:
+    """The merge of this ticket undone; its own card opens."""
+    source = ticket_by_id(call, call.parameter("ticket"))
+    try:
+        tickets.unmerge(call.session, source, at=call.now, actor=call.actor)
+    except tickets.MergeError as exc:
+        raise BadInput(str(exc)) from exc
+    return changed(call, source, call.say("unmerged_done", number=source.number))
+
+
+def _merge_choices(call: Call) -> dict[str, Any]:
+    card = choices_card(call, _ticket(call))
+    call.session.commit()
+    return cards.push_navigation(card)
+
+
 #: Every button of every card, by the ``do`` parameter it sends.
 CLICKS: dict[str, Click] = {
     "assign_me": _assign_me,
@@ -280,6 +311,9 @@ CLICKS: dict[str, Click] = {
     "settings": _settings,
     "insert_template": insert_template,
     "insert_suggestion": insert_suggestion,
+    "merge_choices": _merge_choices,
+    "merge": _merge,
+    "unmerge": _unmerge,
 }
 
 __all__ = ["CLICKS", "NoAccess", "run_click"]

@@ -23,7 +23,7 @@ from server.base.models import (
     TicketView,
     mailbox_members,
 )
-from server.faces.addon import cards
+from server.faces.addon import cards, merging
 from server.faces.addon.call import Call, NoAccess, as_object, offset_minutes, ticket_query
 from server.faces.addon.compose import reply_templates
 from server.faces.addon.suggestions import similar_section
@@ -131,6 +131,7 @@ def ticket_card(call: Call, ticket: Ticket) -> dict[str, Any]:
             cards.section(tag_widgets(call, ticket), call.say("tags"), collapsible=True, keep=2),
             cards.section(reply_widgets(call, ticket), call.say("send_reply")),
             *similar_section(call, ticket),
+            *merging.merge_section(call, ticket),
             cards.section(history, call.say("last_events"), collapsible=True, keep=2),
         ],
         subtitle=cards.text(ticket.mailbox.display_name or ticket.mailbox.address),
