@@ -123,6 +123,10 @@ def test_forgetting_a_customer_leaves_no_trace_of_them_and_keeps_the_ticket_coun
 
 def test_forget_refuses_what_is_not_an_address_and_asks_first(runner):
     assert runner.invoke(args=["customer", "forget", "nobody", "--yes"]).exit_code == 2
+    # A NUL (PostgreSQL's text cannot hold one; found by the settings fuzz) or another control character.
+    for address in ("@\x00", "a\x00@b.test", "a@b.test\x1b"):
+        refused = runner.invoke(args=["customer", "forget", address, "--yes"])
+        assert refused.exit_code == 2 and "email address" in refused.output
     asked = runner.invoke(args=["customer", "forget", "a@b.test"], input="n\n")
     assert asked.exit_code == 1 and "cannot be undone" in asked.output
 

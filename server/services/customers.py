@@ -53,8 +53,8 @@ class Forgotten:
 def forget(session: Session, email: str, *, actor: Actor = SYSTEM, now: datetime) -> Forgotten:
     """Forget the customer with ``email`` in every mailbox (not committed); see the module's docstring."""
     address = email.strip().lower()
-    if "@" not in address or len(address) > 320:
-        raise ForgetError("give the customer's email address")
+    if "@" not in address or len(address) > 320 or any(ord(ch) < 32 or ch == "\x7f" for ch in address):
+        raise ForgetError("give the customer's email address")  # no control character is in an address
     customers = list(session.scalars(select(Customer).where(func.lower(Customer.email) == address)))
     customer_ids = [c.id for c in customers]
     ticket_ids = (
