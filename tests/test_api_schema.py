@@ -26,6 +26,8 @@ OPERATIONS = [
     ("POST", "/api/v1/tickets/{ticket_id}/replies"),
     ("POST", "/api/v1/tickets/{ticket_id}/merge"),
     ("POST", "/api/v1/tickets/{ticket_id}/unmerge"),
+    ("POST", "/api/v1/tickets/{ticket_id}/follow"),
+    ("POST", "/api/v1/tickets/{ticket_id}/unfollow"),
     ("GET", "/api/v1/customers"),
     ("GET", "/api/v1/agents"),
     ("GET", "/api/v1/mailboxes"),

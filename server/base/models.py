@@ -589,6 +589,29 @@ class ReminderMark(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class NoteMention(Base):
+    """An agent named with @ in a note: their Mentions list until they open the ticket after it."""
+
+    __tablename__ = "note_mentions"
+    __table_args__ = (Index("ix_note_mentions_agent", "agent_id", "created_at"),)
+
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketFollower(Base):
+    """An agent who follows a ticket they may not own: they get what its assignee is told."""
+
+    __tablename__ = "ticket_followers"
+    __table_args__ = (Index("ix_ticket_followers_agent", "agent_id"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TicketView(Base):
     """When an agent last looked at a ticket in the add-on ("also looked at by Anna, 2 min ago")."""
 

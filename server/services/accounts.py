@@ -205,7 +205,7 @@ class AgentChange:
 
 
 #: The kinds of mail a person may turn off for themself.
-NOTIFICATION_KINDS = ("digest", "reminders", "weekly_report")
+NOTIFICATION_KINDS = ("digest", "reminders", "weekly_report", "mentions", "following")
 
 
 def _snapshot(agent: Agent) -> dict[str, Any]:

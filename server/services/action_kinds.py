@@ -43,7 +43,7 @@ from server.base.models import Outbox as OutboxRow
 from server.gmail.mime import ParsedMessage
 from server.gmail.send import enqueue, queued_here, reply_subject, thread_headers
 from server.gmail.sync import LabelRequest, TicketEvent
-from server.services import tickets
+from server.services import following, tickets
 from server.services.composing import (
     available_agents,
     customer_locale,
@@ -515,8 +515,8 @@ def _prepare_auto_reply(ctx: ActionContext, value: Any) -> Prepared:
 def _recipients(ctx: ActionContext, targets: list[str]) -> list[str]:
     ticket, recipients = ctx.ticket, []
     for target in targets:
-        if target == "assignee" and ticket.assignee is not None:
-            recipients.append(ticket.assignee.email)
+        if target == "assignee":  # and who follows the ticket
+            recipients += following.watchers(ctx.session, ticket)
         elif target in {"admins", "agents"}:
             agents = available_agents(ctx.session, ctx.mailbox.id)
             recipients += [a.email for a in agents if target == "agents" or a.role == Role.ADMIN.value]

@@ -23,7 +23,7 @@ from server.faces.addon.merging import choices_card
 from server.faces.addon.suggestions import insert_suggestion
 from server.faces.addon.ticket import last_agent_reply, ticket_card
 from server.gmail.mime import parse_addresses, split_reply
-from server.services import action_kinds, template_sets, tickets
+from server.services import action_kinds, following, mentions, template_sets, tickets
 from server.services.accounts import manages_mailbox
 from server.services.composing import team_addresses, ticket_locale
 from server.services.templating import TemplateError
@@ -97,7 +97,25 @@ def _remove_tag(call: Call) -> dict[str, Any]:
 
 
 def _add_note(call: Call) -> dict[str, Any]:
-    return _act(call, _ticket(call), ActionKind.ADD_NOTE, call.form("note"))
+    """A note; an unknown, ambiguous or unseeing @mention is shown back and nothing is saved."""
+    ticket = _ticket(call)
+    try:
+        mentions.add_note(call.session, ticket, call.form("note") or "", writer=call.agent, at=call.now)
+    except mentions.MentionProblem as exc:
+        raise BadInput("; ".join(exc.problems)) from exc
+    return changed(call, ticket)
+
+
+def _follow(call: Call) -> dict[str, Any]:
+    ticket = _ticket(call)
+    following.follow(call.session, ticket, call.agent, at=call.now)
+    return changed(call, ticket, call.say("now_following", number=ticket.number))
+
+
+def _unfollow(call: Call) -> dict[str, Any]:
+    ticket = _ticket(call)
+    following.unfollow(call.session, ticket, call.agent)
+    return changed(call, ticket, call.say("not_following", number=ticket.number))
 
 
 def _snooze(call: Call) -> dict[str, Any]:
@@ -311,6 +329,8 @@ CLICKS: dict[str, Click] = {
     "settings": _settings,
     "insert_template": insert_template,
     "insert_suggestion": insert_suggestion,
+    "follow": _follow,
+    "unfollow": _unfollow,
     "merge_choices": _merge_choices,
     "merge": _merge,
     "unmerge": _unmerge,

@@ -16,6 +16,7 @@ from rules.model import ACTIVE_STATUSES
 from server.base.models import Priority, Ticket
 from server.faces.addon import cards
 from server.faces.addon.call import Call, parse_id
+from server.faces.addon.together import mentions_section
 
 #: Tickets of each list on the homepage, and on each page of a list's own card.
 HOME_SHOWN = 5
@@ -78,7 +79,8 @@ def home_card(call: Call) -> dict[str, Any]:
     sections = [
         cards.section(
             [cards.buttons(cards.button(call.say("take_next"), cards.action(c, "take_next"), filled=True))]
-        )
+        ),
+        *mentions_section(call),
     ]
     for queue in QUEUES:
         shown, total = queue_page(call, queue, offset=0, limit=HOME_SHOWN)

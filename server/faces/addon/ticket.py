@@ -23,7 +23,7 @@ from server.base.models import (
     TicketView,
     mailbox_members,
 )
-from server.faces.addon import cards, merging
+from server.faces.addon import cards, together
 from server.faces.addon.call import Call, NoAccess, as_object, offset_minutes, ticket_query
 from server.faces.addon.compose import reply_templates
 from server.faces.addon.suggestions import similar_section
@@ -131,7 +131,7 @@ def ticket_card(call: Call, ticket: Ticket) -> dict[str, Any]:
             cards.section(tag_widgets(call, ticket), call.say("tags"), collapsible=True, keep=2),
             cards.section(reply_widgets(call, ticket), call.say("send_reply")),
             *similar_section(call, ticket),
-            *merging.merge_section(call, ticket),
+            *together.sections(call, ticket),
             cards.section(history, call.say("last_events"), collapsible=True, keep=2),
         ],
         subtitle=cards.text(ticket.mailbox.display_name or ticket.mailbox.address),
@@ -373,12 +373,9 @@ def event_widgets(call: Call, ticket: Ticket) -> list[dict[str, Any]]:
         details = as_object(after)
         detail = next((str(details[k]) for k in _EVENT_DETAILS if isinstance(details.get(k), str)), "")
         who = f"{cards.text(name or email)} · " if (name or email) else ""
-        widgets.append(
-            cards.decorated(
-                cards.text(event_name(call, kind)) + (f": {cards.text(detail, 120)}" if detail else ""),
-                bottom=f"{who}{ago(call, created)}",
-            )
-        )
+        label = together.mention_mark(call, details) + cards.text(event_name(call, kind))
+        label += f": {cards.text(detail, 120)}" if detail else ""
+        widgets.append(cards.decorated(label, bottom=f"{who}{ago(call, created)}"))
     return widgets
 
 

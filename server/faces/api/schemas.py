@@ -311,6 +311,12 @@ class UnmergeIn(Strict):
     """Nothing to say: send ``{}``."""
 
 
+class Followers(BaseModel):
+    #: Whether the token's owner follows the ticket now.
+    following: bool
+    followers: list[AgentRef]
+
+
 class NoteIn(Strict):
     body: str = Field(min_length=1, max_length=20_000)
 

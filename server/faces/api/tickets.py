@@ -36,7 +36,7 @@ from server.faces.api.schemas import (
     TicketPage,
 )
 from server.faces.errors import problem_response
-from server.services import action_kinds, tickets
+from server.services import action_kinds, mentions, tickets
 from server.services.api_tokens import Scope
 from server.services.templating import TemplateError
 from server.services.tickets.actions import MAX_SNOOZE
@@ -285,22 +285,18 @@ def update_ticket(ticket_id: int, json: TicketChange) -> Any:
 @needs(Scope.TICKETS_WRITE)
 @tree.validate(resp=Answers(HTTP_201=NoteCreated), tags=TAGS)
 def add_note(ticket_id: int, json: NoteIn) -> Any:
-    """Add an internal note (never sent to the customer)."""
+    """Add an internal note (never sent to the customer). ``@name`` mentions a colleague (docs/api.md):
+    an unknown or ambiguous mention, or one of someone who cannot see the mailbox, answers 400."""
     session = get_session()
     try:
         ticket = visible_ticket(session, ticket_id, write=True)
         who = caller()
-        ctx = action_kinds.ActionContext(
-            session,
-            ticket.mailbox,
-            ticket,
-            tickets.Actor(ActorKind.AGENT, agent_id=who.agent_id),
-            datetime.now(UTC),
-        )
-        action_kinds.perform(ctx, ActionKind.ADD_NOTE, json.body)
+        writer = session.get(Agent, who.agent_id)
+        assert writer is not None  # the token's owner was just read
+        mentions.add_note(session, ticket, json.body, writer=writer, at=datetime.now(UTC))
     except Problem as exc:
         return problem_answer(exc)
-    except action_kinds.ActionRefused as exc:
+    except (action_kinds.ActionRefused, mentions.MentionProblem) as exc:
         session.rollback()
         return problem_response(400, "Bad Request", str(exc))
     session.flush()

@@ -36,6 +36,8 @@ class ProfileForm(FlaskForm):
     away = BooleanField(_l("Away: keep my tickets, give me no new ones"))
     digest = BooleanField(_l("Send me the daily digest"))
     reminders = BooleanField(_l("Remind me of deadlines, unassigned and woken tickets"))
+    mentions = BooleanField(_l("Tell me when someone mentions me in a note"))
+    following = BooleanField(_l("Tell me about the tickets I follow, as their assignee is told"))
     weekly_report = BooleanField(_l("Send me the weekly report on Monday morning (managers and admins)"))
     version = HiddenField()
 

@@ -63,6 +63,7 @@ def profile() -> str | Response:
         form.version.data = agent_version(me)
         form.digest.data = me.wants("digest")
         form.reminders.data = me.wants("reminders")
+        form.mentions.data, form.following.data = me.wants("mentions"), me.wants("following")
         form.weekly_report.data = me.wants("weekly_report")
     elif form.validate_on_submit():
         change = AgentChange(
@@ -73,6 +74,8 @@ def profile() -> str | Response:
             notifications={
                 "digest": bool(form.digest.data),
                 "reminders": bool(form.reminders.data),
+                "mentions": bool(form.mentions.data),
+                "following": bool(form.following.data),
                 "weekly_report": bool(form.weekly_report.data),
             },  # fmt: skip
         )

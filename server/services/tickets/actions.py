@@ -368,12 +368,14 @@ def add_note(
     at: datetime,
     author_id: int | None = None,
     actor: Actor = SYSTEM,
+    mentions: list[int] | None = None,
 ) -> Note:
-    """An internal note (never sent to the customer)."""
-    note = Note(ticket_id=ticket.id, author_id=author_id, body=body, created_at=at)
+    """An internal note (never sent to the customer); ``mentions``: the agents it names (their ids)."""
+    note = Note(ticket_id=ticket.id, author_id=author_id, body=body, created_at=at, mentions=mentions or [])
     session.add(note)
     touch(ticket, at)
-    record_event(session, ticket, "note_added", actor=actor, after={"body": body[:200]}, at=at)
+    after = {"body": body[:200], "mentions": mentions or []}
+    record_event(session, ticket, "note_added", actor=actor, after=after, at=at)
     return note
 
 
