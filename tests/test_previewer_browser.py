@@ -148,3 +148,85 @@ def test_an_agent_assigns_and_solves_a_ticket_through_the_previewer(tmp_path):
         engine.dispose()
     assert "assigned" in by_mark and "status_changed" in by_mark, by_mark
     assert (ARTIFACTS / "addon-previewer.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_merge_undo_and_a_mention_through_the_previewer(tmp_path):
+    """A customer writes again in a new thread: merge it from its card, see the survivor, undo; then
+    mention a colleague in a note, be them, and find it in their Mentions."""
+    chromium = _chromium()
+    from helpers import http, make_email, wait_until
+    from playwright.sync_api import expect, sync_playwright
+
+    instance = tmp_path / "instance"
+    demo = Process(
+        ["demo", "--port", "0", "--sandbox-port", "0"], env={"POSTDESK_INSTANCE_PATH": str(instance)}
+    )
+    engine = create_engine(f"sqlite:///{instance / 'demo.sqlite3'}")
+    try:
+        url = demo.wait_for(r"add-on preview\s+(http://\S+)")[1]
+        sandbox = demo.wait_for(r"gmail sandbox\s+(http://\S+)")[1]
+        demo.wait_for(r"worker demo: running the jobs")
+        with Session(engine) as session:
+            first = session.scalar(
+                select(Ticket)
+                .where(Ticket.status == "open", Ticket.customer_id.is_not(None))
+                .order_by(Ticket.id)
+            )
+            assert first is not None and first.customer is not None
+            number, email = first.number, first.customer.email
+        http("POST", f"{sandbox}sandbox/users/support@example.com/messages",
+             raw=make_email("About my earlier question", "Any news on this?", sender=email))  # fmt: skip
+
+        def filed() -> bool:
+            with Session(engine) as session:
+                return (
+                    session.scalar(select(Ticket.id).where(Ticket.subject == "About my earlier question"))
+                    is not None
+                )
+
+        assert wait_until(filed, timeout=60), "the demo did not file the new mail"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1100})
+                page.goto(url)
+                page.select_option("#agent", "mark@example.com")
+                again = page.locator("#thread option", has_text="About my earlier question").first
+                page.select_option("#thread", again.get_attribute("value"))
+                page.click("#open-message")
+                card = page.locator("#card")
+                expect(card.locator(".card-title")).to_contain_text("About my earlier question")
+                card.get_by_role("button", name="Merge this ticket into…").click()
+                expect(card).to_contain_text("becomes part of the ticket you choose")
+                choice = card.locator('[data-input="merge_into"] option', has_text=f"#{number} ").first
+                card.locator('[data-input="merge_into"]').select_option(choice.get_attribute("value"))
+                card.get_by_role("button", name="Merge", exact=True).click()
+                expect(page.locator("#toast")).to_contain_text(f"merged into #{number}")
+                expect(card.locator(".card-title")).to_contain_text(f"#{number} ")
+                expect(card.get_by_role("button", name=re.compile("^Undo the merge of #"))).to_be_visible()
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "addon-merged.png"), full_page=True)
+                card.get_by_role("button", name=re.compile("^Undo the merge of #")).click()
+                expect(page.locator("#toast")).to_contain_text("is a ticket of its own again")
+                expect(card.locator(".card-title")).to_contain_text("About my earlier question")
+
+                # A note that mentions Anna; then, as Anna, the homepage lists it.
+                card.locator('[data-input="note"]').fill("@Anna Petrova could you call them back?")
+                card.get_by_role("button", name="Add note").click()
+                expect(page.locator("#toast")).to_contain_text("Done")
+                expect(card).to_contain_text("Anna Petrova")  # she follows the ticket now
+                page.select_option("#agent", "anna@example.com")
+                page.click("#open-homepage")
+                expect(card).to_contain_text("could you call them back?")
+                page.screenshot(path=str(ARTIFACTS / "addon-mentions.png"), full_page=True)
+                assert page.locator("#error").inner_text() == ""
+            finally:
+                browser.close()
+    finally:
+        demo.stop()
+    with Session(engine) as session:
+        kinds = set(session.scalars(select(Event.kind).where(Event.kind.in_(["merged", "unmerged"]))))
+        assert kinds == {"merged", "unmerged"}
+    engine.dispose()
