@@ -166,7 +166,7 @@ def six(session, mailbox):
     return made
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pairs=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=1, max_size=4))
 def test_merge_then_unmerge_in_reverse_order_restores_everything(session, six, pairs):
     before = _state(session, six)
