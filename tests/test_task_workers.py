@@ -127,9 +127,11 @@ def test_a_worker_killed_in_the_middle_of_a_sync_hands_its_mailbox_over(app, ses
     fleet = Fleet(worker_env(database_url, app.instance_path, POLL_SECONDS=1))
     try:
         lonely = fleet.start()
-        # Slow history pages keep a sync running long enough to be caught in the middle (Postdesk's own
-        # part of a sync takes milliseconds now); the lock is the one seen running, not read again.
-        gmail.gate.set_plan(FaultPlan(latency_ms=1500, methods=frozenset({"history.list"})))
+        # Every Gmail call slow keeps a sync running long enough to be caught in the middle (Postdesk's
+        # own part of a sync takes milliseconds now; a first full sync calls no history.list, so slowing
+        # only that let a quick sync finish between being seen and the kill); the lock is the one seen
+        # running, not read again.
+        gmail.gate.set_plan(FaultPlan(latency_ms=1500))
         seen: list[str | None] = []
         assert wait_until(lambda: seen.append(_running_sync(session)) or seen[-1] is not None, timeout=60), (
             _outputs(fleet)
