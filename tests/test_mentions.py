@@ -74,6 +74,16 @@ def test_an_unknown_ambiguous_or_unseeing_mention_is_shown_back_and_nothing_is_s
     assert session.scalar(select(Note.id)) is None and session.scalar(select(Outbox.id)) is None
 
 
+def test_a_note_mentions_at_most_twenty_people(session, mailbox, team):
+    for n in range(21):
+        ensure_agent(session, f"person{n}@example.com", f"Person{n} Example", mailbox=mailbox)
+    session.commit()
+    text = " ".join(f"@Person{n}" for n in range(21))
+    found = mentions.find(session, mailbox, text)
+    assert found.problems == ["a note mentions at most 20 people (21 here)"]
+    assert mentions.find(session, mailbox, " ".join(f"@Person{n}" for n in range(20))).problems == []
+
+
 def test_a_mention_mails_the_person_once_in_their_language_and_they_follow(session, mailbox, team):
     ticket = team["ticket"]
     note = mentions.add_note(session, ticket, "@Борис and @Anna Smith, see this. @Anna Smith again.",

@@ -42,6 +42,7 @@ from server.services.tickets import Actor
 _MENTION = regex.compile(
     r"(?<![\p{L}\p{N}._@-])@([\p{L}\p{N}][\p{L}\p{N}._'@-]*(?:[ \t]+[\p{L}\p{N}][\p{L}\p{N}'-]*){0,2})"
 )
+#: The most people one note may mention (each gets an email).
 MAX_MENTIONS = 20
 
 
@@ -51,11 +52,15 @@ class Mentions:
     problems: list[str] = field(default_factory=list)
 
 
-def _fits(agent: Agent, words: list[str]) -> bool:
-    wanted = " ".join(words).casefold().rstrip(".,;:!?")
+def _named(agent: Agent, words: list[str]) -> bool:
+    """The words are the first words of the agent's name."""
     name = (agent.name or "").casefold().split()
-    if name and len(words) <= len(name) and name[: len(words)] == [w.casefold() for w in words]:
-        return True
+    return bool(name) and len(words) <= len(name) and name[: len(words)] == [w.casefold() for w in words]
+
+
+def _addressed(agent: Agent, words: list[str]) -> bool:
+    """One word that begins the agent's address."""
+    wanted = words[0].casefold()
     return len(words) == 1 and len(wanted) >= 2 and agent.email.casefold().startswith(wanted)
 
 
@@ -71,7 +76,10 @@ def find(session: Session, mailbox: Mailbox, text: str) -> Mentions:
         chosen: list[Agent] = []
         used = 1
         for count in range(len(words), 0, -1):
-            fitting = [a for a in agents if _fits(a, words[:count])]
+            # A name read whole wins over addresses that merely begin so ("@Person1", not person10@).
+            fitting = [a for a in agents if _named(a, words[:count])] or [
+                a for a in agents if _addressed(a, words[:count])
+            ]
             if fitting:
                 chosen = fitting
                 used = count
@@ -88,6 +96,8 @@ def find(session: Session, mailbox: Mailbox, text: str) -> Mentions:
             )
         elif chosen[0] not in found.agents:
             found.agents.append(chosen[0])
+    if len(found.agents) > MAX_MENTIONS:
+        found.problems.append(f"a note mentions at most {MAX_MENTIONS} people ({len(found.agents)} here)")
     return found
 
 
