@@ -40,6 +40,8 @@ class Trigger(StrEnum):
     CSAT_RATED = "csat_rated"
     #: A customer said an FAQ answer in their acknowledgement solved their question (server.knowledge.faq).
     FAQ_SOLVED = "faq_solved"
+    #: Another ticket was merged into this one (the facts are the surviving ticket's).
+    TICKET_MERGED = "ticket_merged"
 
 
 class FieldType(StrEnum):
@@ -79,6 +81,8 @@ FIELDS: dict[str, FieldType] = {
     # "low"/"normal"/"high" and "negative"/"neutral"/"positive"; for time rules, their latest message's.
     "urgency": FieldType.TEXT,
     "tone": FieldType.TEXT,
+    # The addresses of the agents @mentioned in the ticket's internal notes.
+    "mentioned": FieldType.LIST,
 }
 
 #: Operators and the field types they apply to; each has a negation ``not_<op>``.

@@ -26,6 +26,7 @@ OPERATIONS = [
     ("POST", "/api/v1/tickets/{ticket_id}/replies"),
     ("POST", "/api/v1/tickets/{ticket_id}/merge"),
     ("POST", "/api/v1/tickets/{ticket_id}/unmerge"),
+    ("POST", "/api/v1/tickets/{ticket_id}/split"),
     ("POST", "/api/v1/tickets/{ticket_id}/follow"),
     ("POST", "/api/v1/tickets/{ticket_id}/unfollow"),
     ("GET", "/api/v1/customers"),

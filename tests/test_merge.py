@@ -308,3 +308,33 @@ def test_the_card_offers_the_customer_s_other_ticket_merges_and_undoes(addon, se
     session.expire_all()
     assert session.get(Ticket, second.id).status == "open"
     assert "Cannot log in again" in addon.message("<alice-2@customer.test>").get_data(as_text=True)
+
+
+def test_a_merge_fires_the_ticket_merged_rules_which_can_read_who_is_mentioned(session, mailbox, six):
+    import rules as rule_engine
+    from server.services import mentions, regrouping
+    from server.services.accounts import ensure_agent
+    from server.services.defaults import replace_rules
+
+    replace_rules(session, mailbox, rule_engine.load_rules([
+        {"name": "Tag what was merged", "trigger": "ticket_merged", "actions": [{"add_tag": "was-merged"}]},
+        {"name": "Anna asked for: urgent", "trigger": "ticket_merged",
+         "conditions": {"field": "mentioned", "op": "contains", "value": "anna@example.com"},
+         "actions": [{"set_priority": "urgent"}]},
+    ]))  # fmt: skip
+    boris = ensure_agent(session, "boris@example.com", "Boris", mailbox=mailbox)
+    session.commit()
+    a, b, c, d = (session.get(Ticket, i) for i in six[:4])
+    a.priority = c.priority = b.priority = d.priority = "low"
+    mentions.add_note(session, c, "@Anna can you look?", writer=boris, at=datetime.now(UTC))
+    session.commit()
+
+    regrouping.merge_tickets(session, b, a, at=datetime.now(UTC))
+    regrouping.merge_tickets(session, d, c, at=datetime.now(UTC))
+    session.commit()
+
+    assert "was-merged" in {t.name for t in a.tags} and "was-merged" in {t.name for t in c.tags}
+    assert a.priority == "low" and c.priority == "urgent"  # only C's notes mention Anna
+    assert "was-merged" not in {
+        t.name for t in b.tags
+    }  # the merged one is read-only: rules act on the survivor

@@ -191,7 +191,7 @@ def test_validation_lists_every_problem_with_its_path():
         ]
     }
     assert problems_of(data) == [
-        "rules[3].trigger: unknown trigger 'ticket_createdd'; expected one of ['ticket_created', 'customer_replied', 'agent_replied', 'time', 'csat_rated', 'faq_solved']",
+        "rules[3].trigger: unknown trigger 'ticket_createdd'; expected one of ['ticket_created', 'customer_replied', 'agent_replied', 'time', 'csat_rated', 'faq_solved', 'ticket_merged']",
         "rules[3].conditions.any[1].op: unknown operator 'containz'; expected one of "
         + str(sorted(rules.OPERATORS)),
         "rules[3].actions[0].set_priority: unknown priority 'super'; expected one of ['low', 'normal', 'high', 'urgent']",

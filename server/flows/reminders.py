@@ -61,9 +61,9 @@ from server.services import tickets
 from server.services.composing import (
     available_agents,
     find_template,
-    gmail_link,
     mail_context,
     team_addresses,
+    ticket_link,
     ticket_locale,
 )
 from server.services.defaults import builtin_template
@@ -465,7 +465,7 @@ class Scan:
                     "number": t.number,
                     "subject": t.subject,
                     "due_at": format_when(t.due_at, locale, agent.timezone),
-                    "link": gmail_link(mailbox, t.gmail_thread_id),
+                    "link": ticket_link(t),
                 }
                 for t in list(selected)[:DIGEST_ITEMS]
             ]

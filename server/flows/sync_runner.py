@@ -27,7 +27,8 @@ from server.gmail.errors import GmailError
 from server.gmail.send import deliver_due
 from server.gmail.sync import SyncResult, sync_mailbox
 from server.services.automation import run_rules_on_events
-from server.services.labels import apply_wanted, read_back
+from server.services.label_reading import read_back
+from server.services.labels import apply_wanted
 
 log = logging.getLogger(__name__)
 #: A full sync prints a progress line every this many messages.

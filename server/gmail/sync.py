@@ -55,6 +55,8 @@ class TicketEvent:
     at: datetime | None = None
     #: The message's stored row, when sync just filed it (so the rules need not look it up).
     row: Message | None = None
+    #: A ticket made by splitting another (its number): not sync's, the split's own event.
+    split_from: int | None = None
 
 
 #: (gmail message id, label name): a label to put on a message in Gmail after the page's commit.
@@ -373,6 +375,7 @@ class Filer:
         self.team = {address.lower() for address in team} | {mailbox.address.lower()}
         self.thread_tickets: dict[str, Ticket] = {}
         self.rfc822_tickets: dict[str, Ticket] = {}
+        self.rfc822_threads: dict[str, str] = {}
         self.customers: dict[str, Customer] = {}
         self.unfiled_threads: set[str] = set()
         self.numbers = tickets.TicketNumbers(session, mailbox.id)
@@ -414,17 +417,15 @@ class Filer:
                 else:
                     thread_ids.setdefault(thread, ticket_id)
         for refs in self._in_chunks(r for p in batch for r in p.referenced_ids):
-            rfc822_ids.update(
-                (rfc822, ticket_id)
-                for rfc822, ticket_id in self.session.execute(
-                    select(Message.rfc822_message_id, Message.ticket_id).where(
-                        Message.mailbox_id == mailbox,
-                        Message.rfc822_message_id.in_(refs),
-                        Message.ticket_id.is_not(None),
-                    )
+            for rfc822, ticket_id, thread in self.session.execute(
+                select(Message.rfc822_message_id, Message.ticket_id, Message.gmail_thread_id).where(
+                    Message.mailbox_id == mailbox,
+                    Message.rfc822_message_id.in_(refs),
+                    Message.ticket_id.is_not(None),
                 )
-                if rfc822 is not None and ticket_id is not None
-            )
+            ):
+                if rfc822 is not None and ticket_id is not None:
+                    rfc822_ids[rfc822], self.rfc822_threads[rfc822] = ticket_id, thread
         for emails in self._in_chunks(p.sender.email for p in batch if p.sender):
             for customer in self.session.scalars(
                 select(Customer).where(Customer.mailbox_id == mailbox, Customer.email.in_(emails))
@@ -501,6 +502,7 @@ class Filer:
             self.thread_tickets[parsed.thread_id] = ticket
             if parsed.message_id:
                 self.rfc822_tickets[parsed.message_id] = ticket
+                self.rfc822_threads[parsed.message_id] = parsed.thread_id
         else:
             self.unfiled_threads.add(parsed.thread_id)
         row = self.rows[parsed.gmail_id] = self._message_row(parsed, direction, ticket)
@@ -522,12 +524,14 @@ class Filer:
         self._events.append((trigger, ticket, parsed))
 
     def _ticket_for(self, parsed: ParsedMessage) -> Ticket | None:
-        """The thread's ticket; else the ticket of a message it answers; else a ``[#N]`` in the subject."""
-        ticket = self.thread_tickets.get(parsed.thread_id)
-        if ticket is None:
-            ticket = next(
-                (self.rfc822_tickets[r] for r in parsed.referenced_ids if r in self.rfc822_tickets), None
-            )
+        """The ticket of the message it answers in its own thread (a thread split in two has two); else
+        the thread's ticket; else the ticket of a message it answers; else a ``[#N]`` in the subject."""
+        refs = self.rfc822_tickets
+        answered = [r for r in parsed.referenced_ids if r in refs]
+        in_thread = [r for r in answered if self.rfc822_threads.get(r) == parsed.thread_id]
+        ticket = refs[in_thread[0]] if in_thread else self.thread_tickets.get(parsed.thread_id)
+        if ticket is None and answered:
+            ticket = refs[answered[0]]
         if ticket is None:
             for token in _TICKET_TOKEN.findall(parsed.subject):
                 ticket = self.opened.get(int(token)) or self.session.scalar(
@@ -596,12 +600,8 @@ class Filer:
     def _effects(self, ticket: Ticket, parsed: ParsedMessage, direction: Direction, *, opened: bool) -> None:
         at = parsed.sent_at
         if any(p["kind"] in {"unparsable", "no_payload"} for p in parsed.problems):
-            tickets.record_event(
-                self.session,
-                ticket,
-                "message_unparsed",
-                after={"gmail_id": parsed.gmail_id, "problems": parsed.problems},
-            )
+            unparsed = {"gmail_id": parsed.gmail_id, "problems": parsed.problems}
+            tickets.record_event(self.session, ticket, "message_unparsed", after=unparsed)
         if direction is Direction.OUTBOUND:
             # An automatic acknowledgement is not an answer: it does not stop the first-response clock.
             if at >= ticket.created_at and parsed.automatic is None:

@@ -11,14 +11,12 @@ Handlers work inside the caller's transaction and never commit.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -53,7 +51,7 @@ from server.services.composing import (
     render_template,
     team_addresses,
 )
-from server.services.knowledge.faq import FaqMatch, best_answer, solved_link
+from server.services.knowledge.faq import FaqMatch, best_answer, solved_link, with_faq_answer
 from server.services.knowledge.readings import text_of
 from server.services.mailbox_settings import setting
 from server.services.templating import RenderedMail, TemplateError
@@ -98,11 +96,19 @@ class ActionRefused(Exception):
     """
 
     def __init__(
-        self, reason: str, *, summary: str | None = None, event: tuple[str, dict[str, Any]] | None = None
+        self,
+        reason: str,
+        *,
+        summary: str | None = None,
+        event: tuple[str, dict[str, Any]] | None = None,
+        stops_rule: bool = False,
     ) -> None:
         super().__init__(reason)
         self.summary = summary or reason
         self.event = event
+        #: The rule's later actions are skipped too (a split's held-back answer: "answer and solve"
+        #: must not solve without the answer).
+        self.stops_rule = stops_rule
 
 
 @dataclass(frozen=True)
@@ -387,36 +393,17 @@ def faq_answer(ctx: ActionContext, message: ParsedMessage, locale: str) -> FaqMa
     return found
 
 
-#: What an acknowledgement says around an FAQ answer when its template does not place it.
-FAQ_BLOCK = {
-    "en": ("This may already answer your question:", "If it did, tell us with one click: {link}",
-           "If not, just reply: the ticket stays open and we will answer as promised."),
-    "ru": ("Возможно, это уже отвечает на ваш вопрос:", "Если помогло, скажите нам одним нажатием: {link}",
-           "Если нет, просто ответьте на это письмо: заявка остаётся открытой, и мы ответим, как обещали."),
-}  # fmt: skip
-
-
-def with_faq_answer(rendered: RenderedMail, faq: dict[str, Any], locale: str) -> RenderedMail:
-    intro, solved, otherwise = FAQ_BLOCK.get(locale, FAQ_BLOCK["en"])
-    lines = (
-        [intro, "", faq["answer"], ""]
-        + ([solved.format(link=faq["link"])] if faq["link"] else [])
-        + [otherwise]
-    )
-    text = rendered.text.rstrip("\n") + "\n\n---\n" + "\n".join(lines) + "\n"
-    html = rendered.html
-    if html is not None:
-        link = f'<a href="{escape(faq["link"])}">{escape(solved.split(":")[0])}</a>' if faq["link"] else ""
-        html += (f"<hr><p>{escape(intro)}</p><p>{escape(faq['answer']).replace(chr(10), Markup('<br>'))}</p>"
-                 f"<p>{link}</p><p>{escape(otherwise)}</p>")  # fmt: skip
-    return dataclasses.replace(rendered, text=text, html=html)
-
-
 def auto_reply_blocked(ctx: ActionContext) -> str | None:
     """Why an automatic answer to this mail must not go out (DESIGN: loop-safe), or None."""
     message = ctx.message
     if message is None or message.sender is None:
         return "no sender to answer"
+    if (
+        ctx.event is not None
+        and ctx.event.split_from is not None
+        and not setting(ctx.mailbox, "acknowledge_splits")
+    ):
+        return f"split from #{ctx.event.split_from}: this mailbox does not acknowledge split tickets"
     if message.automatic:
         return message.automatic
     sender = message.sender.email
@@ -463,6 +450,7 @@ def _prepare_auto_reply(ctx: ActionContext, value: Any) -> Prepared:
             reason,
             summary=f"auto-reply suppressed: {reason}",
             event=("auto_reply_suppressed", {"reason": reason, "template": name}),
+            stops_rule=ctx.event is not None and ctx.event.split_from is not None,
         )
     message = ctx.message
     assert message is not None and message.sender is not None  # auto_reply_blocked said so

@@ -93,6 +93,8 @@ def facts_for(
         # The customer's rating: filled in by rating_facts (one query, or none in a dry run's batch).
         "csat": "",
         "csat_score": None,
+        # The agents @mentioned in the ticket's notes: read by mentioned_facts only when a rule asks.
+        "mentioned": [],
     }
 
 
@@ -103,6 +105,14 @@ def stored_rating(session: Session, ticket: Ticket) -> CsatRating | None:
 def rating_facts(rating: CsatRating | None) -> dict[str, Any]:
     """``csat`` and ``csat_score``: the customer's rating of the ticket, empty and none until they rate."""
     return {"csat": rating.value if rating else "", "csat_score": rating.score if rating else None}
+
+
+def mentioned_facts(session: Session, ticket: Ticket) -> dict[str, Any]:
+    """``mentioned``: the addresses of the agents @mentioned in the ticket's notes (one query)."""
+    from server.base.models import Agent, NoteMention
+
+    found = select(Agent.email).join(NoteMention, NoteMention.agent_id == Agent.id)
+    return {"mentioned": sorted(set(session.scalars(found.where(NoteMention.ticket_id == ticket.id))))}
 
 
 def reply_ages(session: Session, ticket: Ticket, now: datetime) -> dict[str, float | None]:
@@ -182,6 +192,8 @@ class Automation:
         self.words = lexicon_with(signal_words(mailbox))
         #: Whether any rule reads ``urgency`` or ``tone`` (a dry run reads messages only then).
         self.reads_signals = any(readings.FIELDS & fields_read(rule.conditions) for _row, rule in self.rules)
+        #: Whether any rule reads ``mentioned`` (one query per event then, none otherwise).
+        self.reads_mentions = any("mentioned" in fields_read(rule.conditions) for _row, rule in self.rules)
         #: (gmail message id, label name) for sync to apply in Gmail after the commit.
         self.label_requests: list[LabelRequest] = []
 
@@ -199,6 +211,8 @@ class Automation:
         facts |= {"urgency": reading.urgency if reading else "", "tone": reading.tone if reading else ""}
         if event.message is None:
             facts.update(self.ages(self.session, ticket, self.now))
+        if self.reads_mentions:
+            facts.update(mentioned_facts(self.session, ticket))
         for row, rule in self.rules:
             if not rule.enabled or rule.trigger is not event.trigger:
                 continue
@@ -207,8 +221,7 @@ class Automation:
             outcomes.append(outcome)
             if not evaluation.matched:
                 continue
-            self.apply_rule(row, rule, ticket, event, outcome)
-            if rule.stop_processing:
+            if self.apply_rule(row, rule, ticket, event, outcome) and rule.stop_processing:
                 break
         return outcomes
 
@@ -232,8 +245,9 @@ class Automation:
             return readings.stored(row) if row is not None else None
         return None
 
-    def apply_rule(self, row: Any, rule: Rule, ticket: Ticket, event: TicketEvent, outcome: Outcome) -> None:
-        """Each of the rule's actions through the one table of handlers (server.services.action_kinds)."""
+    def apply_rule(self, row: Any, rule: Rule, ticket: Ticket, event: TicketEvent, outcome: Outcome) -> bool:
+        """Each of the rule's actions through the one table of handlers (server.services.action_kinds);
+        False when a refusal stopped the rule halfway (then it does not stop the rules after it)."""
         ctx = action_kinds.ActionContext(
             session=self.session,
             mailbox=self.mailbox,
@@ -254,6 +268,9 @@ class Automation:
                     tickets.record_event(
                         self.session, ticket, kind, actor=ctx.actor, after=details, at=self.now
                     )
+                if exc.stops_rule:
+                    return False
+        return True
 
 
 def run_rules_on_events(session: Session, mailbox: Mailbox, events: list[TicketEvent]) -> list[LabelRequest]:
@@ -353,6 +370,7 @@ def run_time_rules(session: Session, mailbox: Mailbox, *, now: datetime) -> int:
             | reply_ages(session, ticket, now)
             | rating_facts(stored_rating(session, ticket))
             | {"urgency": reading.urgency if reading else "", "tone": reading.tone if reading else ""}
+            | (mentioned_facts(session, ticket) if automation.reads_mentions else {})
         )
         for row, rule in time_rules:
             matched = rule_engine.evaluate(rule, facts).matched

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from server.base.db import memo
 from server.base.models import (
@@ -98,6 +98,17 @@ def gmail_link(mailbox: Mailbox, thread_id: str | None) -> str:
     return f"https://mail.google.com/mail/u/?authuser={mailbox.address}#all/{thread_id}"
 
 
+def ticket_link(ticket: Ticket, mailbox: Mailbox | None = None) -> str:
+    """:func:`gmail_link` of the ticket's thread; a ticket split off another has none of its own and
+    shares the thread of its first message."""
+    thread = ticket.gmail_thread_id
+    session = object_session(ticket)
+    if not thread and session is not None and ticket.id is not None:
+        first = select(Message.gmail_thread_id).where(Message.ticket_id == ticket.id)
+        thread = session.scalar(first.order_by(Message.sent_at, Message.id).limit(1))
+    return gmail_link(mailbox or ticket.mailbox, thread)
+
+
 #: The ticket's fields a template sees as they are, and those written as a date for the reader.
 _TICKET_FIELDS = ("number", "subject", "status", "priority")
 _TICKET_DATES = ("due_at", "first_response_due_at", "resolution_due_at", "created_at")
@@ -118,7 +129,7 @@ def mail_context(
         name: format_when(getattr(ticket, name), locale, zone) if ticket else "" for name in _TICKET_DATES
     }
     fields["assignee"] = (assignee.name or assignee.email) if assignee else ""
-    fields["link"] = gmail_link(mailbox, ticket.gmail_thread_id) if ticket else ""
+    fields["link"] = ticket_link(ticket, mailbox) if ticket else ""
     return {
         "customer": {
             "name": customer.name if customer else "",

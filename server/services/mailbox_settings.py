@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "team_addresses": [],
     #: An unassigned ticket an agent answers from Gmail (the reply filed by sync) becomes theirs.
     "assign_to_responder": False,
+    #: A ticket split off another (server.services.tickets.splitting) gets the acknowledgement too.
+    "acknowledge_splits": False,
 }
 #: Customer satisfaction: the rating links in mail (server.services.csat).
 CSAT_DEFAULTS: dict[str, Any] = {"enabled": True, "scale": "three", "days": 14, "nps": False}
@@ -262,8 +264,9 @@ def validate(data: Any) -> dict[str, Any]:
         data["auto_replies_per_sender_per_hour"], 0, 1000
     ):
         problems.append("auto_replies_per_sender_per_hour: a whole number from 0 to 1000")
-    if "assign_to_responder" in data and not isinstance(data["assign_to_responder"], bool):
-        problems.append("assign_to_responder: true or false")
+    for switch in ("assign_to_responder", "acknowledge_splits"):
+        if switch in data and not isinstance(data[switch], bool):
+            problems.append(f"{switch}: true or false")
     if "team_addresses" in data:
         addresses = data["team_addresses"]
         if not isinstance(addresses, list) or len(addresses) > MAX_TEAM_ADDRESSES:

@@ -35,7 +35,7 @@ from server.base.models import (
 )
 from server.gmail.send import enqueue
 from server.services import following, tickets
-from server.services.composing import gmail_link
+from server.services.composing import ticket_link
 from server.services.tickets import Actor
 
 #: "@" at the start or after anything but a letter, digit, dot or "@"; then up to three words.
@@ -147,7 +147,7 @@ def add_note(session: Session, ticket: Ticket, body: str, *, writer: Agent, at: 
 def _tell(session: Session, ticket: Ticket, note: Note, agent: Agent, writer: Agent, at: datetime) -> None:
     subject, text = MAIL.get(agent.locale, MAIL["en"])
     words = {"writer": writer.name or writer.email, "number": ticket.number, "subject": ticket.subject,
-             "note": note.body, "link": gmail_link(ticket.mailbox, ticket.gmail_thread_id)}  # fmt: skip
+             "note": note.body, "link": ticket_link(ticket)}  # fmt: skip
     enqueue(session, mailbox=ticket.mailbox, kind=OutboxKind.NOTIFICATION, key=f"mention:{note.id}:{agent.id}",
             to=[agent.email], subject=subject.format(**words), text=text.format(**words), ticket=ticket,
             headers={"internal": True}, now=at)  # fmt: skip

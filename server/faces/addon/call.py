@@ -77,6 +77,8 @@ class Call:
     caller: cards.Caller
     event: dict[str, Any]
     now: datetime
+    #: The customer's message open in Gmail, when it could start a ticket of its own (its row id).
+    splittable: int | None = None
 
     @property
     def actor(self) -> tickets.Actor:

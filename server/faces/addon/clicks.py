@@ -23,7 +23,7 @@ from server.faces.addon.merging import choices_card
 from server.faces.addon.suggestions import insert_suggestion
 from server.faces.addon.ticket import last_agent_reply, ticket_card
 from server.gmail.mime import parse_addresses, split_reply
-from server.services import action_kinds, following, mentions, template_sets, tickets
+from server.services import action_kinds, following, mentions, regrouping, template_sets, tickets
 from server.services.accounts import manages_mailbox
 from server.services.composing import team_addresses, ticket_locale
 from server.services.templating import TemplateError
@@ -285,7 +285,7 @@ def _merge(call: Call) -> dict[str, Any]:
         raise BadInput(call.say("choose_merge"))
     target = ticket_by_id(call, str(target_id))
     try:
-        survivor = tickets.merge(call.session, source, target, at=call.now, actor=call.actor)
+        survivor = regrouping.merge_tickets(call.session, source, target, at=call.now, actor=call.actor)
     except tickets.MergeError as exc:
         raise BadInput(str(exc)) from exc
     return changed(call, survivor, call.say("merged_done", number=source.number, into=survivor.number))
@@ -299,6 +299,21 @@ def _unmerge(call: Call) -> dict[str, Any]:
     except tickets.MergeError as exc:
         raise BadInput(str(exc)) from exc
     return changed(call, source, call.say("unmerged_done", number=source.number))
+
+
+def _split(call: Call) -> dict[str, Any]:
+    """The chosen customer's message and the later ones of its thread off into a new ticket, whose
+    card opens."""
+    ticket = ticket_by_id(call, call.parameter("ticket"))
+    message_id = parse_id(call.parameter("message"))
+    message = call.session.get(Message, message_id) if message_id is not None else None
+    if message is None or message.ticket_id != ticket.id:
+        raise BadInput(call.say("split_gone", number=ticket.number))
+    try:
+        new = regrouping.split_ticket(call.session, ticket, message, at=call.now, actor=call.actor)
+    except tickets.SplitError as exc:
+        raise BadInput(str(exc)) from exc
+    return changed(call, new, call.say("split_done", number=ticket.number, new=new.number))
 
 
 def _merge_choices(call: Call) -> dict[str, Any]:
@@ -334,6 +349,7 @@ CLICKS: dict[str, Click] = {
     "merge_choices": _merge_choices,
     "merge": _merge,
     "unmerge": _unmerge,
+    "split": _split,
 }
 
 __all__ = ["CLICKS", "NoAccess", "run_click"]

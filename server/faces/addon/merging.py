@@ -1,5 +1,6 @@
 """Merging on the ticket card: "Merge into…" (the customer's other open tickets and tickets with a
-similar subject from the last 30 days), undo within a day, and a merged ticket's link to its survivor."""
+similar subject from the last 30 days), undo within a day, a merged ticket's link to its survivor, and
+"Split into a new ticket" for the customer's message open in Gmail."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def merge_section(call: Call, ticket: Ticket) -> list[dict[str, Any]]:
                                                       cards.action(call.caller, "unmerge", ticket=other.id))))  # fmt: skip
     widgets.append(cards.buttons(cards.button(call.say("merge_into"),
                                               cards.action(call.caller, "merge_choices", ticket=ticket.id))))  # fmt: skip
+    if call.splittable is not None:  # the customer's message open in Gmail asks something new
+        split = cards.action(call.caller, "split", ticket=ticket.id, message=call.splittable)
+        widgets.append(cards.buttons(cards.button(call.say("split_off"), split)))
     return [cards.section(widgets, call.say("merge"), collapsible=len(widgets) > 2, keep=1)]
 
 

@@ -51,7 +51,8 @@ def message_card(call: Call) -> dict[str, Any]:
     rfc822 = as_object(call.event.get("postdesk")).get("rfc822MessageId")
     thread = as_object(call.event.get("gmail")).get("threadId")
     mine = Message.mailbox_id.in_(call.mailbox_ids or [-1])
-    columns = select(Message.mailbox_id, Message.ticket_id, Message.gmail_thread_id)
+    columns = select(Message.mailbox_id, Message.ticket_id, Message.gmail_thread_id, Message.id, Message.direction,
+                     Message.sent_at)  # fmt: skip
     found = None
     if isinstance(rfc822, str) and rfc822.strip():
         found = call.session.execute(
@@ -64,13 +65,15 @@ def message_card(call: Call) -> dict[str, Any]:
     if found is None:
         text = [cards.paragraph(call.say("not_postdesk_text"))]
         return cards.push(cards.card(call.say("not_postdesk_title"), [cards.section(text)]))
-    mailbox_id, ticket_id, thread_id = found
+    mailbox_id, ticket_id, thread_id, message_id, direction, sent_at = found
     if mailbox_id not in call.mailbox_ids:
         raise NoAccess
     if ticket_id is None:
         return cards.push(not_a_ticket_card(call, mailbox_id, thread_id))
     ticket = call.session.scalar(ticket_query().where(Ticket.id == ticket_id))
     assert ticket is not None  # the message row names it and tickets are never deleted
+    if direction == "inbound" and sent_at > ticket.created_at:  # not the ticket's first: it can be split off
+        call.splittable = message_id
     card = ticket_card(call, ticket)
     call.session.commit()  # the view just recorded
     return cards.push(card)

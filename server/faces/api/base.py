@@ -91,8 +91,8 @@ def openapi_document() -> dict[str, Any]:
             wanted = dict(COMMON_PROBLEMS)
             if method == "patch":
                 wanted["412"] = "If-Match named an older version of the ticket; nothing changed."
-            if path.endswith(("/merge", "/unmerge")):
-                wanted["409"] = "The merge cannot be done (or undone) as asked; the problem says why."
+            if path.endswith(("/merge", "/unmerge", "/split")):
+                wanted["409"] = "The change cannot be done (or undone) as asked; the problem says why."
             for code, description in wanted.items():
                 answers[code] = {"description": description}
             for code, answer in answers.items():

@@ -311,6 +311,13 @@ class UnmergeIn(Strict):
     """Nothing to say: send ``{}``."""
 
 
+class SplitIn(Strict):
+    """The customer's message (its ``id`` among the ticket's messages) that starts the new ticket; it
+    and the later messages of its Gmail thread move."""
+
+    message: int = Field(ge=1, le=MAX_ID)
+
+
 class Followers(BaseModel):
     #: Whether the token's owner follows the ticket now.
     following: bool

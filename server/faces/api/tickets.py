@@ -275,10 +275,15 @@ def update_ticket(ticket_id: int, json: TicketChange) -> Any:
     except action_kinds.ActionRefused as exc:
         session.rollback()
         return problem_response(400, "Bad Request", str(exc))
+    return changed_ticket(session, ticket_id)
+
+
+def changed_ticket(session: Session, ticket_id: int, status: int = 200) -> Any:
+    """Commit the change and answer the ticket as it is now, with its new ETag."""
     session.commit()
     fresh = visible_ticket(session, ticket_id)
     session.refresh(fresh)
-    return TicketDetail.model_validate(ticket_detail(session, fresh)), 200, {"ETag": etag_of(fresh)}
+    return TicketDetail.model_validate(ticket_detail(session, fresh)), status, {"ETag": etag_of(fresh)}
 
 
 @bp.post("/tickets/<int:ticket_id>/notes")

@@ -23,7 +23,7 @@ from server.services.accounts import list_mailboxes
 
 @click.group("tickets")
 def tickets_group() -> None:
-    """List, show and merge tickets."""
+    """List, show, merge and split tickets."""
 
 
 @tickets_group.command("list")
@@ -72,7 +72,7 @@ def tickets_show(number: int, mailbox: str | None, as_json: bool) -> None:
     click.echo(f"customer: {detail['customer'] or '-'}   assignee: {detail['assignee'] or '-'}")
     for message in detail["messages"]:
         arrow = "→" if message["direction"] == "outbound" else "←"
-        click.echo(f"\n{arrow} {message['from']}  {message['sent_at']}")
+        click.echo(f"\n{arrow} {message['from']}  {message['sent_at']}  ({message['gmail_id']})")
         click.echo(message["new_text"])
 
 
@@ -93,12 +93,12 @@ def _numbered(number: int, address: str) -> Ticket:
 @with_appcontext
 def tickets_merge(number: int, into: int, address: str) -> None:
     """Merge ticket NUMBER into ticket M of the same mailbox (undo within a day: tickets unmerge)."""
-    from server.services import tickets
+    from server.services import regrouping, tickets
 
     session = get_session()
     source, target = _numbered(number, address), _numbered(into, address)
     try:
-        survivor = tickets.merge(session, source, target, at=datetime.now(UTC))
+        survivor = regrouping.merge_tickets(session, source, target, at=datetime.now(UTC))
     except tickets.MergeError as exc:
         raise CliError(str(exc)) from exc
     session.commit()
@@ -171,3 +171,35 @@ def outbox_list(address: str | None, state: str | None, as_json: bool) -> None:
         click.echo(
             f"{row['id']:>5} {row['state']:<9} {row['kind']:<12} {ticket:<6} {row['to']:<32} {row['subject'][:50]}"
         )
+
+
+@tickets_group.command("split")
+@click.argument("number", type=int)
+@click.option(
+    "--message",
+    "gmail_id",
+    required=True,
+    metavar="GMAIL_ID",
+    help="The customer's message that starts the new ticket (its Gmail id, as tickets show prints).",
+)
+@click.option("--mailbox", "address", required=True, metavar="ADDRESS")
+@with_appcontext
+def tickets_split(number: int, gmail_id: str, address: str) -> None:
+    """Split a customer's message, and the later ones of its Gmail thread, off ticket NUMBER into a new
+    ticket (which runs the new-ticket rules)."""
+    from server.base.models import Message
+    from server.services import regrouping, tickets
+
+    session = get_session()
+    ticket = _numbered(number, address)
+    message = session.scalar(
+        select(Message).where(Message.ticket_id == ticket.id, Message.gmail_id == gmail_id)
+    )
+    if message is None:
+        raise CliError(f"#{number} has no message {gmail_id}")
+    try:
+        new = regrouping.split_ticket(session, ticket, message, at=datetime.now(UTC))
+    except tickets.SplitError as exc:
+        raise CliError(str(exc)) from exc
+    session.commit()
+    click.echo(f"split off #{ticket.number} into #{new.number}")

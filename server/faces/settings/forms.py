@@ -76,6 +76,7 @@ class MailboxSettingsForm(FlaskForm):
     assign_to_responder = BooleanField(
         _l("Assign to responder: an unassigned ticket an agent answers from Gmail becomes theirs")
     )
+    acknowledge_splits = BooleanField(_l("Acknowledge a ticket split off another, as a new email would be"))
     team_addresses = TextAreaField(
         _l("Team addresses (one a line): never customers, never answered automatically"),
         validators=[Length(max=200 * 322)],

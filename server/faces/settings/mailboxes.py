@@ -249,6 +249,7 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
         form.auto_replies_per_sender_per_hour.data = setting(box, "auto_replies_per_sender_per_hour")
         form.team_addresses.data = "\n".join(setting(box, "team_addresses") or [])
         form.assign_to_responder.data = bool(setting(box, "assign_to_responder"))
+        form.acknowledge_splits.data = bool(setting(box, "acknowledge_splits"))
         rating = csat_settings(box)
         form.csat_enabled.data, form.csat_scale.data, form.csat_days.data, form.csat_nps.data = (
             rating["enabled"],
@@ -274,6 +275,7 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
             "auto_replies_per_sender_per_hour": form.auto_replies_per_sender_per_hour.data,
             "team_addresses": addresses,
             "assign_to_responder": bool(form.assign_to_responder.data),
+            "acknowledge_splits": bool(form.acknowledge_splits.data),
             "csat": {
                 "enabled": bool(form.csat_enabled.data),
                 "scale": form.csat_scale.data,

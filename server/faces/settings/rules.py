@@ -34,6 +34,7 @@ def trigger_names() -> dict[str, str]:
         "time": _("Time-based"),
         "csat_rated": _("Customer rated"),
         "faq_solved": _("FAQ answer solved it"),
+        "ticket_merged": _("Ticket merged into this one"),
     }
 
 

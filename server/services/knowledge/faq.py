@@ -12,12 +12,15 @@ and a signed "this solved it" link (``/faq/<token>``); a click is an Event and r
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +30,7 @@ from server.services.knowledge.index import ALL, counts_of
 from server.services.knowledge.similar import weights
 from server.services.knowledge.stemming import terms
 from server.services.mailbox_settings import faq_settings
+from server.services.templating import RenderedMail
 
 SALT = "postdesk-faq-v1"
 #: How long a "this solved it" link works.
@@ -166,3 +170,28 @@ def read_link(token: str, *, secret: str) -> Claim:
     if not isinstance(data, dict) or not isinstance(data.get("t"), int) or not isinstance(data.get("f"), int):
         raise LinkRefused("not an FAQ link of ours")
     return Claim(data["t"], data["f"], issued_at)
+
+
+#: What an acknowledgement says around an FAQ answer when its template does not place it.
+FAQ_BLOCK = {
+    "en": ("This may already answer your question:", "If it did, tell us with one click: {link}",
+           "If not, just reply: the ticket stays open and we will answer as promised."),
+    "ru": ("Возможно, это уже отвечает на ваш вопрос:", "Если помогло, скажите нам одним нажатием: {link}",
+           "Если нет, просто ответьте на это письмо: заявка остаётся открытой, и мы ответим, как обещали."),
+}  # fmt: skip
+
+
+def with_faq_answer(rendered: RenderedMail, faq: dict[str, Any], locale: str) -> RenderedMail:
+    intro, solved, otherwise = FAQ_BLOCK.get(locale, FAQ_BLOCK["en"])
+    lines = (
+        [intro, "", faq["answer"], ""]
+        + ([solved.format(link=faq["link"])] if faq["link"] else [])
+        + [otherwise]
+    )
+    text = rendered.text.rstrip("\n") + "\n\n---\n" + "\n".join(lines) + "\n"
+    html = rendered.html
+    if html is not None:
+        link = f'<a href="{escape(faq["link"])}">{escape(solved.split(":")[0])}</a>' if faq["link"] else ""
+        html += (f"<hr><p>{escape(intro)}</p><p>{escape(faq['answer']).replace(chr(10), Markup('<br>'))}</p>"
+                 f"<p>{link}</p><p>{escape(otherwise)}</p>")  # fmt: skip
+    return dataclasses.replace(rendered, text=text, html=html)

@@ -34,6 +34,7 @@ from server.services.tickets.actions import (
     want_labels,
 )
 from server.services.tickets.merging import MergeError, candidates, merge, merged_note, survivor, unmerge
+from server.services.tickets.splitting import SplitError, split
 
 __all__ = [
     "SYSTEM",
@@ -67,4 +68,6 @@ __all__ = [
     "merged_note",
     "survivor",
     "unmerge",
+    "SplitError",
+    "split",
 ]

@@ -81,9 +81,9 @@ def merge(session: Session, source: Ticket, target: Ticket, *, at: datetime, act
               "first_responded_at": target.first_responded_at.isoformat() if target.first_responded_at else None}  # fmt: skip
 
     session.execute(update(Message).where(Message.id.in_(messages)).values(ticket_id=target.id)
-                    .execution_options(synchronize_session=False))  # fmt: skip
+                    )  # fmt: skip
     session.execute(update(Note).where(Note.id.in_(notes)).values(ticket_id=target.id)
-                    .execution_options(synchronize_session=False))  # fmt: skip
+                    )  # fmt: skip
     for name in added:
         target.tags.append(TicketTag(name=name))
     target.created_at = min(target.created_at, source.created_at)
@@ -130,9 +130,9 @@ def unmerge(session: Session, source: Ticket, *, at: datetime, actor: Actor = SY
         Message.id.in_(moved.get("messages") or []), Message.gmail_thread_id.in_(moved.get("threads") or [])
     )
     session.execute(update(Message).where(Message.ticket_id == target.id, back).values(ticket_id=source.id)
-                    .execution_options(synchronize_session=False))  # fmt: skip
+                    )  # fmt: skip
     session.execute(update(Note).where(Note.ticket_id == target.id, Note.id.in_(moved.get("notes") or []))
-                    .values(ticket_id=source.id).execution_options(synchronize_session=False))  # fmt: skip
+                    .values(ticket_id=source.id))  # fmt: skip
     added = set(moved.get("tags_added") or [])
     target.tags[:] = [tag for tag in target.tags if tag.name not in added]
     before: dict[str, Any] = record.before or {}

@@ -32,6 +32,7 @@ UPDATES = frozenset(
         "sla_policy_changed",
         "note_added",
         "changed_in_gmail",
+        "split",  # messages moved to a new ticket (which is ``ticket.created``)
     }
 )
 _PENDING = "postdesk_webhook_changes"
