@@ -25,6 +25,7 @@ BENCHMARKS = (
     "bench_api",
     "bench_signals",
     "bench_knowledge",
+    "bench_paraphrase",
     "bench_labels",
     "bench_push",
     "bench_workers",
