@@ -20,6 +20,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+import server.base.help_tables  # noqa: F401  (the help centre's tables join Base.metadata with the models)
+
 _EXTENSION = "postdesk.db"
 _T = TypeVar("_T")
 SQLITE_BUSY_TIMEOUT_MS = 15_000

@@ -1,8 +1,8 @@
 """The data model of DESIGN.md as typed SQLAlchemy 2 models.
 
 Every value list (statuses, priorities, roles …) lives here once, as a ``StrEnum``; columns store the
-plain strings (VARCHAR + CHECK), so PostgreSQL and SQLite behave alike and a new value is a migration
-of one constraint, not of a native enum type. All instants are aware UTC datetimes (:class:`UTCDateTime`).
+plain strings (VARCHAR + CHECK), so PostgreSQL and SQLite behave alike and a new value is a migration of
+one constraint, not a native enum. Instants are aware UTC datetimes. The help centre's are in help_tables.
 """
 
 from __future__ import annotations
@@ -159,8 +159,7 @@ class Mailbox(Base):
     #: the generation, so a run that a newer request overtook notices and starts again.
     retime_cursor: Mapped[int | None]
     retime_generation: Mapped[int] = mapped_column(default=0)
-    #: Gmail push: when the mailbox's ``users.watch`` runs out (renewed daily), and since when a push
-    #: notification asks for a sync that has not started yet.
+    #: Gmail push: when ``users.watch`` runs out (renewed daily); since when a push asks for a sync not started.
     watch_expires_at: Mapped[datetime | None]
     sync_wanted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -35,15 +35,34 @@ class Scope(StrEnum):
     REPORTS_READ = "reports:read"
     SETTINGS_READ = "settings:read"
     SETTINGS_WRITE = "settings:write"
+    #: Help-centre articles (a token with settings:write may write them too).
+    ARTICLES_READ = "articles:read"
+    ARTICLES_WRITE = "articles:write"
 
 
 #: The scopes each role may put on its own tokens (a request also checks the role again, as it is then).
 SCOPES_OF_ROLE: dict[Role, frozenset[Scope]] = {
     Role.ADMIN: frozenset(Scope),
     Role.MANAGER: frozenset(
-        {Scope.TICKETS_READ, Scope.TICKETS_WRITE, Scope.REPORTS_READ, Scope.SETTINGS_READ}
+        {
+            Scope.TICKETS_READ,
+            Scope.TICKETS_WRITE,
+            Scope.REPORTS_READ,
+            Scope.SETTINGS_READ,
+            Scope.ARTICLES_READ,
+            Scope.ARTICLES_WRITE,
+        }
+    ),  # fmt: skip
+    # An agent writes articles only of the mailboxes they administer (checked per request).
+    Role.AGENT: frozenset(
+        {
+            Scope.TICKETS_READ,
+            Scope.TICKETS_WRITE,
+            Scope.REPORTS_READ,
+            Scope.ARTICLES_READ,
+            Scope.ARTICLES_WRITE,
+        }
     ),
-    Role.AGENT: frozenset({Scope.TICKETS_READ, Scope.TICKETS_WRITE, Scope.REPORTS_READ}),
 }
 
 

@@ -17,9 +17,11 @@ from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.base.models import Locale, Mailbox
+from server.services.help_settings import help_problems, help_settings
 from server.services.sla import CalendarError, calendar_from_config
 from server.services.tickets import SYSTEM, Actor, record_event, refresh_mailbox
 
@@ -251,7 +253,15 @@ def validate(data: Any) -> dict[str, Any]:
     """The settings as they will be stored, or :class:`SettingsError` listing every problem."""
     if not isinstance(data, Mapping):
         raise SettingsError(["settings: expected a mapping (locale, timezone, calendar, reminders …)"])
-    known = set(DEFAULTS) | {"calendar", "reminders", "csat", "gmail_labels", "signal_words", "faq"}
+    known = set(DEFAULTS) | {
+        "calendar",
+        "reminders",
+        "csat",
+        "gmail_labels",
+        "signal_words",
+        "faq",
+        "help_centre",
+    }
     problems = [f"{key}: unknown setting" for key in data if key not in known]
     if "locale" in data and data["locale"] not in {loc.value for loc in Locale}:
         problems.append(f"locale: one of {[loc.value for loc in Locale]}")
@@ -290,6 +300,8 @@ def validate(data: Any) -> dict[str, Any]:
         problems += _signal_word_problems(data["signal_words"])
     if "faq" in data:
         problems += _faq_problems(data["faq"])
+    if "help_centre" in data:
+        problems += help_problems(data["help_centre"])
     if problems:
         raise SettingsError(problems)
     cleaned = dict(data)
@@ -324,6 +336,13 @@ def save(
     if expected_version is not None and expected_version != version(mailbox):
         raise StaleSettings([f"settings of {mailbox.address} were changed by someone else meanwhile"])
     settings = validate(data)
+    slug = (settings.get("help_centre") or {}).get("slug")
+    if slug and any(
+        help_settings(other)["slug"] == slug
+        for other in session.scalars(select(Mailbox))
+        if other.id != mailbox.id
+    ):
+        raise SettingsError([f"help_centre.slug: {slug!r} is another mailbox's help centre"])
     before = dict(mailbox.settings or {})
     mailbox.settings = settings
     if settings != before:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from server.faces.api import directory, following, hooks, merging, tickets  # noqa: F401  (views join the blueprint)
+from server.faces.api import articles, directory, following, hooks, merging, tickets  # noqa: F401  (views join the blueprint)
 from server.faces.api.base import bp
 
 

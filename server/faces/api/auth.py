@@ -38,11 +38,12 @@ REFUSALS = {
 ROLE_OF_SCOPE = {Scope.SETTINGS_READ: {Role.ADMIN, Role.MANAGER}, Scope.SETTINGS_WRITE: {Role.ADMIN}}
 
 
-def needs(scope: Scope) -> Callable[[View], View]:
-    """Mark a view as needing ``scope`` (checked before it runs, after the token)."""
+def needs(scope: Scope, *, or_: Scope | None = None) -> Callable[[View], View]:
+    """Mark a view as needing ``scope`` (or the scope ``or_``), checked before it runs, after the token."""
 
     def mark(view: View) -> View:
         view.postdesk_scope = scope  # type: ignore[attr-defined]  # a marker read by the guard
+        view.postdesk_scope_too = or_  # type: ignore[attr-defined]
         return view
 
     return mark
@@ -109,6 +110,9 @@ def guard(session: Session) -> Response | None:
             headers={"Retry-After": str(max(1, int(retry)))},
         )
     scope = scope_of(view)
+    instead = getattr(view, "postdesk_scope_too", None)
+    if scope is not None and instead is not None and scope not in caller.scopes and instead in caller.scopes:
+        scope = instead  # e.g. settings:write may write articles
     if scope is not None and scope not in caller.scopes:
         return problem_response(
             403,

@@ -35,6 +35,7 @@ def init_app(app: Flask) -> None:
     from server.faces.cli import (
         addon,
         agents,
+        articles,
         customers,
         knowledge,
         labels,
@@ -66,6 +67,7 @@ def init_app(app: Flask) -> None:
         running.sandbox_command,
         running.demo_command,
         addon.addon_group,
+        articles.articles_group,
         operations.doctor_command,
         operations.backup_command,
         operations.restore_command,

@@ -131,6 +131,7 @@ def init_app(app: Flask) -> None:
 
     from server.faces.public.csat import bp as csat_pages
     from server.faces.public.faq import bp as faq_pages
+    from server.faces.public.help import bp as help_pages
     from server.faces.reports.views import bp as report_pages
     from server.faces.web import home  # noqa: F401  (its view joins the web blueprint)
     from server.faces.web.auth import bp
@@ -138,4 +139,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(csat_pages)
     app.register_blueprint(faq_pages)
+    app.register_blueprint(help_pages)
     app.register_blueprint(report_pages)

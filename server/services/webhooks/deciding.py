@@ -126,6 +126,18 @@ def _write_deliveries(session: Session) -> None:
         session.execute(insert(WebhookDelivery), rows)
 
 
+def announce(session: Session, mailbox_id: int, kind: str, data: dict[str, Any], now: datetime) -> int:
+    """A delivery per enabled subscription of the mailbox to ``kind``, for news that is not a ticket's
+    (an article published), in the caller's transaction; how many."""
+    hooks = session.scalars(
+        select(Webhook).where(Webhook.enabled.is_(True), Webhook.mailbox_id == mailbox_id)
+    )
+    rows = [delivery_row(hook, kind, None, None, data, now) for hook in hooks if kind in hook.events]
+    if rows:
+        session.execute(insert(WebhookDelivery), rows)
+    return len(rows)
+
+
 def _data(session: Session, kind: str, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the event adds to the ticket: the message, the rating, or which changes were made."""
     if kind == "message.received":

@@ -28,6 +28,7 @@ EVENT_TYPES = (
     "ticket.merged",
     "message.received",
     "csat.received",
+    "article.published",
 )
 #: The test delivery the settings page sends ("send test").
 PING = "ping"
