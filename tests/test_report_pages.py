@@ -183,3 +183,18 @@ def test_a_tiles_arrow_is_green_only_when_the_change_is_for_the_better():
     assert Tile("solved", 10, 20, "count").better is False
     assert Tile("new tickets", 10, 20, "count", lower_is_better=None).better is None  # neither way is better
     assert Tile("solved", 10, None, "count").trend == "none" and Tile("solved", 3, 3, "count").better is None
+
+
+def test_a_period_long_ago_shows_and_one_before_the_calendar_is_a_clear_400(web, google, team):
+    """Found by the fuzz above: a valid period three years back made the backlog (counted back from
+    now) a period longer than allowed, and "to" in year 1 overflowed the date arithmetic."""
+    client = _client(web, google, "manager")
+    today = datetime.now(UTC).date()
+    old = today.replace(year=today.year - 3)
+    assert (
+        client.get(
+            "/reports", query_string={"from": old.isoformat(), "to": (old + timedelta(days=30)).isoformat()}
+        ).status_code
+        == 200
+    )
+    assert client.get("/reports", query_string={"to": "0001-01-03"}).status_code == 400

@@ -374,7 +374,11 @@ def faq_context(ctx: ActionContext, faq: FaqMatch, context: dict[str, Any]) -> d
     link = solved_link(
         ctx.ticket.id, faq.template.id, secret=str(current_app.config["SECRET_KEY"]), base_url=public_base()
     )
-    return {"answer": answer.text.strip(), "link": link, "score": faq.score}
+    from server.services.articles import public_url, published_for_template
+
+    article = published_for_template(ctx.session, faq.template.id)
+    return {"answer": answer.text.strip(), "link": link, "score": faq.score,
+            "article": public_url(ctx.mailbox, article) if article is not None else None}  # fmt: skip
 
 
 def faq_answer(ctx: ActionContext, message: ParsedMessage, locale: str) -> FaqMatch | None:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import nh3
 from markdown_it import MarkdownIt
@@ -184,3 +185,75 @@ def delete(session: Session, article: Article) -> None:
         for other in others[1:]:
             other.translation_of_id = others[0].id
     session.delete(article)
+
+
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+def _without_variables(text: str) -> str:
+    """A template's text without its Jinja (``{{ customer.name }}``, ``{% if %}``): an article has no
+    ticket to fill them from; the draft is read by its writer before it is published."""
+    kept = _JINJA.sub("", text)
+    lines = [re.sub(r"[ \t]+([,.!?])", r"\1", line).rstrip() for line in kept.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def from_template(
+    session: Session, mailbox: Mailbox, template: Template, *, author: Agent | None, at: datetime
+) -> Article:
+    """The FAQ template's answer as a draft article in its language (its first example question the
+    title); the article already made from it, if there is one."""
+    made = session.scalar(select(Article).where(Article.template_id == template.id).limit(1))
+    if made is not None:
+        return made
+    questions = [str(q) for q in template.faq_questions or [] if str(q).strip()]
+    title = (questions[0] if questions else template.name).strip()[:MAX_TITLE]
+    draft = Draft(
+        title=title, body=_without_variables(template.body_text)[:MAX_BODY], language=template.locale
+    )
+    return save(session, mailbox, draft, author=author, at=at, template=template)
+
+
+def from_ticket(session: Session, ticket: Ticket, *, author: Agent | None, at: datetime) -> Article:
+    """A solved ticket's final answer as a draft article (its subject the title), in the customer's
+    language; the article already made from it, if there is one. Raises :class:`ArticleError` when
+    the team never answered it."""
+    from server.gmail.mime import split_reply
+    from server.services.composing import ticket_locale
+    from server.services.knowledge.index import final_answer
+
+    made = session.scalar(select(Article).where(Article.ticket_id == ticket.id).limit(1))
+    if made is not None:
+        return made
+    answer = final_answer(session, ticket.id)
+    text = split_reply(answer.text or "")[0].strip() if answer is not None else ""
+    if not text:
+        raise ArticleError([f"#{ticket.number} has no answer of the team to make an article from"])
+    subject = re.sub(
+        r"^\s*((re|fwd?|отв|ответ|пересл)\s*:\s*)+", "", ticket.subject or "", flags=re.IGNORECASE
+    )
+    language = ticket_locale(session, ticket, ticket.mailbox)
+    draft = Draft(
+        title=(subject.strip() or f"#{ticket.number}")[:MAX_TITLE], body=text[:MAX_BODY], language=language
+    )
+    return save(session, ticket.mailbox, draft, author=author, at=at, ticket=ticket)
+
+
+def published_for_template(session: Session, template_id: int) -> Article | None:
+    """The published article made from an FAQ template (the acknowledgement links to it)."""
+    return session.scalar(
+        select(Article).where(Article.template_id == template_id, Article.published.is_(True)).limit(1)
+    )
+
+
+def public_url(mailbox: Mailbox, article: Article) -> str | None:
+    """The article's public address, for mail (no request needed): None while it is a draft or the
+    mailbox's help centre is off, or when Postdesk's public URL is not known."""
+    from server.services.composing import public_base
+    from server.services.help_settings import help_settings
+
+    settings = help_settings(mailbox)
+    base = public_base().rstrip("/")
+    if not article.published or not settings["enabled"] or not base:
+        return None
+    return f"{base}/help/{settings['slug']}/articles/{article.id}-{quote(words_of(article.title))}"

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from rules import ActionKind
 from server.base.models import Customer, Mailbox, Message, Ticket
-from server.faces.addon import cards
+from server.faces.addon import cards, help_articles
 from server.faces.addon.call import BadInput, Call, NoAccess, parse_id, ticket_by_id, ticket_query
 from server.faces.addon.compose import chosen_template, insert_template
 from server.faces.addon.home import home_card, queue_card, queue_from
@@ -174,6 +174,11 @@ def _save_reply_template(call: Call) -> dict[str, Any]:
     except template_sets.TemplateProblem as exc:
         raise BadInput("; ".join(exc.problems.values())) from exc
     return changed(call, ticket, call.say("template_saved", name=name[:80]))
+
+
+def _article_from_ticket(call: Call) -> dict[str, Any]:
+    ticket = _ticket(call)
+    return changed(call, ticket, help_articles.make_article(call, ticket))
 
 
 def _create_ticket(call: Call) -> dict[str, Any]:
@@ -350,6 +355,7 @@ CLICKS: dict[str, Click] = {
     "merge": _merge,
     "unmerge": _unmerge,
     "split": _split,
+    "article_from_ticket": _article_from_ticket,
 }
 
 __all__ = ["CLICKS", "NoAccess", "run_click"]

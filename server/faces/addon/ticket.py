@@ -23,7 +23,7 @@ from server.base.models import (
     TicketView,
     mailbox_members,
 )
-from server.faces.addon import cards, together
+from server.faces.addon import cards, help_articles, together
 from server.faces.addon.call import Call, NoAccess, as_object, offset_minutes, ticket_query
 from server.faces.addon.compose import reply_templates
 from server.faces.addon.suggestions import similar_section
@@ -336,7 +336,7 @@ def reply_widgets(call: Call, ticket: Ticket) -> list[dict[str, Any]]:
                     cards.action(call.caller, "save_reply_template", ticket=ticket.id),
                 )
             ),
-        ]
+        ] + help_articles.article_widgets(call, ticket)
     return widgets
 
 

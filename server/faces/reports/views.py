@@ -105,7 +105,10 @@ def read_view(now: datetime) -> View:
     days = _number("days")
     if days is None and (first or last):  # chosen dates (a chosen preset wins over dates left in the form)
         last = last or today
-        first = first or last - timedelta(days=DEFAULT_DAYS - 1)
+        try:
+            first = first or last - timedelta(days=DEFAULT_DAYS - 1)
+        except OverflowError:  # "to" in the first days of year 1
+            raise BadFilter(_("period: %(problem)s", problem="before the calendar starts")) from None
         args |= {"from": first.isoformat(), "to": last.isoformat()}
     else:
         if days is not None and not 1 <= days <= metrics.MAX_PERIOD_DAYS:

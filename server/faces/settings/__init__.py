@@ -24,6 +24,7 @@ from server.services.accounts import administered
 def init_app(app: Flask) -> None:
     from server.faces.settings import (  # noqa: F401  (their views join this blueprint)
         agents,
+        articles,
         audit,
         builder,
         customers,

@@ -103,6 +103,10 @@ class MailboxSettingsForm(FlaskForm):
     )
     labels_root = StringField(_l("Under the label"), validators=[Optional(), Length(max=40)])
     labels_archive = BooleanField(_l("Archive solved tickets (they come back with the customer's reply)"))
+    help_centre_enabled = BooleanField(_l("A public help centre with this mailbox's published articles"))
+    help_centre_slug = StringField(_l("Its address: /help/…/ (lower-case letters, digits, hyphens)"),
+                                   validators=[Optional(), Length(max=40)])  # fmt: skip
+    help_centre_contact_form = BooleanField(_l('With a contact form ("Still need help?")'))
     version = HiddenField()
 
 

@@ -60,6 +60,7 @@ from server.services.accounts import (
     parse_service_account,
     set_paused,
 )
+from server.services.help_settings import help_settings
 from server.services.mailbox_health import health_of
 from server.services.mailbox_settings import (
     LABEL_DEFAULTS,
@@ -259,6 +260,9 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
         )
         answers = faq_settings(box)
         form.faq_enabled.data, form.faq_threshold.data = answers["enabled"], round(answers["threshold"] * 100)
+        centre = help_settings(box)
+        form.help_centre_enabled.data, form.help_centre_slug.data = centre["enabled"], centre["slug"] or ""
+        form.help_centre_contact_form.data = centre["contact_form"]
         labels = label_settings(box)
         form.labels_enabled.data, form.labels_root.data, form.labels_archive.data = (
             labels["enabled"],
@@ -292,6 +296,11 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
                 "enabled": bool(form.labels_enabled.data),
                 "root": (form.labels_root.data or "").strip() or LABEL_DEFAULTS["root"],
                 "archive_on_solve": bool(form.labels_archive.data),
+            },
+            "help_centre": {
+                "enabled": bool(form.help_centre_enabled.data),
+                "slug": (form.help_centre_slug.data or "").strip().lower() or None,
+                "contact_form": bool(form.help_centre_contact_form.data),
             },
         }
         db = get_session()

@@ -180,7 +180,16 @@ def template_edit() -> str | Response | tuple[str, int]:
         ticket=request.values.get("ticket", ""),
         manages=manages,
         section="templates",
+        faq_ids=_faq_ids(box, name),
     ), status
+
+
+def _faq_ids(box: Mailbox, name: str) -> dict[str, int]:
+    """The template's FAQ versions (with example questions) by language: each can become a help article."""
+    found = (
+        {locale: template_sets.find(get_session(), box, name, locale) for locale in LOCALES} if name else {}
+    )
+    return {locale: t.id for locale, t in found.items() if t is not None and t.faq_questions}
 
 
 @bp.post("/templates/preview")

@@ -363,6 +363,8 @@ def backlog_per_day(
     Counted back from now: today's counts, less each change since the day's end (a status change moves
     one ticket from its old status to its new one; a new ticket came in ``open``). Reads the changes
     since the period's start, never the history before it."""
+    if (now.astimezone(period.zone).date() - period.first).days >= MAX_PERIOD_DAYS:
+        return {}  # counted back from now: never further back than a report's longest period
     current = dict.fromkeys(ACTIVE_STATUSES, 0)
     query = select(Ticket.status, func.count(Ticket.id)).where(*set_conditions("backlog", scope, period, now))
     for status, n in session.execute(query.group_by(Ticket.status)):

@@ -179,12 +179,16 @@ FAQ_BLOCK = {
     "ru": ("Возможно, это уже отвечает на ваш вопрос:", "Если помогло, скажите нам одним нажатием: {link}",
            "Если нет, просто ответьте на это письмо: заявка остаётся открытой, и мы ответим, как обещали."),
 }  # fmt: skip
+#: The line that links the help-centre article made from the FAQ answer, once it is published.
+ARTICLE_LINE = {"en": "More in our help centre: {link}", "ru": "Подробнее в справочном центре: {link}"}
 
 
 def with_faq_answer(rendered: RenderedMail, faq: dict[str, Any], locale: str) -> RenderedMail:
     intro, solved, otherwise = FAQ_BLOCK.get(locale, FAQ_BLOCK["en"])
+    more = ARTICLE_LINE.get(locale, ARTICLE_LINE["en"])
     lines = (
         [intro, "", faq["answer"], ""]
+        + ([more.format(link=faq["article"])] if faq.get("article") else [])
         + ([solved.format(link=faq["link"])] if faq["link"] else [])
         + [otherwise]
     )
@@ -192,6 +196,11 @@ def with_faq_answer(rendered: RenderedMail, faq: dict[str, Any], locale: str) ->
     html = rendered.html
     if html is not None:
         link = f'<a href="{escape(faq["link"])}">{escape(solved.split(":")[0])}</a>' if faq["link"] else ""
+        article = (
+            f'<p><a href="{escape(faq["article"])}">{escape(more.split(":")[0])}</a></p>'
+            if faq.get("article")
+            else ""
+        )
         html += (f"<hr><p>{escape(intro)}</p><p>{escape(faq['answer']).replace(chr(10), Markup('<br>'))}</p>"
-                 f"<p>{link}</p><p>{escape(otherwise)}</p>")  # fmt: skip
+                 f"{article}<p>{link}</p><p>{escape(otherwise)}</p>")  # fmt: skip
     return dataclasses.replace(rendered, text=text, html=html)
