@@ -135,6 +135,9 @@ class WebDefaults:
     SIGN_IN_RATE_LIMIT = "20 per minute"
     #: Clicks on rating links per client address (the public /csat pages).
     CSAT_RATE_LIMIT = "30 per minute"
+    #: Contact forms sent per client address to a help centre (each address also gets at most one
+    #: confirmation mail an hour: server.services.help_contact).
+    HELP_CONTACT_RATE_LIMIT = "30 per hour"
     #: Where Flask-Limiter counts ("memory://" for one process; "redis://…" for several).
     RATELIMIT_STORAGE_URI = "memory://"
     #: Rows per page of the settings lists.

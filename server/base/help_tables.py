@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.base.columns import utcnow
@@ -90,4 +90,33 @@ class HelpMiss(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-__all__ = ["Article", "ArticleDay", "HelpDay", "HelpMiss"]
+class HelpRequest(Base):
+    """A question sent with the help centre's contact form, waiting for its sender to confirm their
+    address (a signed link mailed to it) before it becomes a ticket. Kept for the rate limits: the
+    sender's network address is kept only as a keyed hash (``ip_key``), never as it came."""
+
+    __tablename__ = "help_requests"
+    __table_args__ = (
+        Index("ix_help_requests_email", "mailbox_id", "email", "created_at"),
+        Index("ix_help_requests_ip", "mailbox_id", "ip_key", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(2), default=Locale.EN.value)
+    #: The articles the visitor was shown or read before sending (ids), and whether they read one.
+    articles: Mapped[list[int]] = mapped_column(JSON, default=list)
+    read_first: Mapped[bool] = mapped_column(Boolean, default=False)
+    ip_key: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When the confirmation link was mailed (None: not mailed, another one went out within the hour).
+    mailed_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+
+
+__all__ = ["Article", "ArticleDay", "HelpDay", "HelpMiss", "HelpRequest"]

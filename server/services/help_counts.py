@@ -48,3 +48,9 @@ def searched(session: Session, mailbox_id: int, query: str, *, found: bool, at: 
     if not found:
         words = " ".join(query.lower().split())[:200]
         _bump(session, HelpMiss, {"mailbox_id": mailbox_id, "day": at.date(), "query": words}, {"count": 1})
+
+
+def contacted(session: Session, mailbox_id: int, *, read_first: bool, at: datetime) -> None:
+    """A question from the contact form became a ticket: after reading an article, or without."""
+    column = "contacts_after_reading" if read_first else "contacts_direct"
+    _bump(session, HelpDay, {"mailbox_id": mailbox_id, "day": at.date()}, {column: 1})

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from server.base.models import Locale, Mailbox
 from server.services.help_settings import help_problems, help_settings
+from server.services.knowledge.related import problems as related_problems
 from server.services.sla import CalendarError, calendar_from_config
 from server.services.tickets import SYSTEM, Actor, record_event, refresh_mailbox
 
@@ -261,6 +262,7 @@ def validate(data: Any) -> dict[str, Any]:
         "signal_words",
         "faq",
         "help_centre",
+        "related_words",
     }
     problems = [f"{key}: unknown setting" for key in data if key not in known]
     if "locale" in data and data["locale"] not in {loc.value for loc in Locale}:
@@ -302,6 +304,8 @@ def validate(data: Any) -> dict[str, Any]:
         problems += _faq_problems(data["faq"])
     if "help_centre" in data:
         problems += help_problems(data["help_centre"])
+    if "related_words" in data:
+        problems += related_problems(data["related_words"])
     if problems:
         raise SettingsError(problems)
     cleaned = dict(data)

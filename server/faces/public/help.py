@@ -10,11 +10,22 @@ is a 404, as is a draft.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import force_locale
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -23,12 +34,14 @@ from server.base.db import get_session
 from server.base.help_tables import Article
 from server.base.models import Locale, Mailbox
 from server.faces.web.extensions import limiter
-from server.services import articles, help_counts
+from server.services import articles, help_contact, help_counts
+from server.services.composing import public_base
 from server.services.help_settings import help_settings
 from server.services.knowledge.articles_search import search
 
 bp = Blueprint("help", __name__, url_prefix="/help/<slug>")
 LANGUAGES = [locale.value for locale in Locale]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MOST_READ = 5
 
 
@@ -129,7 +142,7 @@ def answered(slug: str, article_id: int) -> BaseResponse:
 def find(slug: str) -> str:
     mailbox = _centre(slug)
     lang = _language()
-    query = (request.args.get("q") or "").strip()[:200]
+    query = _CONTROL.sub(" ", request.args.get("q") or "").strip()[:200]
     session = get_session()
     results = search(session, mailbox.id, query, language=lang) if query else []
     if query:
@@ -150,3 +163,94 @@ def sitemap(slug: str) -> Response:
     entries = [(found, groups[found.translation_of_id or found.id]) for found in published]
     xml = render_template("help/sitemap.xml", entries=entries, slug=slug, words_of=articles.words_of)
     return Response(xml, mimetype="application/xml")
+
+
+# --- the contact form ----------------------------------------------------------------------------
+
+
+def _contact_limit() -> str:
+    return str(current_app.config["HELP_CONTACT_RATE_LIMIT"])
+
+
+def _with_form(slug: str) -> Mailbox:
+    mailbox = _centre(slug)
+    if not help_settings(mailbox)["contact_form"]:
+        abort(404)
+    return mailbox
+
+
+def _ids(raw: str) -> list[int]:
+    return [int(part) for part in raw.split(",")[:20] if part.strip().isdecimal() and len(part.strip()) < 10]
+
+
+@bp.get("/contact")
+def contact(slug: str) -> str:
+    mailbox = _with_form(slug)
+    read = _ids(request.args.get("read", ""))
+    return _page(
+        "help/contact.html", mailbox, _language(), form={}, problems={}, read=",".join(map(str, read))
+    )
+
+
+@bp.post("/contact")
+@limiter.limit(_contact_limit)
+def contact_sent(slug: str) -> tuple[str, int]:
+    mailbox = _with_form(slug)
+    chosen = str(request.form.get("lang", ""))
+    lang = chosen if chosen in LANGUAGES else _language()
+    form = {name: str(request.form.get(name, ""))[:20_000] for name in ("email", "name", "subject", "text")}
+    read = _ids(request.form.get("read", ""))
+    seen = _ids(request.form.get("seen", ""))
+    if request.form.get("website"):  # the honeypot: people never see it, so they never fill it
+        return _page("help/contact_sent.html", mailbox, lang, email=form["email"][:320]), 200
+    question = help_contact.Question(email=form["email"].strip(), name=form["name"], subject=form["subject"],
+                                     text=form["text"], language=lang, articles=read + seen, read_first=bool(read))  # fmt: skip
+    session = get_session()
+    secret = str(current_app.config["SECRET_KEY"])
+    network = help_contact.network_key(request.remote_addr or "", secret)
+    link = f"{public_base().rstrip('/')}/help/{slug}/confirm/{{token}}"
+    try:
+        help_contact.ask(
+            session, mailbox, question, network=network, now=datetime.now(UTC), secret=secret, link=link
+        )
+    except help_contact.ContactRefused as exc:
+        session.rollback()
+        return _page("help/contact.html", mailbox, lang, form=form, problems=exc.problems,
+                     read=",".join(map(str, read))), 400  # fmt: skip
+    session.commit()
+    return _page("help/contact_sent.html", mailbox, lang, email=question.email), 200
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+@limiter.limit(_limit)
+def confirm(slug: str, token: str) -> tuple[str, int]:
+    """GET only asks (a mail scanner that opens every link sends nothing); the button POSTs."""
+    mailbox = _with_form(slug)
+    session = get_session()
+    lang = _language()
+    try:
+        found = help_contact.read_link(session, mailbox, token, str(current_app.config["SECRET_KEY"]))
+    except help_contact.LinkRefused as refused:
+        state = "expired" if refused.expired else "invalid"
+        return _page(
+            "help/confirm.html", mailbox, lang, state=state, request_=None
+        ), 410 if refused.expired else 400
+    lang = found.language if found.language in LANGUAGES else lang
+    if found.confirmed_at is not None:
+        return _page("help/confirm.html", mailbox, lang, state="done", request_=found), 200
+    if request.method == "POST":
+        help_contact.confirm(session, mailbox, found, now=datetime.now(UTC))
+        session.commit()
+        return _page("help/confirm.html", mailbox, lang, state="done", request_=found), 200
+    return _page("help/confirm.html", mailbox, lang, state="ask", request_=found), 200
+
+
+@bp.get("/suggest")
+def suggest(slug: str) -> Response:
+    """The articles that may answer what the visitor is typing (the contact form's script asks)."""
+    mailbox = _centre(slug)
+    query = (request.args.get("q") or "").strip()[:500]
+    lang = _language()
+    found = search(get_session(), mailbox.id, query, language=lang, limit=5) if len(query) >= 3 else []
+    return jsonify([{"id": f.article.id, "title": f.article.title, "url": _article_url(slug, f.article, lang=lang)}
+                    for f in found])  # fmt: skip

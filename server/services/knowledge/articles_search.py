@@ -1,10 +1,10 @@
 """Searching a help centre's published articles: the knowledge engine's stems and BM25 weights over
-the article's title (counted twice) and text, the rarer a word among the articles the more it weighs.
+the article's title (counted twice) and text, the rarer a word among the articles the more it weighs;
+words related to the question's (server.services.knowledge.related) count too, for less.
 
 A mailbox has hundreds of articles, not hundreds of thousands: they are ranked here, in one query for
 their titles and bodies. Suggestions (similar solved tickets) and FAQ matching rank the same way
-(:mod:`server.services.knowledge.similar`); one engine for all three, with paraphrase recall, is
-issue 29's next step.
+(:mod:`server.services.knowledge.similar`) with the same related terms.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.base.help_tables import Article
+from server.services.knowledge.related import RELATED_WEIGHT, expand, mailbox_lexicon
 from server.services.knowledge.similar import K1, B, idf
 from server.services.knowledge.stemming import terms
 
@@ -46,9 +47,17 @@ def search(
     containing: Counter[str] = Counter()
     for stems in documents.values():
         containing.update(set(stems))
-    weights = {stem: idf(len(published), containing[stem]) for stem in set(wanted)}
+    related = expand(mailbox_lexicon(published[0].mailbox), wanted)
+    weights = {
+        stem: RELATED_WEIGHT * idf(len(published), containing[stem]) for stem in related if containing[stem]
+    }
+    weights |= {stem: idf(len(published), containing[stem]) for stem in set(wanted)}
     average = sum(len(s) for s in documents.values()) / len(documents) or 1.0
-    best = sum(weights.values()) * (K1 + 1) / (1 + K1 * (1 - B)) or 1.0
+    # A perfect match has every asked word the articles know (or, when they know none, every related one).
+    known = [stem for stem in set(wanted) if containing[stem]] or [
+        stem for stem in related if containing[stem]
+    ]
+    best = sum(weights[stem] for stem in known) * (K1 + 1) / (1 + K1 * (1 - B)) or 1.0
     scored = []
     for article in published:
         stems = documents[article.id]

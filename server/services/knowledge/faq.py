@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from server.base.db import memo
 from server.base.models import Mailbox, Template
 from server.services.knowledge.index import ALL, counts_of
+from server.services.knowledge.related import RELATED_WEIGHT, expand, mailbox_lexicon
 from server.services.knowledge.similar import weights
 from server.services.knowledge.stemming import terms
 from server.services.mailbox_settings import faq_settings
@@ -46,11 +47,13 @@ class FaqMatch:
     example: str  # the example question that matched best
 
 
-def _cosine(first: set[str], second: set[str], weight: dict[str, float]) -> float:
-    shared = sum(weight[stem] ** 2 for stem in first & second)
+def _cosine(first: dict[str, float], second: set[str], weight: dict[str, float]) -> float:
+    """The cosine of the question (its stems' weights, related stems' less) and an example's stems."""
+    shared = sum(first[stem] * weight[stem] for stem in second if stem in first)
     if not shared:
         return 0.0
-    return shared / math.sqrt(sum(weight[s] ** 2 for s in first) * sum(weight[s] ** 2 for s in second))
+    own = sum(w**2 for w in first.values())
+    return shared / math.sqrt(own * sum(weight[s] ** 2 for s in second))
 
 
 def faq_templates(session: Session, mailbox_id: int) -> list[Template]:
@@ -82,9 +85,14 @@ def best_answer(session: Session, mailbox: Mailbox, text: str, *, locale: str) -
         for template in templates
         for example in template.faq_questions[:MOST_QUESTIONS]
     ]
-    every: set[str] = asked.union(*(stems for _t, _e, stems in examples))
+    related = set(expand(mailbox_lexicon(mailbox), terms(text))) - asked
+    every: set[str] = asked.union(related, *(stems for _t, _e, stems in examples))
     counts = counts_of(session, mailbox.id, every)
     weight = weights(counts, every) if counts[ALL] else dict.fromkeys(every, 1.0)
+    # The question's own words, and the words related to them for less (server.services.knowledge.related).
+    # Scored with and without them: related words may find a paraphrase, never lower a plain match.
+    own = {stem: weight[stem] for stem in asked}
+    question = {stem: RELATED_WEIGHT * weight[stem] for stem in related} | own
     # Each example alone, and each template's examples together (a question may join two of them).
     together: dict[int, tuple[Template, set[str]]] = {}
     for template, _example, stems in examples:
@@ -92,7 +100,8 @@ def best_answer(session: Session, mailbox: Mailbox, text: str, *, locale: str) -
     candidates = examples + [(template, "", stems) for template, stems in together.values()]
     best: FaqMatch | None = None
     for template, example, stems in candidates:
-        score = round(_cosine(asked, stems, weight), 3)
+        plain = _cosine(own, stems, weight)
+        score = round(max(plain, _cosine(question, stems, weight)) if related else plain, 3)
         if best is None or score > best.score:
             best = FaqMatch(template, score, example or "; ".join(map(str, template.faq_questions[:3])))
     if best is None or best.score < float(settings["threshold"]):

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from server.base.models import KnowledgeEntry, Ticket
 from server.services.knowledge.index import ALL, counts_of, question_of
+from server.services.knowledge.related import MAX_RELATED, RELATED_WEIGHT, Lexicon, expand, mailbox_lexicon
 from server.services.knowledge.stemming import worded_terms
 
 #: How many of the question's rarest stems look for candidates.
@@ -137,27 +138,41 @@ def _same_answer(answer: str) -> str:
 
 
 def suggest(
-    session: Session, ticket: Ticket, *, limit: int = 3, question: str | None = None
+    session: Session,
+    ticket: Ticket,
+    *,
+    limit: int = 3,
+    question: str | None = None,
+    lexicon: Lexicon | None = None,
 ) -> list[Suggestion]:
     """Up to ``limit`` solved tickets of the mailbox that asked what ``ticket`` asks (or ``question``),
-    best first, one per answer."""
+    best first, one per answer. Words related to the question's (``lexicon``: the shipped lists and the
+    mailbox's own; an empty one for the words alone) count too, for less."""
     worded = worded_terms(question if question is not None else question_of(session, ticket))
     query_stems = [stem for stem, _word in worded]
     if not query_stems:
         return []
-    counts = counts_of(session, ticket.mailbox_id, query_stems)
+    lexicon = lexicon if lexicon is not None else mailbox_lexicon(ticket.mailbox)
+    related = expand(lexicon, query_stems)
+    counts = counts_of(session, ticket.mailbox_id, [*query_stems, *related])
     if not counts[ALL]:
         return []
     word_of = dict(reversed(worded))
     known = sorted((counts[stem], stem) for stem in set(query_stems) if counts.get(stem))
     chosen = [(stem, word_of[stem]) for _n, stem in known[:QUERY_TERMS]]
+    near = sorted((counts[stem], stem) for stem in related if counts.get(stem))
+    chosen += [(stem, related[stem]) for _n, stem in near[:MAX_RELATED]]
     if not chosen:
         return []
     found = _candidates(session, ticket, chosen, _floor(session, ticket.mailbox_id, counts[ALL]))
     if not found:
         return []
-    query = weights(counts, query_stems)
-    best = sum(query.values()) or 1.0
+    own = weights(counts, query_stems)
+    query = {
+        stem: RELATED_WEIGHT * w for stem, w in weights(counts, [s for _n, s in near[:MAX_RELATED]]).items()
+    }
+    query |= own
+    best = sum(own.values()) or 1.0
     lengths = [len(row.question_terms.split()) for row in found]
     average = sum(lengths) / len(lengths)
     answer_average = sum(len(row.answer_terms.split()) for row in found) / len(found)
