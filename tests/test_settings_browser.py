@@ -69,9 +69,10 @@ def settings_env(tmp_path: Path, google: StandInGoogle) -> dict[str, str]:
     }
 
 
-def start_web(env: dict[str, str]) -> tuple[Process, str]:
-    """`postdesk web` on a free loopback port, once it answers /healthz; its process and base URL."""
-    port = _free_port()
+def start_web(env: dict[str, str], port: int | None = None) -> tuple[Process, str]:
+    """`postdesk web` on ``port`` (a free loopback one by default), once it answers /healthz; its
+    process and base URL."""
+    port = port or _free_port()
     web = Process(["web", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
