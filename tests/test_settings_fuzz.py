@@ -129,6 +129,7 @@ ROUTES = [
     "/settings/articles/delete",
     "/settings/articles/edit",
     "/settings/articles/from-template",
+    "/settings/articles/from-ticket",
     "/settings/articles/preview",
     "/settings/customers",
     "/settings/mailboxes/<int:mailbox_id>",

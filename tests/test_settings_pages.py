@@ -84,6 +84,8 @@ ROUTES = [
      {"title": "Article {n}", "body": "Hello", "language": "en", "category": "", "translation_of": "", "version": ""}),
     ("POST", "/settings/articles/from-template?mailbox={mailbox}", BOX_READERS, {"template": "0"}),
     ("POST", "/settings/articles/delete?mailbox={mailbox}", BOX_READERS, {}),
+    ("GET", "/settings/articles/candidates?mailbox={mailbox}", EVERYONE, None),
+    ("POST", "/settings/articles/from-ticket?mailbox={mailbox}", BOX_READERS, {"ticket": "0"}),
     ("GET", "/settings/signals?mailbox={mailbox}&sample=Site down, urgent!", EVERYONE, None),
     ("POST", "/settings/signals?mailbox={mailbox}", BOX_ADMINS, {"en_urgent": "pager alarm", "ru_calm": "не горит"}),
     ("GET", "/settings/customers", ADMINS, None),

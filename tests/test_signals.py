@@ -101,3 +101,21 @@ def test_a_huge_message_is_read_from_its_start_only() -> None:
     text = "Please help, it is urgent. " + "filler words " * 200_000
     assert read(text).urgency == "high"
     assert len(text) > signals.MAX_TEXT
+
+
+def test_a_deadline_said_relative_to_now_or_as_not_needed_and_the_customer_s_own_count():
+    from server.services.knowledge.signals import read
+
+    cases = {
+        "We go live first thing tomorrow morning and the payment page is blank.": ("high", "deadline"),
+        "Завтра в девять у нас презентация, а графики не строятся.": ("high", "deadline"),
+        "This is my fourth email about the same broken export.": ("high", "own_count"),
+        "Пишу вам уже в четвёртый раз, а деньги так и не вернули.": ("high", "own_count"),
+        "No need to answer by the end of the day, next week is fine.": ("low", "negated"),
+        "Отвечать до конца дня не нужно, можно на следующей неделе.": ("low", "negated"),
+    }
+    for text, (urgency, kind) in cases.items():
+        reading = read(text)
+        assert reading.urgency == urgency and kind in {r.kind for r in reading.reasons}, (text, reading)
+    assert read("I wrote to you twice last year and you were very helpful.").urgency == "normal"
+    assert read("Я уже второй год с вами и очень доволен!").urgency == "normal"

@@ -68,6 +68,7 @@ def init_app(app: Flask) -> None:
         running.demo_command,
         addon.addon_group,
         articles.articles_group,
+        articles.faq_group,
         operations.doctor_command,
         operations.backup_command,
         operations.restore_command,

@@ -1,4 +1,5 @@
-"""``postdesk articles``: the help centre's articles of a mailbox."""
+"""``postdesk articles``: the help centre's articles of a mailbox; ``postdesk faq candidates``: the
+questions that keep coming back without an article."""
 
 from __future__ import annotations
 
@@ -32,3 +33,29 @@ def articles_list(address: str, as_json: bool) -> None:
         state = "published" if article.published else "draft"
         click.echo(f"{article.id:<6} {article.language} {state:<9} {article.views:>6} views  "
                    f"{(article.category or '-')[:20]:<20} {article.title[:60]}")  # fmt: skip
+
+
+@click.group("faq")
+def faq_group() -> None:
+    """FAQ answers and the questions that keep coming back without an article."""
+
+
+@faq_group.command("candidates")
+@click.option("--mailbox", "address", required=True, metavar="ADDRESS")
+@click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@with_appcontext
+def faq_candidates(address: str, days: int, as_json: bool) -> None:
+    """Groups of similar questions solved in the last DAYS days that no article answers, biggest first."""
+    from datetime import UTC, datetime
+
+    from server.services.knowledge.candidates import faq_candidates as find
+
+    found = find(get_session(), mailbox_named(address), now=datetime.now(UTC), days=days)
+    if as_json:
+        rows = [{"tickets": c.numbers, "count": len(c.tickets), "wording": c.wording, "question": c.question,
+                 "answer": c.answer, "answer_ticket": c.answer_ticket} for c in found]  # fmt: skip
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for candidate in found:
+        click.echo(f"{len(candidate.tickets):>4} tickets  {candidate.wording[:70]}")

@@ -1,6 +1,7 @@
 """``/settings/articles``: a mailbox's help-centre articles — the list (with views and "answered"
 votes), an editor with a live preview (the Markdown rendered and cleaned as the public page shows it),
-drafts, publishing, translations, deleting; and "Make a help article" from an FAQ template. Everyone
+drafts, publishing, translations, deleting; "Make a help article" from an FAQ template; and the FAQ
+candidates (questions that keep coming back without an article), each made a draft in one click. Everyone
 who reads the mailbox sees them; admins, managers and the mailbox's admins write them. Saving goes
 through :mod:`server.services.articles` (the same checks as the API).
 """
@@ -20,11 +21,12 @@ from wtforms.validators import DataRequired, Length
 
 from server.base.db import get_session
 from server.base.help_tables import Article
-from server.base.models import Mailbox, Role, Template
+from server.base.models import Mailbox, Role, Template, Ticket
 from server.faces.settings.base import bp, chosen_mailbox, signed_in
 from server.faces.web.access import EVERYONE, allow, manages_mailbox
 from server.services import articles
 from server.services.help_settings import help_settings
+from server.services.knowledge import candidates
 
 
 class ArticleForm(FlaskForm):  # type: ignore[misc]
@@ -187,4 +189,38 @@ def article_from_template() -> Response:
     article = articles.from_template(db, box, template, author=signed_in(), at=datetime.now(UTC))
     db.commit()
     flash(_("A draft article was made from the template: check it and publish it."), "ok")
+    return redirect(url_for("admin.article_edit", mailbox=box.id, id=article.id))
+
+
+@bp.get("/articles/candidates")
+@allow(EVERYONE)
+def faq_candidates_page() -> str:
+    """The questions that keep coming back without an article (solved in the last 90 days)."""
+    box, mailboxes = chosen_mailbox()
+    found = candidates.faq_candidates(get_session(), box, now=datetime.now(UTC))
+    return render_template("admin/faq_candidates.html", box=box, mailboxes=mailboxes, section="articles",
+                           candidates=found, writes=writes(box), days=candidates.DAYS)  # fmt: skip
+
+
+@bp.post("/articles/from-ticket")
+@allow(EVERYONE)
+def article_from_ticket() -> Response:
+    """A solved ticket's answer (a candidate's best) as a draft article, opened in the editor."""
+    box, _mailboxes = chosen_mailbox()
+    if not writes(box):
+        abort(403)
+    raw = request.form.get("ticket", "")
+    ticket = get_session().get(Ticket, int(raw)) if raw.isdecimal() and len(raw) < 10 else None
+    if ticket is None or ticket.mailbox_id != box.id:
+        flash(_("No such ticket of this mailbox."), "error")
+        return redirect(url_for("admin.faq_candidates_page", mailbox=box.id))
+    db = get_session()
+    try:
+        article = articles.from_ticket(db, ticket, author=signed_in(), at=datetime.now(UTC))
+    except articles.ArticleError as exc:
+        db.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("admin.faq_candidates_page", mailbox=box.id))
+    db.commit()
+    flash(_("A draft article was made from the answer: check it and publish it."), "ok")
     return redirect(url_for("admin.article_edit", mailbox=box.id, id=article.id))

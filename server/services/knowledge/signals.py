@@ -4,7 +4,8 @@ Pure: text in, a :class:`Reading` out. Each word is reduced to its Snowball stem
 Cyrillic words, English for Latin ones, so mixed mail works), and the stems are matched against the
 word lists (``words/en.yaml``, ``words/ru.yaml``, plus what admins add). Points, each a reason:
 
-* **urgency** — an urgent word or phrase +2 (at most two count), a deadline in the text +2,
+* **urgency** — an urgent word or phrase +2 (at most two count), a deadline in the text +2 (said as
+  not needed, none), the customer's own count of their unanswered mail +2 ("my third email"),
   shouting (``!!``, or a word in capitals that is not an acronym) +1, an intensifier right before a
   cue +1, the customer writing again without an answer +2 (each time, at most twice). 2 points or
   more is ``high``; a calm phrase ("no rush", «не срочно») without an urgent one is ``low``.
@@ -83,6 +84,10 @@ class Lexicon:
     deadlines: tuple[re.Pattern[str], ...]
     acronyms: frozenset[str]
     originals: Mapping[tuple[str, ...], str] = field(default_factory=dict)
+    #: Said around a deadline, these make it none (before it: ending at it; after it: from its end).
+    deadline_negations: tuple[re.Pattern[str], ...] = ()
+    #: The customer's own count of their unanswered mail ("my third email", «пишу уже в третий раз»).
+    follow_ups: tuple[re.Pattern[str], ...] = ()
 
 
 def shipped_words(language: str) -> dict[str, Any]:
@@ -97,6 +102,8 @@ def lexicon(extra: Mapping[str, Mapping[str, Iterable[str]]] | None = None) -> L
     originals: dict[tuple[str, ...], str] = {}
     deadlines: list[re.Pattern[str]] = []
     acronyms: set[str] = set()
+    negations: list[re.Pattern[str]] = []
+    counts: list[re.Pattern[str]] = []
     for language in LANGUAGES:
         lists = shipped_words(language)
         added = (extra or {}).get(language) or {}
@@ -115,8 +122,10 @@ def lexicon(extra: Mapping[str, Mapping[str, Iterable[str]]] | None = None) -> L
             except re.error as exc:
                 raise SignalWordsError(f"{language}.deadlines: {pattern!r} is not a pattern ({exc})") from exc
         acronyms.update(str(word) for word in lists.get("acronyms", []))
+        negations += [re.compile(str(p)) for p in lists.get("deadline_negations", [])]
+        counts += [re.compile(str(p)) for p in lists.get("follow_ups", [])]
     ordered = {c: tuple(sorted(p, key=lambda stems: (-len(stems), stems))) for c, p in phrases.items()}
-    return Lexicon(ordered, tuple(deadlines), frozenset(acronyms), originals)
+    return Lexicon(ordered, tuple(deadlines), frozenset(acronyms), originals, tuple(negations), tuple(counts))
 
 
 @cache
@@ -241,8 +250,19 @@ def read(text: str, *, follow_ups: int = 0, words: Lexicon | None = None) -> Rea
         points += 2
     lowered = text.lower()
     deadline = next((found for pattern in words.deadlines if (found := pattern.search(lowered))), None)
+    if deadline and any(
+        n.search(lowered[max(0, deadline.start() - 40) : deadline.start()])
+        or n.search(lowered[deadline.end() :])
+        for n in words.deadline_negations
+    ):
+        reasons.append(Reason("negated", deadline[0]))  # "no need to answer by the end of the day"
+        deadline = None
     if deadline:
         reasons.append(Reason("deadline", deadline[0], 2))
+        points += 2
+    counted = next((found for pattern in words.follow_ups if (found := pattern.search(lowered))), None)
+    if counted and follow_ups < 2:  # the customer says they wrote before: as one follow-up more
+        reasons.append(Reason("own_count", counted[0], 2))
         points += 2
     if loud and (urgent or negative or deadline):
         reasons.append(Reason("shouting" if shouting else "capitals", loud, 1))
