@@ -5,6 +5,7 @@ into an article in one click, and the acknowledgement's FAQ answer linking to it
 from __future__ import annotations
 
 import json
+import re
 
 from addon_fixtures import addon, desk, keys  # noqa: F401  (fixtures)
 from sqlalchemy import select
@@ -177,3 +178,45 @@ def test_a_solved_ticket_s_answer_becomes_a_draft_article_from_the_card(addon, s
     article = session.scalar(select(Article))
     assert article.ticket_id == ticket.id and article.published is False and article.language == "en"
     assert "clear the cookies" in article.body and "wrote:" not in article.body
+
+
+def test_the_reports_show_the_help_centre(web, google, team):
+    from datetime import UTC, datetime, timedelta
+
+    from server.services import help_counts
+
+    now = datetime.now(UTC)
+    with web.app_context():
+        db = get_session()
+        box = db.get(Mailbox, team["mailbox"])
+        read = articles.save(
+            db, box, articles.Draft("Reset the password", "Press Forgot.", "en", "", True), author=None
+        )
+        other = articles.save(db, box, articles.Draft("Export", "CSV.", "en", "", True), author=None)
+        db.flush()
+        for _ in range(8):
+            help_counts.viewed(db, read, now)
+        help_counts.viewed(db, other, now)
+        help_counts.viewed(db, other, now - timedelta(days=100))  # outside the period
+        help_counts.voted(db, read, True, now)
+        help_counts.voted(db, read, True, now)
+        help_counts.voted(db, read, False, now)
+        help_counts.searched(db, box.id, "reset password", found=True, at=now)
+        for _ in range(3):
+            help_counts.searched(db, box.id, "Refund  policy", found=False, at=now)
+        help_counts.contacted(db, box.id, read_first=True, at=now)
+        help_counts.contacted(db, box.id, read_first=False, at=now)
+        db.commit()
+    client, _token = _signed(web, google, "manager@example.com")
+    page = client.get(f"/reports/help?days=30&mailbox={team['mailbox']}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert re.search(r'id="help-views".*?>9<', html, re.S)  # 8 + 1 in the period
+    assert re.search(r'id="help-answered".*?67%', html, re.S) and "2 / 3" in html
+    assert re.search(r'id="help-deflection".*?89%', html, re.S)  # (9 - 1) / 9
+    assert re.search(r'id="help-contacts".*?1 / 1', html, re.S) and re.search(
+        r'id="help-searches".*?4 / 3', html, re.S
+    )
+    assert html.index("Reset the password") < html.index("Export") and "refund policy" in html
+    assert client.get("/reports/help?days=abc").status_code == 400
+    assert "help-report" in client.get("/reports?days=30").get_data(as_text=True)

@@ -149,7 +149,7 @@ FILTER_KEYS = ["days", "from", "to", "mailbox", "agent", "tag", "priority", "dom
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    path=st.sampled_from(["/reports", "/reports/tickets", "/reports/export.csv"]),
+    path=st.sampled_from(["/reports", "/reports/tickets", "/reports/export.csv", "/reports/help"]),
     role=st.sampled_from(["manager", "agent"]),
     junk=st.dictionaries(
         st.sampled_from(FILTER_KEYS),

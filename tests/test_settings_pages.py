@@ -103,6 +103,7 @@ ROUTES = [
     ("POST", "/settings/webhooks/{webhook}/delete", BOX_ADMINS, {}),
     ("GET", "/reports?days=7&mailbox={mailbox}", EVERYONE, None),
     ("GET", "/reports/tickets?set=overdue", EVERYONE, None),
+    ("GET", "/reports/help?days=30", EVERYONE, None),
     ("GET", "/reports/export.csv?table=tickets&set=new", EVERYONE, None),
 ]  # fmt: skip
 #: Routes anyone may open (the sign-in machinery) and what covers them.

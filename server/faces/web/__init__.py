@@ -132,6 +132,7 @@ def init_app(app: Flask) -> None:
     from server.faces.public.csat import bp as csat_pages
     from server.faces.public.faq import bp as faq_pages
     from server.faces.public.help import bp as help_pages
+    from server.faces.reports import help as help_report  # noqa: F401  (its view joins the reports blueprint)
     from server.faces.reports.views import bp as report_pages
     from server.faces.web import home  # noqa: F401  (its view joins the web blueprint)
     from server.faces.web.auth import bp
