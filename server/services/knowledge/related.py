@@ -110,12 +110,20 @@ def expand(lexicon: Lexicon, stems: Sequence[str]) -> dict[str, str]:
                 matched.add(index)
     related: dict[str, str] = {}
     for index in sorted(matched):
-        for member, word in lexicon.groups[index]:
-            words = dict(worded_terms(word))
-            for stem in member:
-                if stem not in own and stem not in related:
-                    related[stem] = words.get(stem, word)
+        for stem, word in _stem_words(lexicon.groups[index]):
+            if stem not in own and stem not in related:
+                related[stem] = word
     return related
+
+
+@lru_cache(maxsize=4096)
+def _stem_words(group: tuple[tuple[tuple[str, ...], str], ...]) -> tuple[tuple[str, str], ...]:
+    """Each stem of a group's members with the word it came from (stemmed once, not per question)."""
+    pairs: list[tuple[str, str]] = []
+    for member, word in group:
+        words = dict(worded_terms(word))
+        pairs += [(stem, words.get(stem, word)) for stem in member]
+    return tuple(pairs)
 
 
 def mailbox_lexicon(mailbox: Any) -> Lexicon:

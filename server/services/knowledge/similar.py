@@ -29,8 +29,8 @@ from server.services.knowledge.index import ALL, counts_of, question_of
 from server.services.knowledge.related import MAX_RELATED, RELATED_WEIGHT, Lexicon, expand, mailbox_lexicon
 from server.services.knowledge.stemming import worded_terms
 
-#: How many of the question's rarest stems look for candidates.
-QUERY_TERMS = 8
+#: How many of the question's rarest stems look for candidates, and of the related stems.
+QUERY_TERMS, RELATED_LOOKUPS = 8, 6
 #: Suggestions come from the mailbox's newest entries: answers change, and the cost stays flat.
 WINDOW = 20_000
 #: The most candidates ranked for one suggestion.
@@ -161,7 +161,9 @@ def suggest(
     known = sorted((counts[stem], stem) for stem in set(query_stems) if counts.get(stem))
     chosen = [(stem, word_of[stem]) for _n, stem in known[:QUERY_TERMS]]
     near = sorted((counts[stem], stem) for stem in related if counts.get(stem))
-    chosen += [(stem, related[stem]) for _n, stem in near[:MAX_RELATED]]
+    # Candidates come through the rarest related stems only (the lookup's cost stays that of the
+    # question's own words); every related stem the index has counts in the ranking.
+    chosen += [(stem, related[stem]) for _n, stem in near[:RELATED_LOOKUPS]]
     if not chosen:
         return []
     found = _candidates(session, ticket, chosen, _floor(session, ticket.mailbox_id, counts[ALL]))
