@@ -62,19 +62,25 @@ def reply_subject(subject: str) -> str:
     return clean if clean.lower().startswith(("re:", "отв:", "ответ:")) else f"Re: {clean}"
 
 
-def thread_headers(session: Session, ticket: Ticket) -> dict[str, Any]:
+def thread_headers(session: Session, ticket: Ticket, *, answering: Message | None = None) -> dict[str, Any]:
     """In-Reply-To, References and the Gmail thread of the latest message in the ticket's own thread;
-    of a ticket others were merged into, the thread of the customer's latest message."""
+    of a ticket others were merged into, the thread of the customer's latest message. ``answering``:
+    the message a new ticket's acknowledgement answers, when the caller holds it (no query then)."""
     if ticket.merged_in:
         thread = Message.direction == "inbound"
     else:
         thread = Message.gmail_thread_id == ticket.gmail_thread_id if ticket.gmail_thread_id else true()
-    last = session.scalar(
-        select(Message)
-        .where(Message.ticket_id == ticket.id, Message.rfc822_message_id.is_not(None), thread)
-        .order_by(Message.sent_at.desc(), Message.id.desc())
-        .limit(1)
-    )
+    last = (
+        answering
+        if answering is not None and answering.rfc822_message_id and not ticket.merged_in
+        and answering.gmail_thread_id == ticket.gmail_thread_id
+        else session.scalar(
+            select(Message)
+            .where(Message.ticket_id == ticket.id, Message.rfc822_message_id.is_not(None), thread)
+            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .limit(1)
+        )
+    )  # fmt: skip
     if last is None:
         return {"gmail_thread_id": ticket.gmail_thread_id}
     references = (last.references or "").split() + [last.rfc822_message_id or ""]

@@ -484,7 +484,7 @@ def _prepare_auto_reply(ctx: ActionContext, value: Any) -> Prepared:
             text=rendered.text,
             html=rendered.html,
             ticket=ctx.ticket,
-            headers=thread_headers(ctx.session, ctx.ticket),
+            headers=thread_headers(ctx.session, ctx.ticket, answering=_opening_row(ctx)),
             now=ctx.now,
         )
         tickets.record_event(
@@ -502,6 +502,14 @@ def _prepare_auto_reply(ctx: ActionContext, value: Any) -> Prepared:
 
     with_faq = f" with FAQ answer {faq.template.name!r} ({faq.score:.2f})" if faq else ""
     return Prepared(f"auto-reply {name!r} to {sender}{with_faq}", apply)
+
+
+def _opening_row(ctx: ActionContext) -> Message | None:
+    """The stored message that just opened the ticket (sync holds it): an acknowledgement answers it."""
+    event = ctx.event
+    if event is None or event.trigger is not Trigger.TICKET_CREATED or event.split_from is not None:
+        return None
+    return event.row if event.row is not None and event.row.ticket_id == ctx.ticket.id else None
 
 
 def _recipients(ctx: ActionContext, targets: list[str]) -> list[str]:
