@@ -30,7 +30,7 @@ BUDGETS = {
     # INSERT); the default rules assign it, read its urgency, check loop safety (one statement) and
     # queue the acknowledgement (2.3 on both databases today: the acknowledgement answers the message
     # sync holds, no query for its thread).
-    "new ticket": 4,
+    "new ticket": 3,
     # A customer's reply on an open ticket: the message and its reading (0.2 today).
     "reply": 0.5,
     # An out-of-office answer in a ticket's thread: filed with its event, not acted on (0.2 today).
