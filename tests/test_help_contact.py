@@ -161,3 +161,23 @@ def test_any_form_gets_a_page_never_a_server_error(centre, client, fields):
             ).status_code
             == 200
         )
+
+
+def test_questions_from_the_form_have_no_gmail_thread_and_labels_leave_them_alone(centre, client):
+    """Their first message is not Gmail's ("" thread): labels must not treat two such tickets as one
+    shared thread, nor send Gmail ids it never made."""
+    from server.services.labels import apply_wanted
+    from server.services.mailbox_settings import LABEL_DEFAULTS
+
+    helpdesk, box, _article = centre
+    session = helpdesk.session
+    box.settings = {**box.settings, "gmail_labels": {**LABEL_DEFAULTS, "enabled": True}}
+    session.commit()
+    for n, email in enumerate(("ann@shop.example", "bob@shop.example")):
+        _post(client, email=email, subject=f"Question {n}", ip=f"198.51.100.{n}")
+        client.post(_link(session))
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Ticket)) == 2
+    while apply_wanted(session, box, helpdesk.clients[MAILBOX]).tickets:
+        pass  # no Gmail error: nothing was sent for the form's messages
+    assert not session.scalars(select(Ticket).where(Ticket.labels_wanted_at.is_not(None))).all()

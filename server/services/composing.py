@@ -99,12 +99,14 @@ def gmail_link(mailbox: Mailbox, thread_id: str | None) -> str:
 
 
 def ticket_link(ticket: Ticket, mailbox: Mailbox | None = None) -> str:
-    """:func:`gmail_link` of the ticket's thread; a ticket split off another has none of its own and
-    shares the thread of its first message."""
+    """:func:`gmail_link` of the ticket's thread; a ticket split off another (or made from the help
+    centre's form) has none of its own: the thread of its first message in Gmail."""
     thread = ticket.gmail_thread_id
     session = object_session(ticket)
     if not thread and session is not None and ticket.id is not None:
-        first = select(Message.gmail_thread_id).where(Message.ticket_id == ticket.id)
+        first = select(Message.gmail_thread_id).where(
+            Message.ticket_id == ticket.id, Message.gmail_thread_id != ""
+        )
         thread = session.scalar(first.order_by(Message.sent_at, Message.id).limit(1))
     return gmail_link(mailbox or ticket.mailbox, thread)
 

@@ -94,6 +94,9 @@ def _decoded_header(message: Message, name: str) -> str:
         return re.sub(r"\r?\n[ \t]*", " ", raw)
 
 
+_GMAIL_ID = re.compile(r"^[0-9a-f]{1,32}$")  # what a Gmail message id looks like
+
+
 @dataclass
 class StoredMessage:
     id: str
@@ -548,9 +551,12 @@ class Sandbox:
 
     def batch_modify(self, user_id: str, ids: list[str], add: list[str], remove: list[str]) -> None:
         """messages.batchModify: up to 1,000 ids, changed one by one (each change a history record).
-        An id that does not exist is skipped (what Gmail does with one is not documented)."""
+        An id that does not exist is skipped (clients report Gmail ignoring one); one that is no
+        Gmail id at all is refused, as Gmail refuses it on messages.get ("Invalid id value")."""
         if not ids:
             raise invalid("No message ids given")
+        if any(not _GMAIL_ID.match(str(i)) for i in ids):
+            raise invalid("Invalid id value")
         if len(ids) > MAX_BATCH_MODIFY:
             raise invalid(f"Too many ids: at most {MAX_BATCH_MODIFY} per request")
         with self.lock:

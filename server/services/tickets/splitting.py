@@ -122,7 +122,12 @@ def split_messages(session: Session, mailbox_id: int, ticket_ids: list[int]) -> 
     found = SplitThreads()
     if not ticket_ids:
         return found
-    theirs = select(Message.gmail_thread_id).where(Message.ticket_id.in_(ticket_ids)).scalar_subquery()
+    # A question from the help centre's form has no Gmail thread (""): it is in none.
+    theirs = (
+        select(Message.gmail_thread_id)
+        .where(Message.ticket_id.in_(ticket_ids), Message.gmail_thread_id != "")
+        .scalar_subquery()
+    )
     found.shared = set(session.scalars(
         select(Message.gmail_thread_id).where(Message.mailbox_id == mailbox_id, Message.gmail_thread_id.in_(theirs),
                                               Message.ticket_id.is_not(None))
