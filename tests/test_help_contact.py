@@ -147,7 +147,7 @@ def test_the_form_is_off_when_the_admin_turns_it_off(centre, client):
     assert _post(client).status_code == 404
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fields=st.dictionaries(st.sampled_from(["email", "name", "subject", "text", "lang", "read", "seen", "website"]),
                               st.text(max_size=60) | st.sampled_from(["\x00", "1,2,x,99999999999", "ru", "a@b.co"]),
                               max_size=8))  # fmt: skip

@@ -8,6 +8,7 @@ answer (a strict Content-Security-Policy: no inline script or style, no framing)
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,11 @@ CONTENT_SECURITY_POLICY = (
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+#: Catalogs compiled in this process, by (.po path, its mtime): an app made again (each test makes
+#: one) writes the same bytes without parsing the catalog again.
+_COMPILED: dict[tuple[str, float], bytes] = {}
+
+
 def compile_catalogs(target: Path) -> Path:
     """Compile the ``.po`` catalogs into ``target`` (when a catalog is newer than its ``.mo``)."""
     for po in CATALOGS.glob("*/LC_MESSAGES/*.po"):
@@ -41,11 +47,15 @@ def compile_catalogs(target: Path) -> Path:
         if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
             continue
         mo.parent.mkdir(parents=True, exist_ok=True)
-        with po.open("rb") as source:
-            catalog = read_po(source)
+        key = (str(po), po.stat().st_mtime)
+        if key not in _COMPILED:
+            with po.open("rb") as source:
+                catalog = read_po(source)
+            compiled = io.BytesIO()
+            write_mo(compiled, catalog)
+            _COMPILED[key] = compiled.getvalue()
         partial = mo.with_suffix(f".{os.getpid()}.tmp")  # processes starting together each write their own
-        with partial.open("wb") as out:
-            write_mo(out, catalog)
+        partial.write_bytes(_COMPILED[key])
         partial.replace(mo)
     return target
 
