@@ -224,6 +224,32 @@ def test_postdesk_sandbox_keeps_its_state_file_across_restarts(tmp_path):
     assert status == 200 and message["historyId"] == delivered["historyId"]
 
 
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_the_sandbox_stops_on_ctrl_c_or_sigterm_even_when_started_with_sigint_ignored(tmp_path, signum):
+    # A shell's background job and a pytest-xdist worker's child start with SIGINT ignored: Python then
+    # raises no KeyboardInterrupt, and the sandbox could only be killed (each such test waited 20 s).
+    import os
+    import signal
+
+    process = subprocess.Popen(
+        [postdesk_command(), "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "POSTDESK_INSTANCE_PATH": str(tmp_path)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert process.stdout is not None and "listening on" in process.stdout.readline()
+        process.send_signal(getattr(signal, signum))
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+
+
 def test_postdesk_sandbox_refuses_a_state_file_that_is_not_its_own(tmp_path):
     state = tmp_path / "state.json"
     state.write_text('{"users": 42}')

@@ -72,7 +72,7 @@ def web_command(host: str, port: int, workers: int) -> None:
 )
 def sandbox_command(host: str, port: int, seed: str, state_file: str | None, no_rate_limit: bool) -> None:
     """Run the local Gmail API sandbox."""
-    from server.faces.cli.serving import start_sandbox
+    from server.faces.cli.serving import start_sandbox, stop_on_signals
 
     try:
         server = start_sandbox(
@@ -86,8 +86,9 @@ def sandbox_command(host: str, port: int, seed: str, state_file: str | None, no_
         ", ".join(sorted(server.sandbox.users))
         or "none yet (deliver with POST /sandbox/users/{email}/messages)"
     )
-    click.echo(f"Gmail sandbox listening on {server.url}  mailboxes: {users}", err=False)
+    stop_on_signals()  # before saying it listens: whoever reads that may stop it at once
     with contextlib.suppress(KeyboardInterrupt):
+        click.echo(f"Gmail sandbox listening on {server.url}  mailboxes: {users}", err=False)
         server.serve_forever()
 
 

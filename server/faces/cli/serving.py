@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,14 @@ def serve_web(host: str, port: int, workers: int) -> None:
             return create_app()
 
     PostdeskGunicorn().run()
+
+
+def stop_on_signals() -> None:
+    """Ctrl+C and SIGTERM (systemd, a supervisor, a test's stop) both end a foreground server as a
+    KeyboardInterrupt, even in a process started with SIGINT ignored (a shell's background job, a
+    pytest-xdist worker's child): without this such a sandbox or demo could only be killed."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
 
 
 def start_sandbox(
@@ -190,17 +199,20 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         "tickets": f"{synced.tickets_opened} opened by the first sync",
         "database": str(database),
     }
-    click.echo("Postdesk demo is running:")
-    for name, value in urls.items():
-        click.echo(f"  {name:<14} {value}")
-    click.echo(f"See the tickets: POSTDESK_DATABASE_URL=sqlite:///{database} .venv/bin/postdesk tickets list")
-    click.echo(
-        f"Try a new customer email: curl --data-binary @message.eml {sandbox.url}sandbox/users/{DEMO_MAILBOX}/messages"
-        f" (a ticket at once by Gmail push, else within {DEMO_POLL_SECONDS}s; the acknowledgement appears in"
-        " the sandbox's SENT)"
-    )
-    click.echo("Press Ctrl+C to stop.")
+    stop_on_signals()  # before the URLs: whoever reads them may stop the demo at once
     try:
+        click.echo("Postdesk demo is running:")
+        for name, value in urls.items():
+            click.echo(f"  {name:<14} {value}")
+        click.echo(
+            f"See the tickets: POSTDESK_DATABASE_URL=sqlite:///{database} .venv/bin/postdesk tickets list"
+        )
+        click.echo(
+            f"Try a new customer email: curl --data-binary @message.eml {sandbox.url}sandbox/users/{DEMO_MAILBOX}/messages"
+            f" (a ticket at once by Gmail push, else within {DEMO_POLL_SECONDS}s; the acknowledgement appears in"
+            " the sandbox's SENT)"
+        )
+        click.echo("Press Ctrl+C to stop.")
         web.serve_forever()
     except KeyboardInterrupt:
         pass
