@@ -20,7 +20,9 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-import server.base.help_tables  # noqa: F401  (the help centre's tables join Base.metadata with the models)
+# The help centre's tables and the knowledge index's vectors join Base.metadata with the models.
+import server.base.help_tables
+import server.base.knowledge_tables  # noqa: F401
 
 _EXTENSION = "postdesk.db"
 _T = TypeVar("_T")

@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "assign_to_responder": False,
     #: A ticket split off another (server.services.tickets.splitting) gets the acknowledgement too.
     "acknowledge_splits": False,
+    #: Suggestions, FAQ answers and help-centre search find by meaning too (knowledge/meaning.py).
+    "semantic_search": True,
 }
 #: Customer satisfaction: the rating links in mail (server.services.csat).
 CSAT_DEFAULTS: dict[str, Any] = {"enabled": True, "scale": "three", "days": 14, "nps": False}
@@ -276,7 +278,7 @@ def validate(data: Any) -> dict[str, Any]:
         data["auto_replies_per_sender_per_hour"], 0, 1000
     ):
         problems.append("auto_replies_per_sender_per_hour: a whole number from 0 to 1000")
-    for switch in ("assign_to_responder", "acknowledge_splits"):
+    for switch in ("assign_to_responder", "acknowledge_splits", "semantic_search"):
         if switch in data and not isinstance(data[switch], bool):
             problems.append(f"{switch}: true or false")
     if "team_addresses" in data:

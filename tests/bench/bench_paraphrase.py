@@ -28,7 +28,7 @@ from common import bench_app, support_mailbox  # noqa: E402
 
 from server.base.db import get_session  # noqa: E402
 from server.base.models import Message, Ticket, TicketStatus  # noqa: E402
-from server.services.knowledge import related, similar  # noqa: E402
+from server.services.knowledge import meaning, related, similar  # noqa: E402
 from server.services.tickets import actions  # noqa: E402
 
 SETS = HERE.parent / "fixtures" / "paraphrases"
@@ -67,6 +67,7 @@ def hit_rates(
     ids: dict[str, int],
     sets: dict[str, list[dict[str, str]]],
     lexicon: Any = None,
+    by_meaning: bool | None = None,
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for language, cases in sets.items():
@@ -75,7 +76,9 @@ def hit_rates(
         for n, case in enumerate(cases):
             found = [
                 s.ticket_id
-                for s in similar.suggest(session, probe, question=case["paraphrase"], lexicon=lexicon)
+                for s in similar.suggest(
+                    session, probe, question=case["paraphrase"], lexicon=lexicon, by_meaning=by_meaning
+                )
             ]
             right = ids[f"{language}:{n}"]
             top3 += right in found
@@ -94,7 +97,8 @@ def hit_rates(
 
 
 def main() -> int:
-    sets = {language: pairs(language) for language in ("en", "ru")}
+    kind = "tuning" if "--tuning" in sys.argv else "held_out"
+    sets = {language: pairs(language, kind) for language in ("en", "ru")}
     with tempfile.TemporaryDirectory(prefix="postdesk-bench-") as folder:
         app = bench_app(Path(folder) / "paraphrase.sqlite3")
         with app.app_context():
@@ -108,15 +112,18 @@ def main() -> int:
             )
             session.add(probe)
             session.flush()
+            meaning.fill_all(session)
             figures = {
-                "lexical": hit_rates(session, probe, ids, sets, related.Lexicon()),
-                "with_related_terms (default)": hit_rates(session, probe, ids, sets),
+                "lexical": hit_rates(session, probe, ids, sets, related.Lexicon(), by_meaning=False),
+                "with_related_terms": hit_rates(session, probe, ids, sets, by_meaning=False),
+                "with_meaning": hit_rates(session, probe, ids, sets, related.Lexicon(), by_meaning=True),
+                "with_related_terms_and_meaning (default)": hit_rates(session, probe, ids, sets),
             }
             session.rollback()
     import json
 
     print(json.dumps(figures, indent=2, ensure_ascii=False))
-    default = figures["with_related_terms (default)"]
+    default = figures["with_related_terms_and_meaning (default)"]
     old = figures["lexical"]
     print(
         "paraphrase: top-3 hit rate "

@@ -7,7 +7,9 @@ from typing import Literal
 from alembic import context
 from sqlalchemy import create_engine
 
-import server.base.help_tables  # noqa: F401  (its tables are part of Base.metadata)
+# Their tables are part of Base.metadata.
+import server.base.help_tables
+import server.base.knowledge_tables  # noqa: F401
 from server.base.columns import UTCDateTime
 from server.base.migrations import ours
 from server.base.models import Base

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from server.base.db import get_session
 from server.base.models import Mailbox, Ticket
 from server.faces.cli.common import CliError
-from server.services.knowledge import index, similar
+from server.services.knowledge import index, meaning, similar
 from server.services.knowledge.readings import read_unread
 
 
@@ -57,6 +57,9 @@ def knowledge_reindex_command(address: str | None) -> None:
         index.compact(session)
         session.commit()
     click.echo(f"indexed {total} solved tickets in {len(mailbox_ids)} mailboxes")
+    encoded = meaning.fill_all(session)
+    if encoded:
+        click.echo(f"placed {encoded} of them by meaning (sentence vectors)")
 
 
 @knowledge_group.command("similar")

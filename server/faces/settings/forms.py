@@ -77,6 +77,11 @@ class MailboxSettingsForm(FlaskForm):
         _l("Assign to responder: an unassigned ticket an agent answers from Gmail becomes theirs")
     )
     acknowledge_splits = BooleanField(_l("Acknowledge a ticket split off another, as a new email would be"))
+    semantic_search = BooleanField(
+        _l(
+            "Search by meaning: suggestions, FAQ answers and help-centre search find questions asked in other words"
+        )
+    )
     team_addresses = TextAreaField(
         _l("Team addresses (one a line): never customers, never answered automatically"),
         validators=[Length(max=200 * 322)],

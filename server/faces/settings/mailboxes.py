@@ -251,6 +251,7 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
         form.team_addresses.data = "\n".join(setting(box, "team_addresses") or [])
         form.assign_to_responder.data = bool(setting(box, "assign_to_responder"))
         form.acknowledge_splits.data = bool(setting(box, "acknowledge_splits"))
+        form.semantic_search.data = bool(setting(box, "semantic_search"))
         rating = csat_settings(box)
         form.csat_enabled.data, form.csat_scale.data, form.csat_days.data, form.csat_nps.data = (
             rating["enabled"],
@@ -280,6 +281,7 @@ def mailbox(mailbox_id: int) -> str | Response | tuple[str, int]:
             "team_addresses": addresses,
             "assign_to_responder": bool(form.assign_to_responder.data),
             "acknowledge_splits": bool(form.acknowledge_splits.data),
+            "semantic_search": bool(form.semantic_search.data),
             "csat": {
                 "enabled": bool(form.csat_enabled.data),
                 "scale": form.csat_scale.data,

@@ -103,6 +103,10 @@ def prune_webhooks() -> None:
     _enqueue("global", name="prune_webhooks")
 
 
+def encode_knowledge() -> None:
+    _enqueue("global", name="knowledge_vectors")
+
+
 def recover_stalled() -> None:
     """Put the tasks of dead workers back in the queue (``TASKS=procrastinate``)."""
     tasks.recover_stalled(worker_app())
@@ -283,6 +287,18 @@ def _prune_webhooks() -> None:
             pass
 
 
+def _knowledge_vectors() -> None:
+    """Give the knowledge index's new entries their vectors (server.services.knowledge.meaning), a
+    batch a commit, until none is missing."""
+    from server.base.db import get_session
+    from server.services.knowledge import meaning
+
+    with worker_app().app_context():
+        written = meaning.fill_all(get_session())
+        if written:
+            log.info("knowledge_vectors written=%d", written)
+
+
 tasks.MAILBOX_WORK.update(sync=sync_mailbox, send=send_mailbox, time_rules=time_rules_of)
 tasks.GLOBAL_WORK.update(
     reminders=_reminders,
@@ -292,4 +308,5 @@ tasks.GLOBAL_WORK.update(
     keep_watches=_keep_watches,
     webhooks=_webhooks,
     prune_webhooks=_prune_webhooks,
+    knowledge_vectors=_knowledge_vectors,
 )

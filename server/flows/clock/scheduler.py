@@ -59,6 +59,9 @@ def build_scheduler(
     scheduler.add_job(
         "server.flows.clock.jobs:keep_watches", "interval", seconds=3600, id="keep_watches", **common
     )
+    scheduler.add_job(  # solved tickets findable by meaning within a minute
+        "server.flows.clock.jobs:encode_knowledge", "interval", seconds=60, id="encode_knowledge", **common
+    )
     scheduler.add_job(
         "server.flows.clock.jobs:finish_retiming", "interval", seconds=60, id="finish_retiming", **common
     )

@@ -1,0 +1,170 @@
+"""Search by meaning (server.services.knowledge.meaning): a question asked in other words finds its
+answer where no stem is shared, in Russian and English; the mailbox setting switches it; vectors are
+written by the job, read by each process once and then only what is new; hostile text encodes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from addon_fixtures import solved_ticket
+from helpers import MAILBOX
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+
+from server.base.db import get_engine
+from server.base.knowledge_tables import KnowledgeVector
+from server.base.models import KnowledgeEntry, Ticket, TicketStatus
+from server.services.knowledge import meaning, similar
+from server.services.knowledge.stemming import terms
+from server.services.tickets import set_status
+
+# Written for this test (not from the paraphrase sets): the team's wording, the customer's, no stem shared.
+PLAN = (
+    "How do I change my subscription plan?",
+    "Open Billing → Plan and pick the new plan; it applies today.",
+)
+PLAN_ASKED = "I'd like to upgrade to a bigger package"
+SLOW = ("Медленно работает приложение", "Очистите кэш в настройках и перезапустите приложение.")
+SLOW_ASKED = "Всё жутко тормозит уже второй день"
+OTHERS = [
+    ("Where is my parcel?", "Parcels arrive within five working days; the tracking link is in your email."),
+    ("I forgot my password", "Use the Forgot password link on the sign-in page."),
+    ("Can I get an invoice for my company?", "Invoices are under Billing → Documents."),
+    ("Как удалить аккаунт?", "Напишите нам с адреса аккаунта, и мы удалим его за сутки."),
+    ("Не приходит письмо с кодом", "Проверьте папку «Спам» и адрес в профиле."),
+]
+
+
+def _file(session: Any, box_id: int) -> dict[str, Ticket]:
+    made = {}
+    for question, answer in [PLAN, SLOW, *OTHERS]:
+        made[question] = solved_ticket(session, box_id, question, question, answer)
+    return made
+
+
+def _probe(session: Any, box_id: int) -> Ticket:
+    probe = Ticket(mailbox_id=box_id, number=999, subject="", status="open")
+    session.add(probe)
+    session.flush()
+    return probe
+
+
+def test_a_question_in_other_words_finds_its_answer_by_meaning_in_both_languages(helpdesk, session):
+    box = helpdesk.connect(MAILBOX, ["anna@example.com"])
+    made = _file(session, box.id)
+    assert not set(terms(PLAN_ASKED)) & set(terms(PLAN[0] + " " + PLAN[1]))  # truly other words
+    assert not set(terms(SLOW_ASKED)) & set(terms(SLOW[0] + " " + SLOW[1]))
+    probe = _probe(session, box.id)
+
+    # Before the job has written vectors, words alone: nothing shares a stem.
+    assert [s.ticket_id for s in similar.suggest(session, probe, question=PLAN_ASKED)] == []
+    assert meaning.fill_all(session) == len(made)
+    assert meaning.fill_all(session) == 0  # nothing twice
+
+    for asked, (question, _answer) in ((PLAN_ASKED, PLAN), (SLOW_ASKED, SLOW)):
+        found = similar.suggest(session, probe, question=asked)
+        assert found and found[0].ticket_id == made[question].id, (asked, found)
+        assert 0 < found[0].match <= 1
+        assert similar.suggest(session, probe, question=asked, by_meaning=False) == []
+
+    # The mailbox's setting switches it off (and the job then writes no vectors for it).
+    box.settings = {**box.settings, "semantic_search": False}
+    session.commit()
+    assert similar.suggest(session, probe, question=PLAN_ASKED) == []
+    solved_ticket(session, box.id, "Another", "Another question about plans", PLAN[1])
+    assert meaning.fill(session) == 0
+
+
+def test_each_process_reads_only_new_vectors_and_a_reopened_ticket_is_never_suggested(
+    helpdesk, session, app, monkeypatch
+):
+    box = helpdesk.connect(MAILBOX, ["anna@example.com"])
+    made = _file(session, box.id)
+    meaning.fill_all(session)
+    probe = _probe(session, box.id)
+    engine = get_engine(app)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    assert similar.suggest(session, probe, question=PLAN_ASKED)[0].ticket_id == made[PLAN[0]].id
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        similar.suggest(session, probe, question=PLAN_ASKED)
+        warm = len(statements)
+        monkeypatch.setattr(meaning, "FRESH_SECONDS", 0)  # the next look reads the table
+        statements.clear()
+        similar.suggest(session, probe, question=PLAN_ASKED)
+        looked = [s for s in statements if "knowledge_vectors" in s]
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    # Meaning costs no statement of its own between looks (its candidates come with the words'), and a
+    # look is one query for what is newer than the process knows.
+    assert warm == 2, statements  # stem counts, candidates (no window below 20,000 entries)
+    assert len(looked) == 1 and "knowledge_vectors.id >" in looked[0]
+
+    # Reopened: its entry and vector go; the process's copy still has the vector, the answer is not shown.
+    set_status(session, made[PLAN[0]], TicketStatus.OPEN, at=datetime.now(UTC))
+    session.commit()
+    assert session.scalar(select(KnowledgeVector).join(KnowledgeEntry).where(
+        KnowledgeEntry.ticket_id == made[PLAN[0]].id)) is None  # fmt: skip
+    assert made[PLAN[0]].id not in [s.ticket_id for s in similar.suggest(session, probe, question=PLAN_ASKED)]
+
+    # Solved again: a new entry; after the job, this process finds it again.
+    set_status(session, made[PLAN[0]], TicketStatus.SOLVED, at=datetime.now(UTC))
+    session.commit()
+    assert meaning.fill_all(session) == 1
+    assert similar.suggest(session, probe, question=PLAN_ASKED)[0].ticket_id == made[PLAN[0]].id
+
+
+def test_the_job_and_reindex_write_vectors(helpdesk, session, runner):
+    box = helpdesk.connect(MAILBOX, ["anna@example.com"])
+    _file(session, box.id)
+    answer = runner.invoke(args=["knowledge", "reindex"])
+    assert answer.exit_code == 0, answer.output
+    assert f"placed {len([PLAN, SLOW, *OTHERS])} of them by meaning" in answer.output
+    stored = session.scalars(select(KnowledgeVector)).all()
+    assert len(stored) == 7 and all(len(row.vector) == 2 * meaning.DIMENSIONS for row in stored)
+    vectors = np.stack([meaning.from_bytes(row.vector) for row in stored])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-2)
+
+
+def test_a_stored_vector_of_the_wrong_size_is_left_out_not_a_crash(helpdesk, session):
+    box = helpdesk.connect(MAILBOX, ["anna@example.com"])
+    made = _file(session, box.id)
+    meaning.fill_all(session)
+    plan_entry = session.scalar(select(KnowledgeEntry.id).where(KnowledgeEntry.ticket_id == made[PLAN[0]].id))
+    session.execute(
+        KnowledgeVector.__table__.update()
+        .where(KnowledgeVector.entry_id == plan_entry)
+        .values(vector=b"\x00" * 10)
+    )
+    session.commit()
+    # A process that reads the table now: the bad row is skipped; the other answers are still found.
+    meaning._shelves.clear()
+    probe = _probe(session, box.id)
+    assert made[PLAN[0]].id not in [s.ticket_id for s in similar.suggest(session, probe, question=PLAN_ASKED)]
+    assert similar.suggest(session, probe, question=SLOW_ASKED)[0].ticket_id == made[SLOW[0]].id
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(max_size=3_000), min_size=1, max_size=4))
+def test_any_text_encodes_to_a_unit_vector_or_zeros(texts):
+    vectors = meaning.encode(texts)
+    assert vectors.shape == (len(texts), meaning.DIMENSIONS) and np.isfinite(vectors).all()
+    for text, vector in zip(texts, vectors, strict=True):
+        norm = float(np.linalg.norm(vector))
+        assert abs(norm - 1.0) < 1e-3 or (norm == 0.0 and not " ".join(text.split()))
+
+
+def test_the_other_script_counts_for_less_and_words_never_lower_a_match():
+    assert meaning.script("Как поменять тариф?") == "cyrillic" and meaning.script("Change plan") == "latin"
+    assert meaning.script("12345 !!") == ""
+    assert meaning.combined(0.4, 0.45) > meaning.combined(0.4, 0.45, same_script=False)
+    assert meaning.combined(0.9, 0.0) == 0.9  # a plain match is never lowered by meaning
+    assert meaning.combined(0.3, None) == 0.3  # no vector yet: words alone
