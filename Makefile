@@ -3,18 +3,35 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-stamp
+LOCK   := requirements.lock
+LOCK_TOOLS := .lock-tools
 
-.PHONY: deps demo test lint bench clean addon-check catalog
+.PHONY: deps lock audit demo test lint bench clean addon-check catalog
 
 deps: $(STAMP)
 
-# Reinstalled only when pyproject.toml changes, so a second `make test` starts at once.
-$(STAMP): pyproject.toml
+# Every dependency, with the test, bench and build tools, installed from requirements.lock: exact
+# versions, each file checked against its hashes, so two installs on two days are the same. Reinstalled
+# only when pyproject.toml or the lock changes, so a second `make test` starts at once.
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Postdesk needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	@touch $(STAMP)
+
+# After changing pyproject.toml's dependencies: `make lock`, then commit requirements.lock (pip-tools,
+# in a venv of its own; the newest releases the registry has that satisfy pyproject.toml).
+lock:
+	@test -x $(LOCK_TOOLS)/bin/pip-compile || ($(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/python -m pip install --quiet 'pip-tools==7.7.0')
+	$(LOCK_TOOLS)/bin/pip-compile --quiet --extra test --extra bench --generate-hashes --allow-unsafe --all-build-deps \
+		--strip-extras --no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml
+
+# Known vulnerabilities in the locked dependencies and the add-on's packages (.ci/audit says how);
+# needs PyPI's per-release JSON or OSV, and npm's advisory service, on the network.
+audit: deps
+	.ci/audit
 
 demo: deps
 	$(BIN)/postdesk demo
@@ -55,7 +72,6 @@ addon-check:
 # Speed and quota figures, measured side by side in one run (not part of `make test`): every bench
 # runs even when one fails, then a summary of PASS/FAIL lines; the exit code is 1 when any failed.
 bench: deps
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python tests/bench/run_all.py
 
 # The settings pages' texts: new strings into server/translations/ru (then translate them; a test
@@ -66,4 +82,4 @@ catalog: deps
 	$(BIN)/pybabel update -i build/messages.pot -d server/translations -D messages --no-fuzzy-matching --width 110 --ignore-obsolete
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_TOOLS) .pytest_cache .ruff_cache .mypy_cache .hypothesis
