@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.base.help_tables import Article
-from server.services.knowledge import meaning
-from server.services.knowledge.related import RELATED_WEIGHT, expand, mailbox_lexicon
+from server.services.knowledge import learnt, meaning
+from server.services.knowledge.related import RELATED_WEIGHT
 from server.services.knowledge.similar import K1, B, idf
 from server.services.knowledge.stemming import terms
 
@@ -73,7 +73,7 @@ def search(
     containing: Counter[str] = Counter()
     for stems in documents.values():
         containing.update(set(stems))
-    related = expand(mailbox_lexicon(published[0].mailbox), wanted)
+    related = learnt.related_terms(session, published[0].mailbox, wanted)
     weights = {
         stem: RELATED_WEIGHT * idf(len(published), containing[stem]) for stem in related if containing[stem]
     }

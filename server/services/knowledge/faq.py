@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 
 from server.base.db import memo
 from server.base.models import Mailbox, Template
-from server.services.knowledge import meaning
+from server.services.knowledge import learnt, meaning
 from server.services.knowledge.index import ALL, counts_of
-from server.services.knowledge.related import RELATED_WEIGHT, expand, mailbox_lexicon
+from server.services.knowledge.related import RELATED_WEIGHT
 from server.services.knowledge.similar import weights
 from server.services.knowledge.stemming import terms
 from server.services.mailbox_settings import faq_settings
@@ -104,7 +104,7 @@ def best_answer(session: Session, mailbox: Mailbox, text: str, *, locale: str) -
         for template in templates
         for example in template.faq_questions[:MOST_QUESTIONS]
     ]
-    related = set(expand(mailbox_lexicon(mailbox), terms(text))) - asked
+    related = set(learnt.related_terms(session, mailbox, terms(text))) - asked
     every: set[str] = asked.union(related, *(stems for _t, _e, stems in examples))
     counts = counts_of(session, mailbox.id, every)
     weight = weights(counts, every) if counts[ALL] else dict.fromkeys(every, 1.0)

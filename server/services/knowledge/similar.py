@@ -29,9 +29,9 @@ from sqlalchemy import and_, func, literal_column, select, text, union_all
 from sqlalchemy.orm import Session
 
 from server.base.models import KnowledgeEntry, Ticket
-from server.services.knowledge import meaning
+from server.services.knowledge import learnt, meaning
 from server.services.knowledge.index import ALL, counts_of, question_of
-from server.services.knowledge.related import MAX_RELATED, RELATED_WEIGHT, Lexicon, expand, mailbox_lexicon
+from server.services.knowledge.related import MAX_RELATED, RELATED_WEIGHT, Lexicon
 from server.services.knowledge.stemming import worded_terms
 
 #: How many of the question's rarest stems look for candidates, and of the related stems.
@@ -169,8 +169,9 @@ def suggest(
     by_meaning: bool | None = None,
 ) -> list[Suggestion]:
     """Up to ``limit`` solved tickets of the mailbox that asked what ``ticket`` asks (or ``question``),
-    best first, one per answer. Words related to the question's (``lexicon``: the shipped lists and the
-    mailbox's own; an empty one for the words alone) count too, for less; and, unless ``by_meaning``
+    best first, one per answer. Words related to the question's (``lexicon``; by default the shipped
+    lists, the mailbox's own and what it learnt, server.services.knowledge.learnt; an empty one for the
+    words alone) count too, for less; and, unless ``by_meaning``
     is False (default: the mailbox's ``semantic_search``), so does what the question means
     (:mod:`server.services.knowledge.meaning`), which finds the answers that share no word with it."""
     wording = question if question is not None else question_of(session, ticket)
@@ -179,8 +180,7 @@ def suggest(
     by_meaning = meaning.enabled(ticket.mailbox) if by_meaning is None else by_meaning
     if not query_stems and not (by_meaning and wording.strip()):
         return []
-    lexicon = lexicon if lexicon is not None else mailbox_lexicon(ticket.mailbox)
-    related = expand(lexicon, query_stems)
+    related = learnt.related_terms(session, ticket.mailbox, query_stems, lexicon)
     counts = counts_of(session, ticket.mailbox_id, [*query_stems, *related])
     if not counts[ALL]:
         return []
