@@ -164,6 +164,10 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         # seeded tickets show them on the card as new mail will.
         read_unread(session, mailbox_id=mailbox.id)
         solve_answered(session, mailbox.id)
+        # The solved tickets placed by meaning now, not at the worker's first minute.
+        from server.services.knowledge import meaning
+
+        meaning.fill_all(session)
     web = make_server(host, port, app, threaded=True)
     base = f"http://{host}:{web.server_address[1]}"
     app.config["ADDON_SETTINGS_URL"] = base + "/settings/"
