@@ -9,7 +9,7 @@ v3 (sixteen languages, Russian and English among them), as the registry package
 question on one core, about 100 MB of memory once loaded (on first use, about a second).
 
 - Every knowledge entry's question gets a vector (float16, 1 KB) in ``knowledge_vectors``, written by
-  the scheduler's ``knowledge-vectors`` job (:func:`fill`) after the entry: solving a ticket and the
+  the scheduler's ``encode_knowledge`` job (:func:`fill`) after the entry: solving a ticket and the
   per-message path never wait for the encoder.
 - Each process keeps a copy of a mailbox's newest :data:`WINDOW` vectors (:class:`_Shelf`) and reads
   only what is newer than it knows: one query on an index at most every :data:`FRESH_SECONDS` per
@@ -198,45 +198,47 @@ def fill_all(session: Session) -> int:
 
 @dataclass
 class _Shelf:
-    """A process's copy of one mailbox's newest vectors."""
+    """A process's copy of one mailbox's newest vectors. What a search reads (``state``: the entry ids,
+    their matrix, each id's row) is replaced whole, never changed in place, so a request reading it
+    while another thread takes new vectors sees one moment or the other."""
 
     newest: int = 0  # the largest knowledge_vectors.id read
-    entries: list[int] = field(default_factory=list)
-    rows: list[np.ndarray] = field(default_factory=list)
-    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, DIMENSIONS), dtype=np.float32))
-    place: dict[int, int] = field(default_factory=dict)  # entry id -> row of the matrix
+    state: tuple[list[int], np.ndarray, dict[int, int]] = field(
+        default_factory=lambda: ([], np.zeros((0, DIMENSIONS), dtype=np.float32), {})
+    )
     looked: float = 0.0  # time.monotonic() of the last look at the table
     written: int = 0  # this process's count of vector batches written, at that look
 
     def take(self, found: Sequence[Any]) -> None:
+        entries, matrix, _place = self.state
+        new_entries: list[int] = []
+        new_rows: list[np.ndarray] = []
         for row in found:
             self.newest = max(self.newest, row.id)
             try:
-                vector = from_bytes(row.vector)
+                new_rows.append(from_bytes(row.vector))
             except ValueError:
                 continue
-            self.entries.append(row.entry_id)
-            self.rows.append(vector)
-        if len(self.entries) > 2 * WINDOW:
-            del self.entries[:-WINDOW], self.rows[:-WINDOW]
-        self.matrix = np.vstack(self.rows) if self.rows else np.zeros((0, DIMENSIONS), dtype=np.float32)
-        self.place = {entry: n for n, entry in enumerate(self.entries)}
+            new_entries.append(row.entry_id)
+        if not new_rows:
+            return
+        entries = [*entries, *new_entries][-WINDOW:]
+        matrix = np.vstack([matrix, *new_rows])[-WINDOW:]
+        self.state = (entries, matrix, {entry: n for n, entry in enumerate(entries)})
 
     def nearest(self, question: np.ndarray, count: int) -> dict[int, float]:
         """The ``count`` entries nearest to ``question``: entry id -> cosine."""
-        if not self.entries or count < 1:
+        entries, matrix, _place = self.state
+        if not entries or count < 1:
             return {}
-        scores = self.matrix @ question
+        scores = matrix @ question
         top = np.argpartition(-scores, min(count, len(scores)) - 1)[:count]
-        return {self.entries[n]: float(scores[n]) for n in top}
+        return {entries[n]: float(scores[n]) for n in top}
 
     def cosines(self, question: np.ndarray, entries: Sequence[int]) -> dict[int, float]:
         """The cosine of ``question`` with each of ``entries`` that has a vector."""
-        return {
-            entry: float(self.matrix[self.place[entry]] @ question)
-            for entry in entries
-            if entry in self.place
-        }
+        _entries, matrix, place = self.state
+        return {entry: float(matrix[place[entry]] @ question) for entry in entries if entry in place}
 
 
 _shelves: weakref.WeakKeyDictionary[Engine, dict[int, _Shelf]] = weakref.WeakKeyDictionary()
