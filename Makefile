@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.deps-stamp
 LOCK   := requirements.lock
 LOCK_TOOLS := .lock-tools
 
-.PHONY: deps lock audit demo test lint bench clean addon-check catalog
+.PHONY: deps lock audit soak demo test lint bench clean addon-check catalog
 
 deps: $(STAMP)
 
@@ -32,6 +32,11 @@ lock:
 # needs PyPI's per-release JSON or OSV, and npm's advisory service, on the network.
 audit: deps
 	.ci/audit
+
+# A busy week of a mailbox in about fifteen minutes, under faults, then every invariant checked
+# (tests/soak.py); `make soak SEED=123` replays a run, `MINUTES=3` shortens it.
+soak: deps
+	$(BIN)/python tests/soak.py $(if $(SEED),--seed $(SEED)) $(if $(MINUTES),--minutes $(MINUTES))
 
 demo: deps
 	$(BIN)/postdesk demo

@@ -18,11 +18,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: A throw-away server's restart, by its URL (while it runs).
+RESTARTS: dict[str, Callable[[], None]] = {}
 
 
 def banner(text: str) -> None:
@@ -104,7 +106,14 @@ def throwaway_postgres(binaries: Path) -> Iterator[str]:
             "start",
         )
         print(f"PostgreSQL ({binaries}) running on 127.0.0.1:{port}", flush=True)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        # The soak (tests/soak.py) restarts the server it owns once, as an operator's restart would.
+        RESTARTS[url] = lambda: pg(str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-o", options,
+                                   "-w", "restart")  # fmt: skip
+        try:
+            yield url
+        finally:
+            RESTARTS.pop(url, None)
     finally:
         if (data / "postmaster.pid").exists():
             subprocess.run(

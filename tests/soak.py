@@ -1,0 +1,792 @@
+"""A busy week of a shared mailbox in minutes, under faults, then every promise checked (issue 30).
+
+Real processes on this machine: the Gmail sandbox (in the driver's process, with its fault injection
+and its signed push), PostgreSQL, ``postdesk web`` (gunicorn, two workers, Gmail push into the task
+queue), two ``postdesk worker`` processes sharing the queue, and a webhook receiver that is sometimes
+slow, failing or down. The driver plays customers (Russian and English: new questions, replies in
+their thread, forwarded mail; out-of-office replies, bounces and another helpdesk's auto-replies),
+agents working through the API (taking, replying by text, notes with @mentions, solving, merging a
+customer's duplicate) and an admin changing the priority rule and the SLA policy mid-run; CSAT links
+in the team's mail are clicked. Faults land at instants drawn from the seed: Gmail answering 429 and
+503, slow, history expired (404), push notifications duplicated and out of order, a worker killed with
+SIGKILL (several times), the web restarted, PostgreSQL restarted once (when the driver owns it), the
+webhook receiver down for a while. Every action and fault is logged with its instant (JSON lines).
+
+The oracle (:func:`check`) reads the database, the sandbox's mailbox and the log, plainly — no
+Postdesk code decides what is right:
+
+- every customer message filed exactly once, in the right ticket (its thread's, or the survivor of a
+  merge the driver made);
+- no automatic mail answered (nothing in SENT answers an out-of-office, a bounce or a helpdesk);
+- every Outbox row in Gmail's SENT exactly once (acknowledgements, agents' replies, notifications);
+  one acknowledgement per customer's new question, none for automatic mail;
+- every webhook event delivered at least once, each time with the same delivery id and a valid
+  signature;
+- nothing stuck: no task running, no Outbox row or webhook delivery left unsent;
+- no 5xx answered outside the announced restart windows;
+- the report's count of new tickets equals the oracle's.
+
+``make soak`` runs the full version (``--minutes 15``), ``make soak SEED=…`` replays one; a short one
+runs in ``make test`` on PostgreSQL (tests/test_soak.py), which also plants faults into a finished
+run's evidence and shows the invariant that should catch each one does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import hmac
+import json
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from fleet import PUSH_ACCOUNT, Fleet, worker_env  # noqa: E402
+from helpers import Process, http  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from server.gmail.sandbox import SandboxServer  # noqa: E402
+from server.gmail.sandbox.faults import FaultPlan  # noqa: E402
+
+MAILBOX = "support@example.com"
+#: Automatic replies a sender gets in an hour at most (the default auto_replies_per_sender_per_hour).
+LIMIT = 3
+LANGUAGES = ("en", "ru")
+QUESTIONS = {
+    "en": ["My invoice shows the wrong amount", "I cannot sign in since this morning", "How do I export my data?",
+           "The app is very slow today", "Please cancel my order", "Where is my parcel?"],
+    "ru": ["Не могу войти в личный кабинет", "Счёт выставлен с ошибкой", "Как выгрузить мои данные?",
+           "Приложение сильно тормозит", "Отмените, пожалуйста, заказ", "Где моя посылка?"],
+}  # fmt: skip
+
+
+@dataclass
+class Sent:
+    """A message the driver delivered to the mailbox."""
+
+    message_id: str
+    kind: str  # question | reply | forward | out_of_office | bounce | helpdesk
+    root: str  # Message-ID of the thread's first message
+    customer: str
+    at: float
+
+
+@dataclass
+class Log:
+    """Every action and fault with its instant (seconds since the start), written as JSON lines."""
+
+    path: Path
+    started: float = field(default_factory=time.monotonic)
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, kind: str, **what: Any) -> None:
+        entry = {"t": round(time.monotonic() - self.started, 3), "kind": kind, **what}
+        with self.lock:
+            self.lines.append(entry)
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [line for line in self.lines if line["kind"] == kind]
+
+
+class Receiver:
+    """The webhook receiver: answers 204, or slowly, or 503, or is down (nothing listens)."""
+
+    def __init__(self, secret_of: Callable[[], str]) -> None:
+        self.secret_of = secret_of
+        self.mode = "ok"
+        self.seen: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server: ThreadingHTTPServer | None = None
+        self.up()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def up(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.record(dict(self.headers), body)
+                if receiver.mode == "slow":
+                    time.sleep(2)
+                self.send_response(503 if receiver.mode == "fail" else 204)
+                self.end_headers()
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def down(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def record(self, headers: dict[str, str], body: bytes) -> None:
+        stamp = dict(
+            part.split("=", 1) for part in headers.get("Postdesk-Signature", "").split(",") if "=" in part
+        )
+        expected = hmac.new(self.secret_of().encode(), stamp.get("t", "").encode() + b"." + body,
+                            hashlib.sha256).hexdigest()  # fmt: skip
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = {}
+        with self.lock:
+            self.seen.append({"delivery": headers.get("Postdesk-Delivery"), "event": headers.get("Postdesk-Event"),
+                              "body_id": document.get("id"), "signed": hmac.compare_digest(expected, stamp.get("v1", "")),
+                              "mode": self.mode})  # fmt: skip
+
+
+@dataclass
+class Setup:
+    mailbox_id: int
+    tokens: dict[str, str]  # agent email -> API secret
+    agent_ids: dict[str, int]
+    webhook_secret: str
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def prepare(
+    database_url: str, instance_path: str, gmail: SandboxServer, receiver: Receiver, agents: int
+) -> Setup:
+    """The mailbox with its default rules, the agents with API tokens, the webhook subscription."""
+    from server import create_app
+    from server.base.db import get_engine, get_session, init_db
+    from server.base.models import AuthKind
+    from server.services import api_tokens
+    from server.services.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
+    from server.services.defaults import install_defaults
+    from server.services.webhooks import EVENT_TYPES
+    from server.services.webhooks.subscriptions import Settings, subscribe
+
+    app = create_app({"DATABASE_URL": database_url, "INSTANCE_PATH": instance_path,
+                      "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})  # fmt: skip
+    with app.app_context():
+        init_db()
+        db = get_session()
+        box = add_mailbox(db, MailboxSpec(MAILBOX, AuthKind.SANDBOX, gmail.url, None, "Support"))
+        install_defaults(db, box)
+        gmail.sandbox.user(MAILBOX)
+        db.commit()
+        now = datetime.now(UTC)
+        admin = add_agent(
+            db, "lead@example.com", AgentChange(name="Lead", role="admin", mailboxes=(MAILBOX,))
+        )
+        team = [add_agent(db, f"agent{n}@example.com", AgentChange(name=f"Agent {n}", role="agent",
+                                                                   mailboxes=(MAILBOX,)))
+                for n in range(agents)]  # fmt: skip
+        db.commit()
+        tokens, ids = {}, {}
+        for person in [admin, *team]:
+            scopes = ["tickets:read", "tickets:write", "reports:read"] + (
+                ["settings:write"] if person is admin else []
+            )
+            _token, secret = api_tokens.create(db, owner=person, name="soak", scopes=scopes, expires_at=None,
+                                               by=admin, now=now)  # fmt: skip
+            tokens[person.email], ids[person.email] = secret, person.id
+        # Plain http to a loopback receiver, as an operator allows an inside one.
+        allowed = dataclasses.replace(Settings.from_config(app.config), allow_http=True)
+        _hook, hook_secret = subscribe(
+            db, box, url=receiver.url, events=list(EVENT_TYPES), by=admin, settings=allowed, now=now
+        )
+        db.commit()
+        mailbox_id = box.id
+    get_engine(app).dispose()
+    return Setup(mailbox_id, tokens, ids, hook_secret)
+
+
+class Soak:
+    """The run: processes, actors, faults, and the log of all of them."""
+
+    def __init__(self, *, database_url: str, instance_path: str, gmail: SandboxServer, work: Path, seed: int,
+                 seconds: float, restart_postgres: Callable[[], None] | None = None,
+                 customers: int = 30, agents: int = 8) -> None:  # fmt: skip
+        self.database_url, self.instance_path, self.gmail = database_url, instance_path, gmail
+        self.seed, self.seconds, self.rng = seed, seconds, random.Random(seed)
+        self.restart_postgres = restart_postgres
+        self.log = Log(work / f"soak-{seed}.jsonl")
+        self.customers = [f"{'olga' if n % 2 else 'sam'}{n}@{'mail.ru' if n % 2 else 'shop.test'}"
+                          for n in range(customers)]  # fmt: skip
+        self.language = {c: LANGUAGES[n % 2] for n, c in enumerate(self.customers)}
+        self.sent: dict[str, Sent] = {}
+        self.threads: dict[str, list[str]] = defaultdict(list)  # root -> message ids
+        self.merges: dict[int, int] = {}  # merged ticket id -> survivor id
+        self.windows: list[tuple[float, float]] = []  # restart windows: 5xx allowed there
+        self.answers: list[tuple[float, str, int]] = []  # (instant, what, status) of every API call
+        self.receiver = Receiver(lambda: self.setup.webhook_secret)
+        self.setup = prepare(database_url, instance_path, gmail, self.receiver, agents)
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        push = f"{self.base}/gmail/push"
+        common = {"DATABASE_URL": database_url, "INSTANCE_PATH": instance_path, "TASKS": "procrastinate",
+                  "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "WEBHOOK_BACKOFF_SECONDS": "1",
+                  "PUBLIC_URL": self.base, "PUSH_AUDIENCE": push, "PUSH_SERVICE_ACCOUNT": PUSH_ACCOUNT,
+                  "PUSH_CERTS_URL": f"{gmail.url}sandbox/push/certs", "LOG_FORMAT": "text"}  # fmt: skip
+        self.web_env = {f"POSTDESK_{k}": str(v) for k, v in common.items()}
+        self.fleet = Fleet(worker_env(database_url, instance_path, CLOCK_SECONDS=1, POLL_SECONDS=5,
+                                      OUTBOX_CLAIM_SECONDS=5, **{k: v for k, v in common.items()
+                                                                 if k not in ("DATABASE_URL", "INSTANCE_PATH", "TASKS")}))  # fmt: skip
+        self.web: Process | None = None
+        http(
+            "POST",
+            f"{gmail.url}sandbox/push",
+            {"url": push, "audience": push, "service_account": PUSH_ACCOUNT},
+        )
+
+    # --- processes -------------------------------------------------------------------------------
+
+    def start_web(self) -> None:
+        self.web = Process(["web", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2"],
+                           env=self.web_env)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.base}/healthz", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("postdesk web did not start:\n" + self.web.output()[-3000:])
+
+    def restart_web(self) -> None:
+        started = time.monotonic() - self.log.started
+        assert self.web is not None
+        self.web.proc.send_signal(signal.SIGTERM)  # gunicorn's graceful stop, as a deploy does it
+        self.web.proc.wait(timeout=60)
+        self.web.stop()  # its output's pipe closed
+        self.start_web()
+        self.windows.append((started, time.monotonic() - self.log.started + 1))
+
+    # --- the actors ------------------------------------------------------------------------------
+
+    def deliver(self, raw: bytes, sent: Sent) -> None:
+        self.gmail.sandbox.deliver(MAILBOX, raw)
+        self.sent[sent.message_id] = sent
+        self.threads[sent.root].append(sent.message_id)
+        self.log(
+            "deliver", message_id=sent.message_id, what=sent.kind, root=sent.root, customer=sent.customer
+        )
+
+    def email(
+        self, sender: str, subject: str, body: str, *, parent: str | None = None, extra: str = ""
+    ) -> tuple[bytes, str]:
+        message_id = f"<soak-{self.seed}-{len(self.sent)}@{sender.split('@')[1]}>"
+        lines = [f"From: {sender}", f"To: {MAILBOX}", f"Subject: {subject}", f"Message-ID: {message_id}",
+                 f"Date: {formatdate()}", "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8"]  # fmt: skip
+        if parent:
+            lines += [f"In-Reply-To: {parent}", f"References: {parent}"]
+        if extra:
+            lines += extra.splitlines()
+        return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n").encode(), message_id
+
+    def customer_question(self) -> None:
+        customer = self.rng.choice(self.customers)
+        subject = self.rng.choice(QUESTIONS[self.language[customer]])
+        raw, message_id = self.email(customer, subject, f"{subject}. {self.rng.randrange(10**6)}")
+        self.deliver(raw, Sent(message_id, "question", message_id, customer, time.monotonic()))
+
+    def _a_thread(self) -> Sent | None:
+        roots = [
+            s for s in self.sent.values() if s.kind in ("question", "forward") and s.message_id == s.root
+        ]
+        return self.rng.choice(roots) if roots else None
+
+    def customer_reply(self) -> None:
+        root = self._a_thread()
+        if root is None:
+            return
+        last = self.threads[root.root][-1]
+        raw, message_id = self.email(root.customer, "Re: your ticket", "Any news? " + str(self.rng.random()),
+                                     parent=last)  # fmt: skip
+        self.deliver(raw, Sent(message_id, "reply", root.root, root.customer, time.monotonic()))
+
+    def customer_forward(self) -> None:
+        customer = self.rng.choice(self.customers)
+        raw, message_id = self.email(customer, "Fwd: Order confirmation", "---------- Forwarded message ---------\n"
+                                     "From: shop@store.test\nYour order 1234 is confirmed.")  # fmt: skip
+        self.deliver(raw, Sent(message_id, "forward", message_id, customer, time.monotonic()))
+
+    def automatic(self) -> None:
+        """Automatic mail in a customer's thread: their out-of-office, a bounce of the team's mail, or
+        their own helpdesk's auto-reply to it."""
+        root = self._a_thread()
+        if root is None:
+            return
+        kind = self.rng.choice(["out_of_office", "bounce", "helpdesk"])
+        parent = self.threads[root.root][-1]
+        sender, subject, body, extra = {
+            "out_of_office": (root.customer, "Out of office", "I am away until Monday.",
+                              "Auto-Submitted: auto-replied\nX-Autoreply: yes"),
+            "bounce": ("MAILER-DAEMON@mx.shop.test", "Undelivered Mail Returned to Sender", "Delivery failed.",
+                       "Auto-Submitted: auto-replied"),
+            "helpdesk": (root.customer, "[Ticket #4411] We received your request",
+                         "This is an automatic reply from our helpdesk.",
+                         "Auto-Submitted: auto-generated\nPrecedence: auto_reply\nX-Autoreply: yes"),
+        }[kind]  # fmt: skip
+        raw, message_id = self.email(sender, subject, body, parent=parent, extra=extra)
+        self.deliver(raw, Sent(message_id, kind, root.root, root.customer, time.monotonic()))
+
+    def api(self, method: str, path: str, body: Any = None, *, agent: str | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, Any]:  # fmt: skip
+        agent = agent or self.rng.choice([a for a in self.setup.tokens if a != "lead@example.com"])
+        request = urllib.request.Request(
+            f"{self.base}/api/v1{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.setup.tokens[agent]}", "Content-Type": "application/json",
+                     **(headers or {})},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                status, data = answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            status, data = error.code, error.read()
+        except OSError:
+            status, data = 0, b""  # refused: the web is restarting
+        self.answers.append((time.monotonic() - self.log.started, f"{method} {path}", status))
+        try:
+            return status, json.loads(data) if data else None
+        except ValueError:
+            return status, None
+
+    def _open_ticket(self) -> dict[str, Any] | None:
+        status, page = self.api("GET", "/tickets?status=open&limit=50")
+        items = (page or {}).get("items") or [] if status == 200 else []
+        return self.rng.choice(items) if items else None
+
+    def agent_work(self) -> None:
+        ticket = self._open_ticket()
+        if ticket is None:
+            return
+        agent = self.rng.choice([a for a in self.setup.tokens if a != "lead@example.com"])
+        choice = self.rng.random()
+        if choice < 0.3:
+            status, _ = self.api("PATCH", f"/tickets/{ticket['id']}", {"assignee_id": self.setup.agent_ids[agent]},
+                                 agent=agent)  # fmt: skip
+            self.log("take", ticket=ticket["id"], agent=agent, status=status)
+        elif choice < 0.6:
+            status, _ = self.api("POST", f"/tickets/{ticket['id']}/replies",
+                                 {"text": f"Hello, we are on it ({self.rng.randrange(1000)})."}, agent=agent)  # fmt: skip
+            self.log("reply", ticket=ticket["id"], agent=agent, status=status)
+        elif choice < 0.75:
+            other = self.rng.choice([a for a in self.setup.tokens if a != agent])
+            status, _ = self.api("POST", f"/tickets/{ticket['id']}/notes",
+                                 {"body": f"@{other.split('@')[0]} please have a look"}, agent=agent)  # fmt: skip
+            self.log("note", ticket=ticket["id"], agent=agent, mentioned=other, status=status)
+        elif choice < 0.95:
+            status, _ = self.api("PATCH", f"/tickets/{ticket['id']}", {"status": "solved"}, agent=agent)
+            self.log("solve", ticket=ticket["id"], agent=agent, status=status)
+        else:
+            self.merge_duplicate(agent)
+
+    def merge_duplicate(self, agent: str) -> None:
+        status, page = self.api("GET", "/tickets?status=open&limit=100", agent=agent)
+        by_customer: dict[str, list[int]] = defaultdict(list)
+        for item in (page or {}).get("items") or [] if status == 200 else []:
+            email = ((item.get("customer") or {}).get("email")) or ""
+            by_customer[email].append(item["id"])
+        pairs = [ids for ids in by_customer.values() if len(ids) > 1]
+        if not pairs:
+            return
+        ids = self.rng.choice(pairs)
+        merged, survivor = max(ids), min(ids)
+        status, _ = self.api("POST", f"/tickets/{merged}/merge", {"into": survivor}, agent=agent)
+        self.log("merge", ticket=merged, into=survivor, agent=agent, status=status)
+        if status == 200:
+            self.merges[merged] = survivor
+
+    def csat_click(self) -> None:
+        links = []
+        for message in list(self.gmail.sandbox.user(MAILBOX).messages.values()):
+            if "SENT" in message.label_ids and b"/csat/" in message.raw:
+                links += [part.split(b'"')[0].split(b"\r")[0].split(b"\n")[0]
+                          for part in message.raw.split(b"http")[1:] if b"/csat/" in part.split(b"\n")[0]]  # fmt: skip
+        if not links:
+            return
+        url = "http" + self.rng.choice(links).decode(errors="replace").strip(" >)")
+        if not url.startswith(self.base):
+            return
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except OSError:
+            status = 0
+        self.answers.append((time.monotonic() - self.log.started, "GET /csat", status))
+        self.log("csat", status=status)
+
+    def admin_change(self, what: str) -> None:
+        """The admin changes a rule (urgent tickets become high instead) or adds an SLA policy mid-run,
+        through the command line's import, while mail and agents keep going."""
+        import os
+
+        from helpers import run_postdesk
+
+        env = {**os.environ, **self.web_env}
+        folder = self.log.path.parent
+        if what == "rule":
+            exported = run_postdesk(["rules", "export", "--mailbox", MAILBOX], env, timeout=120)
+            changed = folder / "rules.yaml"
+            changed.write_text(
+                exported.stdout.replace("set_priority: urgent", "set_priority: high"), encoding="utf-8"
+            )
+            done = run_postdesk(["rules", "import", str(changed), "--mailbox", MAILBOX], env, timeout=120)
+        else:
+            policy = folder / "sla.yaml"
+            policy.write_text("policies:\n  - name: Standard\n    default: true\n    calendar: {timezone: UTC, hours: always}\n"
+                              "    targets:\n      urgent: {first_response: 30, resolution: 240}\n"
+                              "      high: {first_response: 120, resolution: 960}\n", encoding="utf-8")  # fmt: skip
+            done = run_postdesk(["sla", "policy-import", str(policy), "--mailbox", MAILBOX], env, timeout=120)
+        self.log(f"admin_{what}", code=done.returncode, output=(done.stdout + done.stderr)[-300:])
+
+    # --- faults ----------------------------------------------------------------------------------
+
+    def fault(self, kind: str) -> None:
+        self.log("fault", what=kind)
+        gate = self.gmail.gate
+        if kind == "gmail_errors":
+            gate.set_plan(FaultPlan((429, 503), 0.3, frozenset(), None, 0, None))
+            threading.Timer(4, lambda: gate.set_plan(FaultPlan())).start()
+        elif kind == "gmail_slow":
+            gate.set_plan(FaultPlan((), 0.0, frozenset(), None, 300, None))
+            threading.Timer(4, lambda: gate.set_plan(FaultPlan())).start()
+        elif kind == "history_expired":
+            self.gmail.sandbox.expire_history(MAILBOX)
+        elif kind in ("push_duplicate", "push_out_of_order"):
+            pusher = self.gmail.sandbox.pusher
+            with pusher.lock:
+                old = [entry["envelope"] for entry in pusher.sent[-5:]]
+            if pusher.target is not None and old:
+                chosen = old if kind == "push_duplicate" else list(reversed(old))[:3]
+                for envelope in chosen:
+                    threading.Thread(target=pusher._post, args=(pusher.target, envelope), daemon=True).start()
+        elif kind == "worker_kill":
+            alive = [w for w in self.fleet.workers if w.proc.poll() is None]
+            if alive:
+                self.fleet.kill(self.rng.choice(alive))
+                self.fleet.start()
+        elif kind == "web_restart":
+            self.restart_web()
+        elif kind == "postgres_restart" and self.restart_postgres is not None:
+            started = time.monotonic() - self.log.started
+            self.restart_postgres()
+            self.windows.append((started, time.monotonic() - self.log.started + 5))
+        elif kind == "receiver_down":
+            self.receiver.down()
+            threading.Timer(self.seconds / 10, self.receiver.up).start()
+        elif kind == "receiver_failing":
+            self.receiver.mode = "fail"
+            threading.Timer(5, lambda: setattr(self.receiver, "mode", "ok")).start()
+        elif kind == "receiver_slow":
+            self.receiver.mode = "slow"
+            threading.Timer(5, lambda: setattr(self.receiver, "mode", "ok")).start()
+
+    def plan(self) -> list[tuple[float, str]]:
+        """The faults and the admin's changes, at instants drawn from the seed."""
+        span = self.seconds
+        kinds = (["gmail_errors"] * 3 + ["gmail_slow"] * 2 + ["history_expired", "push_duplicate", "push_out_of_order",
+                  "worker_kill", "worker_kill", "worker_kill", "web_restart", "receiver_down", "receiver_failing",
+                  "receiver_slow"] + (["postgres_restart"] if self.restart_postgres else []))  # fmt: skip
+        plan = [(self.rng.uniform(0.1 * span, 0.85 * span), kind) for kind in kinds]
+        plan += [(self.rng.uniform(0.3 * span, 0.6 * span), "admin_rule"),
+                 (self.rng.uniform(0.3 * span, 0.6 * span), "admin_sla")]  # fmt: skip
+        return sorted(plan)
+
+    # --- the run ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.start_web()
+        self.fleet.start()
+        self.fleet.start()
+        self.log("started", seed=self.seed, seconds=self.seconds)
+        plan = self.plan()
+        actions: list[tuple[float, Callable[[], None]]] = [
+            (0.35, self.customer_question), (0.15, self.customer_reply), (0.03, self.customer_forward),
+            (0.07, self.automatic), (0.35, self.agent_work), (0.05, self.csat_click),
+        ]  # fmt: skip
+        weights = [w for w, _ in actions]
+        try:
+            while (elapsed := time.monotonic() - self.log.started) < self.seconds:
+                while plan and plan[0][0] <= elapsed:
+                    _at, kind = plan.pop(0)
+                    if kind.startswith("admin_"):
+                        self.admin_change(kind.removeprefix("admin_"))
+                    else:
+                        self.fault(kind)
+                self.rng.choices([a for _, a in actions], weights)[0]()
+                time.sleep(self.rng.uniform(0.05, 0.25))
+            self.quiesce()
+        finally:
+            self.stop()
+
+    def quiesce(self, timeout: float = 120) -> None:
+        """Faults off, the receiver up; then wait until the work is done (or the timeout says not)."""
+        self.gmail.gate.set_plan(FaultPlan())
+        self.receiver.mode = "ok"
+        if self.receiver.server is None:
+            self.receiver.up()
+        self.log("quiesce")
+        engine = create_engine(self.database_url)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                with engine.connect() as db:
+                    filed = db.execute(text("SELECT count(DISTINCT rfc822_message_id) FROM messages WHERE direction = 'inbound'")).scalar()  # fmt: skip
+                    unsent = db.execute(text("SELECT count(*) FROM outbox WHERE state <> 'sent'")).scalar()
+                    pending = db.execute(text("SELECT count(*) FROM webhook_deliveries WHERE state <> 'delivered'")).scalar()  # fmt: skip
+                    doing = db.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE status IN ('doing', 'todo')")).scalar()  # fmt: skip
+                if filed >= len(self.sent) and not unsent and not pending and not doing:
+                    time.sleep(2)  # what the last sync queued: one more round
+                    with engine.connect() as db:
+                        again = db.execute(text("SELECT count(*) FROM outbox WHERE state <> 'sent'")).scalar()
+                        pending = db.execute(text("SELECT count(*) FROM webhook_deliveries WHERE state <> 'delivered'")).scalar()  # fmt: skip
+                    if not again and not pending:
+                        break
+                time.sleep(1)
+        finally:
+            engine.dispose()
+        self.log("quiet")
+
+    def stop(self) -> None:
+        self.fleet.stop()
+        if self.web is not None:
+            self.web.stop()
+        self.receiver.down()
+
+
+# --- the oracle ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Evidence:
+    """What the oracle reads: the database's rows, the sandbox's messages, the driver's record."""
+
+    filed: list[tuple[str, int]]  # (rfc822 id, ticket id) of each inbound message row
+    merged_into: dict[int, int]
+    sent_ids: list[str]  # Message-ID of each message in Gmail's SENT
+    sent_replying_to: list[str]  # In-Reply-To of each message in SENT
+    outbox: list[tuple[str, str, str, int | None]]  # (message id, kind, state, ticket id)
+    deliveries: list[tuple[str, str]]  # (id, state) of each webhook delivery
+    received: list[dict[str, Any]]
+    stuck_tasks: int
+    sent: dict[str, Sent]
+    answers: list[tuple[float, str, int]]
+    windows: list[tuple[float, float]]
+    reported_new: int | None
+    tickets: int
+    customer_of: dict[int, str]  # ticket id -> its customer's address
+    hours: int  # whole hours the run lasted
+    admin: list[dict[str, Any]]  # the admin's changes, with the command's exit code
+
+
+def gather(soak: Soak) -> Evidence:
+    engine = create_engine(soak.database_url)
+    with engine.connect() as db:
+        filed = [(r[0], r[1]) for r in db.execute(text("SELECT rfc822_message_id, ticket_id FROM messages WHERE direction = 'inbound'"))]  # fmt: skip
+        merged = {r[0]: r[1] for r in db.execute(text("SELECT id, merged_into_id FROM tickets WHERE merged_into_id IS NOT NULL"))}  # fmt: skip
+        outbox = [tuple(r) for r in db.execute(text("SELECT message_id, kind, state, ticket_id FROM outbox"))]
+        deliveries = [tuple(r) for r in db.execute(text("SELECT id, state FROM webhook_deliveries"))]
+        stuck = (
+            db.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'")).scalar() or 0
+        )
+        tickets = db.execute(text("SELECT count(*) FROM tickets")).scalar() or 0
+        customer_of = {r[0]: r[1] for r in db.execute(text(
+            "SELECT tickets.id, customers.email FROM tickets JOIN customers ON customers.id = tickets.customer_id"))}  # fmt: skip
+    engine.dispose()
+    sent_ids, replying = [], []
+    for message in soak.gmail.sandbox.user(MAILBOX).messages.values():
+        if "SENT" in message.label_ids:
+            parsed = message_from_bytes(message.raw)
+            sent_ids.append(str(parsed.get("Message-ID", "")).strip())
+            replying.append(str(parsed.get("In-Reply-To", "")).strip())
+    soak.start_web()  # the report, from the web as a manager reads it (the last 30 days)
+    try:
+        status, answer = soak.api("GET", "/reports/overview", agent="lead@example.com")
+    finally:
+        soak.stop()
+    reported = None
+    if status == 200 and isinstance(answer, dict):
+        reported = int(answer["current"]["counts"].get("new", 0))
+    return Evidence(filed, merged, sent_ids, replying, outbox, deliveries, list(soak.receiver.seen), int(stuck),
+                    dict(soak.sent), list(soak.answers), list(soak.windows), reported, int(tickets), customer_of,
+                    int(soak.seconds // 3600), soak.log.of("admin_rule") + soak.log.of("admin_sla"))  # fmt: skip
+
+
+def check(evidence: Evidence) -> list[tuple[str, str | None]]:
+    """Each invariant with None (holds) or its first counter-example."""
+    results: list[tuple[str, str | None]] = []
+
+    def survivor(ticket: int) -> int:
+        seen = set()
+        while ticket in evidence.merged_into and ticket not in seen:
+            seen.add(ticket)
+            ticket = evidence.merged_into[ticket]
+        return ticket
+
+    filed = Counter(mid for mid, _ in evidence.filed)
+    ticket_of = {mid: ticket for mid, ticket in evidence.filed}
+    missing = [mid for mid in evidence.sent if filed[mid] == 0]
+    twice = [mid for mid, n in filed.items() if n > 1 and mid in evidence.sent]
+    results.append(("every customer message filed exactly once",
+                    f"not filed: {missing[0]}" if missing else f"filed {filed[twice[0]]} times: {twice[0]}" if twice else None))  # fmt: skip
+    wrong = None
+    for mid, sent in evidence.sent.items():
+        if (
+            sent.kind == "reply"
+            and mid in ticket_of
+            and sent.root in ticket_of
+            and survivor(ticket_of[mid]) != survivor(ticket_of[sent.root])
+        ):
+            wrong = f"{mid} in ticket {ticket_of[mid]}, its thread's ticket is {ticket_of[sent.root]}"
+            break
+    results.append(("each reply in its thread's ticket", wrong))
+    automatic = {mid for mid, s in evidence.sent.items() if s.kind in ("out_of_office", "bounce", "helpdesk")}
+    kind_of = {mid: kind for mid, kind, _state, _t in evidence.outbox}
+    # Postdesk's automatic mail (acknowledgements, auto-replies) never answers automatic mail; an
+    # agent's reply or a notification an agent's action causes may follow one in its thread.
+    answered = [
+        (mid, parent)
+        for mid, parent in zip(evidence.sent_ids, evidence.sent_replying_to, strict=True)
+        if parent in automatic and kind_of.get(mid, "auto_reply") == "auto_reply"
+    ]
+    results.append(
+        ("no automatic mail answered", f"{answered[0][0]} answers {answered[0][1]}" if answered else None)
+    )
+    in_sent = Counter(evidence.sent_ids)
+    not_once = [(mid, in_sent[mid]) for mid, _kind, state, _t in evidence.outbox if in_sent[mid] != 1]
+    results.append(("every Outbox email in SENT exactly once",
+                    f"{not_once[0][0]} is in SENT {not_once[0][1]} times" if not_once else None))  # fmt: skip
+    acks = Counter(ticket for _mid, kind, _state, ticket in evidence.outbox if kind == "auto_reply")
+    twice_acked = [t for t, n in acks.items() if n > 1]
+    results.append(("at most one acknowledgement per ticket",
+                    f"ticket {twice_acked[0]} acknowledged {acks[twice_acked[0]]} times" if twice_acked else None))  # fmt: skip
+    # The loop guard's promise: a sender gets at most LIMIT automatic replies an hour (the mailbox's
+    # auto_replies_per_sender_per_hour, 3 by default); within it, every new question is acknowledged.
+    acked_tickets = {survivor(t) for t in acks if t is not None}
+    owed: list[int] = []
+    given: Counter[str] = Counter()
+    for mid, sent in sorted(evidence.sent.items(), key=lambda item: item[1].at):
+        if sent.kind in ("question", "forward") and mid in ticket_of:
+            if given[sent.customer] < LIMIT:
+                owed.append(survivor(ticket_of[mid]))
+            if survivor(ticket_of[mid]) in acked_tickets:
+                given[sent.customer] += 1
+    unacked = [t for t in owed if t not in acked_tickets]
+    results.append(("every customer's new question acknowledged (within the per-sender limit)",
+                    f"ticket {unacked[0]}" if unacked else None))  # fmt: skip
+    per_customer = Counter(evidence.customer_of.get(t, "") for t in acks.elements() if t is not None)
+    over = [(c, n) for c, n in per_customer.items() if n > LIMIT * (1 + evidence.hours)]
+    results.append(("no sender gets more automatic replies than the limit", f"{over[0]}" if over else None))
+    received = defaultdict(list)
+    for seen in evidence.received:
+        received[seen["delivery"]].append(seen)
+    lost = [d for d, _state in evidence.deliveries if d not in received]
+    unsigned = [s for s in evidence.received if not s["signed"] or s["body_id"] != s["delivery"]]
+    results.append(("every webhook event delivered at least once, signed, with a stable id",
+                    f"never received: {lost[0]}" if lost else f"bad: {unsigned[0]}" if unsigned else None))  # fmt: skip
+    unsent = [mid for mid, _kind, state, _t in evidence.outbox if state != "sent"]
+    undelivered = [d for d, state in evidence.deliveries if state != "delivered"]
+    results.append(("nothing stuck (tasks, Outbox, webhooks)",
+                    f"{evidence.stuck_tasks} tasks running" if evidence.stuck_tasks else
+                    f"Outbox {unsent[0]} {len(unsent)} unsent" if unsent else
+                    f"delivery {undelivered[0]} not delivered" if undelivered else None))  # fmt: skip
+    # The report, against the oracle's count: each customer's new thread is a new ticket, less the ones
+    # merged into another (a merged ticket leaves the reports).
+    roots = {s.root for s in evidence.sent.values() if s.kind in ("question", "forward")}
+    expected = len(roots) - len(evidence.merged_into)
+    results.append(("the report's new tickets equal the oracle's",
+                    None if evidence.reported_new == expected else f"report {evidence.reported_new}, oracle {expected}"))  # fmt: skip
+    errors = [(t, what, status) for t, what, status in evidence.answers if status >= 500 or status == 0]
+    outside = [e for e in errors if not any(start <= e[0] <= end for start, end in evidence.windows)]
+    results.append(("no 5xx outside the restart windows", f"{outside[0]}" if outside else None))
+    refused = [line for line in evidence.admin if line.get("code") != 0]
+    results.append(("the admin's changes were taken mid-run", f"{refused[0]}" if refused else None))
+    return results
+
+
+def report(results: list[tuple[str, str | None]], soak: Soak, evidence: Evidence) -> str:
+    faults = Counter(line["what"] for line in soak.log.of("fault"))
+    actions = Counter(line["kind"] for line in soak.log.lines if line["kind"] not in ("fault", "deliver"))
+    kinds = Counter(s.kind for s in evidence.sent.values())
+    lines = [
+        f"soak seed {soak.seed}: {soak.seconds:.0f} s, {len(evidence.sent)} emails delivered {dict(kinds)}, "
+        f"{evidence.tickets} tickets, {len(evidence.outbox)} sent by Postdesk, "
+        f"{len(evidence.received)} webhook posts received",  # fmt: skip
+        f"actions {dict(actions)}",
+        f"faults {dict(faults)}",
+    ]
+    lines += [f"  {'✓' if problem is None else '✗'} {name}" + ("" if problem is None else f": {problem}")
+              for name, problem in results]  # fmt: skip
+    lines.append(f"replay: make soak SEED={soak.seed}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--minutes", type=float, default=15)
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(1_000_000)
+    import tempfile
+
+    from matrix import RESTARTS, postgres_binaries, throwaway_postgres
+
+    binaries = postgres_binaries()
+    if binaries is None:
+        print("make soak needs PostgreSQL's binaries (Debian: apt-get install postgresql)")
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="postdesk-soak-"))
+    with throwaway_postgres(binaries) as url:
+        gmail = SandboxServer(seed=seed).start()
+        try:
+            soak = Soak(database_url=url, instance_path=str(work / "instance"), gmail=gmail, work=work, seed=seed,
+                        seconds=args.minutes * 60, restart_postgres=RESTARTS[url])  # fmt: skip
+            soak.run()
+            evidence = gather(soak)
+        finally:
+            gmail.stop()
+    results = check(evidence)
+    print(report(results, soak, evidence))
+    print(f"log: {soak.log.path}")
+    return 0 if all(problem is None for _name, problem in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
