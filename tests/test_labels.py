@@ -5,6 +5,7 @@ sync` brings back a label deleted in Gmail."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -291,7 +292,14 @@ def test_a_gmail_change_loses_to_a_newer_ticket_change(helpdesk, deliver, sessio
     assert "Postdesk/Solved" not in _thread_labels(helpdesk, ticket)
 
 
-@pytest.mark.parametrize("seed", [660833, None], ids=["seed-660833", "random"])
+#: A fixed seed (a case that once failed) and a fresh one each run; the PostgreSQL pass draws only the fresh
+#: one (the fixed case is a logic case, not a database one), for the suite's time.
+_SEEDS = (
+    [None] if os.environ.get("POSTDESK_TEST_DATABASE_URL", "").startswith("postgresql") else [660833, None]
+)
+
+
+@pytest.mark.parametrize("seed", _SEEDS, ids=lambda seed: "random" if seed is None else f"seed-{seed}")
 def test_a_thousand_random_changes_from_both_sides_end_in_agreement(helpdesk, deliver, session, seed):
     """Postdesk and people in Gmail change the same tickets at random; the worker syncs and labels in
     between. Each cycle, no ticket gets more Gmail actions than Gmail changes were made to it (ours never
