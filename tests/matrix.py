@@ -1,4 +1,5 @@
-"""Run the whole pytest suite twice: on SQLite, then on a throw-away PostgreSQL on loopback.
+"""Run the whole pytest suite twice: on SQLite and on a throw-away PostgreSQL on loopback, both at once
+(``POSTDESK_TEST_PASSES=sequential``: one after the other).
 
 PostgreSQL is started from the machine's own binaries (Debian's /usr/lib/postgresql/*/bin, or
 ``initdb``/``pg_ctl`` on PATH) in a temporary folder, as a non-root user, and removed afterwards.
@@ -18,9 +19,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A throw-away server's restart, by its URL (while it runs).
@@ -36,6 +39,46 @@ def run_pytest(label: str, extra_env: dict[str, str], args: list[str]) -> int:
     banner(f"pytest on {label}")
     env = {**os.environ, **extra_env}
     return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
+
+
+def run_together(passes: dict[str, dict[str, str]], args: list[str]) -> dict[str, int]:
+    """The passes at the same time (much of the suite waits — on subprocesses, browsers, PostgreSQL —
+    so two passes of two workers each keep a 2-core machine busier than one after the other); each
+    pass's output is kept apart and printed whole when it ends."""
+    running: dict[str, tuple[subprocess.Popen[str], Any]] = {}
+    results: dict[str, int] = {}
+    try:
+        for label, extra_env in passes.items():
+            output = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 (closed when the pass ends)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "pytest", *args],
+                cwd=ROOT,
+                env={**os.environ, **extra_env},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            running[label] = (process, output)
+            print(f"pytest on {label}: started (its output follows when it ends)", flush=True)
+        while running:
+            for label, (process, output) in list(running.items()):
+                code = process.poll()
+                if code is None:
+                    continue
+                banner(f"pytest on {label}")
+                output.seek(0)
+                shutil.copyfileobj(output, sys.stdout)
+                sys.stdout.flush()
+                output.close()
+                results[label] = code
+                del running[label]
+            time.sleep(0.5)
+    finally:
+        for process, output in running.values():
+            process.terminate()
+            process.wait(timeout=60)
+            output.close()
+    return results
 
 
 def postgres_binaries() -> Path | None:
@@ -137,10 +180,23 @@ def main(args: list[str]) -> int:
     # A SIGTERM (CI cancelled, Ctrl+C of make) still stops the throw-away PostgreSQL via ``finally``.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     required = os.environ.get("REQUIRE_POSTGRES") == "1"
-    results = {"SQLite": run_pytest("SQLite", {"POSTDESK_TEST_DATABASE_URL": ""}, args)}
-
     given = os.environ.get("POSTDESK_TEST_DATABASE_URL")
     binaries = postgres_binaries()
+    if binaries is not None and not given and os.environ.get("POSTDESK_TEST_PASSES") != "sequential":
+        try:
+            with throwaway_postgres(binaries) as url:
+                results = run_together(
+                    {
+                        "SQLite": {"POSTDESK_TEST_DATABASE_URL": ""},
+                        "PostgreSQL": {"POSTDESK_TEST_DATABASE_URL": url},
+                    },
+                    args,
+                )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            banner(f"FAILED to start a throw-away PostgreSQL: {exc}")
+            return 1
+        return _summary(results)
+    results = {"SQLite": run_pytest("SQLite", {"POSTDESK_TEST_DATABASE_URL": ""}, args)}
     if given:
         results["PostgreSQL"] = run_pytest(f"PostgreSQL ({given})", {}, args)
     elif binaries is None:
@@ -159,6 +215,10 @@ def main(args: list[str]) -> int:
             banner(f"FAILED to start a throw-away PostgreSQL: {exc}")
             return 1
 
+    return _summary(results)
+
+
+def _summary(results: dict[str, int]) -> int:
     banner(
         "summary: "
         + ", ".join(

@@ -1,4 +1,4 @@
-"""The short soak (tests/soak.py): two and a half minutes of a busy mailbox under faults on PostgreSQL,
+"""The short soak (tests/soak.py): a minute of a busy mailbox under faults on PostgreSQL,
 real `postdesk web` and workers; every invariant holds. Then faults planted into the finished run's
 evidence — a message skipped, an acknowledgement sent twice, automatic mail answered, a webhook event
 lost, a 5xx outside a restart window — each caught by the invariant that should catch it."""
@@ -11,7 +11,7 @@ import random
 import pytest
 from soak import Soak, check, gather, report
 
-SHORT_SECONDS = 75
+SHORT_SECONDS = 60
 
 
 @pytest.mark.postgres
