@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.deps-stamp
 LOCK   := requirements.lock
 LOCK_TOOLS := .lock-tools
 
-.PHONY: deps lock audit soak demo test lint bench clean addon-check catalog
+.PHONY: deps lock audit soak soak-short demo test lint bench clean addon-check catalog
 
 deps: $(STAMP)
 
@@ -37,6 +37,11 @@ audit: deps
 # (tests/soak.py); `make soak SEED=123` replays a run, `MINUTES=3` shortens it.
 soak: deps
 	$(BIN)/python tests/soak.py $(if $(SEED),--seed $(SEED)) $(if $(MINUTES),--minutes $(MINUTES))
+
+# The one-minute soak with its planted faults (tests/test_soak.py) on a throw-away PostgreSQL;
+# SOAK_SEED=… replays one.
+soak-short: deps
+	POSTDESK_SOAK=1 $(BIN)/python tests/matrix.py tests/test_soak.py -p no:randomly
 
 demo: deps
 	$(BIN)/postdesk demo

@@ -67,6 +67,8 @@ from server.gmail.sandbox import SandboxServer  # noqa: E402
 from server.gmail.sandbox.faults import FaultPlan  # noqa: E402
 
 MAILBOX = "support@example.com"
+#: How long the finished work must stay unchanged before the oracle reads it.
+STABLE_SECONDS = 8
 #: Automatic replies a sender gets in an hour at most (the default auto_replies_per_sender_per_hour).
 LIMIT = 3
 LANGUAGES = ("en", "ru")
@@ -258,7 +260,7 @@ class Soak:
         self.base = f"http://127.0.0.1:{self.port}"
         push = f"{self.base}/gmail/push"
         common = {"DATABASE_URL": database_url, "INSTANCE_PATH": instance_path, "TASKS": "procrastinate",
-                  "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "WEBHOOK_BACKOFF_SECONDS": "1",
+                  "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "WEBHOOK_BACKOFF_SECONDS": "0.25",
                   "PUBLIC_URL": self.base, "PUSH_AUDIENCE": push, "PUSH_SERVICE_ACCOUNT": PUSH_ACCOUNT,
                   "PUSH_CERTS_URL": f"{gmail.url}sandbox/push/certs", "LOG_FORMAT": "text"}  # fmt: skip
         self.web_env = {f"POSTDESK_{k}": str(v) for k, v in common.items()}
@@ -280,8 +282,8 @@ class Soak:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"{self.base}/healthz", timeout=2)
-                return
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2):
+                    return
             except OSError:
                 time.sleep(0.1)
         raise AssertionError("postdesk web did not start:\n" + self.web.output()[-3000:])
@@ -556,7 +558,7 @@ class Soak:
         finally:
             self.stop()
 
-    def quiesce(self, timeout: float = 120) -> None:
+    def quiesce(self, timeout: float = 240) -> None:
         """Faults off, the receiver up; then wait until the work is done (or the timeout says not)."""
         self.gmail.gate.set_plan(FaultPlan())
         self.receiver.mode = "ok"
@@ -565,20 +567,29 @@ class Soak:
         self.log("quiesce")
         engine = create_engine(self.database_url)
         deadline = time.monotonic() + timeout
+        last: tuple[int, ...] | None = None
+        calm_since = time.monotonic()
         try:
+            # Done: every delivered message filed, nothing unsent, no delivery pending — and nothing new
+            # queued for STABLE_SECONDS (the clock's time rules, surveys and reminders come a tick after
+            # what caused them). The queue itself always holds the clock's next jobs: not a sign.
             while time.monotonic() < deadline:
                 with engine.connect() as db:
-                    filed = db.execute(text("SELECT count(DISTINCT rfc822_message_id) FROM messages WHERE direction = 'inbound'")).scalar()  # fmt: skip
-                    unsent = db.execute(text("SELECT count(*) FROM outbox WHERE state <> 'sent'")).scalar()
-                    pending = db.execute(text("SELECT count(*) FROM webhook_deliveries WHERE state <> 'delivered'")).scalar()  # fmt: skip
-                # (The queue always holds the clock's next jobs: finished work is read from its results.)
-                if filed >= len(self.sent) and not unsent and not pending:
-                    time.sleep(2)  # what the last sync queued: one more round
-                    with engine.connect() as db:
-                        again = db.execute(text("SELECT count(*) FROM outbox WHERE state <> 'sent'")).scalar()
-                        pending = db.execute(text("SELECT count(*) FROM webhook_deliveries WHERE state <> 'delivered'")).scalar()  # fmt: skip
-                    if not again and not pending:
-                        break
+                    state = tuple(
+                        int(db.execute(text(query)).scalar() or 0)
+                        for query in (
+                            "SELECT count(DISTINCT rfc822_message_id) FROM messages WHERE direction = 'inbound'",
+                            "SELECT count(*) FROM outbox WHERE state <> 'sent'",
+                            "SELECT count(*) FROM webhook_deliveries WHERE state <> 'delivered'",
+                            "SELECT count(*) FROM outbox",
+                            "SELECT count(*) FROM webhook_deliveries",
+                        )
+                    )
+                if state != last:
+                    last, calm_since = state, time.monotonic()
+                done = state[0] >= len(self.sent) and not state[1] and not state[2]
+                if done and time.monotonic() - calm_since >= STABLE_SECONDS:
+                    break
                 time.sleep(1)
         finally:
             engine.dispose()
