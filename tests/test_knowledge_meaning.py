@@ -168,3 +168,16 @@ def test_the_other_script_counts_for_less_and_words_never_lower_a_match():
     assert meaning.combined(0.4, 0.45) > meaning.combined(0.4, 0.45, same_script=False)
     assert meaning.combined(0.9, 0.0) == 0.9  # a plain match is never lowered by meaning
     assert meaning.combined(0.3, None) == 0.3  # no vector yet: words alone
+
+
+def test_a_full_cache_of_example_vectors_is_emptied_without_losing_the_ones_in_use(monkeypatch):
+    from server.services.knowledge import faq
+
+    kept = {f"filler {n}": np.zeros(meaning.DIMENSIONS, dtype=np.float32) for n in range(9_999)}
+    kept["How do I change my plan?"] = meaning.encode(["How do I change my plan?"])[0]
+    monkeypatch.setattr(faq, "_EXAMPLES", kept)
+    found = faq._meanings(
+        PLAN_ASKED, ["How do I change my plan?", "Where is my parcel?"]
+    )  # one new: overflow
+    assert set(found) == {"How do I change my plan?", "Where is my parcel?"}
+    assert found["How do I change my plan?"] > found["Where is my parcel?"]

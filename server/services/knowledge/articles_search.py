@@ -36,17 +36,17 @@ _MOST_KEPT = 5_000
 
 def _cosines(query: str, articles: list[Article]) -> dict[int, float]:
     """The cosine of the query's meaning with each article's (its title and start)."""
-    texts = {article.id: f"{article.title}\n{article.body[:600]}" for article in articles}
-    missing = [
-        (key, text) for key, text in ((key, texts[key]) for key in texts) if (key, text) not in _VECTORS
-    ]
+    wanted = [(article.id, f"{article.title}\n{article.body[:600]}") for article in articles]
+    # Read into this request's own dict: another request may empty the shared one meanwhile.
+    found = {key: _VECTORS.get(key) for key in wanted}
+    missing = [key for key, vector in found.items() if vector is None]
     if missing:
         if len(_VECTORS) + len(missing) > _MOST_KEPT:
             _VECTORS.clear()
-        for (key, text), vector in zip(missing, meaning.encode([text for _k, text in missing]), strict=True):
-            _VECTORS[(key, text)] = vector
+        for key, vector in zip(missing, meaning.encode([text for _id, text in missing]), strict=True):
+            found[key] = _VECTORS[key] = vector
     asked = meaning.encode([query])[0]
-    return {key: float(_VECTORS[(key, text)] @ asked) for key, text in texts.items()}
+    return {key[0]: float(vector @ asked) for key, vector in found.items() if vector is not None}
 
 
 @dataclass(frozen=True)

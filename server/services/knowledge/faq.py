@@ -66,13 +66,16 @@ _EXAMPLES: dict[str, Any] = {}
 
 def _meanings(text: str, examples: list[str]) -> dict[str, float]:
     """The cosine of the question's meaning with each example question's."""
-    missing = [example for example in dict.fromkeys(examples) if example not in _EXAMPLES]
+    # Read into this call's own dict: another thread may empty the shared one meanwhile.
+    found = {example: _EXAMPLES.get(example) for example in dict.fromkeys(examples)}
+    missing = [example for example, vector in found.items() if vector is None]
     if missing:
         if len(_EXAMPLES) + len(missing) > 10_000:
             _EXAMPLES.clear()
-        _EXAMPLES.update(zip(missing, meaning.encode(missing), strict=True))
+        for example, vector in zip(missing, meaning.encode(missing), strict=True):
+            found[example] = _EXAMPLES[example] = vector
     asked = meaning.encode([text])[0]
-    return {example: float(_EXAMPLES[example] @ asked) for example in examples}
+    return {example: float(vector @ asked) for example, vector in found.items() if vector is not None}
 
 
 def faq_templates(session: Session, mailbox_id: int) -> list[Template]:
