@@ -17,14 +17,11 @@ from test_help_browser import WCAG
 from test_previewer_browser import CHROMIUM_FLAGS, _chromium
 from test_settings_browser import settings_env, start_web
 
-from server import create_app
-from server.base.db import get_engine, get_session, init_db
-from server.base.models import Agent, AuthKind, Message, Template, Ticket, TicketStatus
+from server.base.db import get_engine, get_session
+from server.base.models import Agent, Mailbox, Message, Template, Ticket, TicketStatus
 from server.services import csat
-from server.services.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
 from server.services.articles import Draft
 from server.services.articles import save as save_article
-from server.services.defaults import install_defaults
 from server.services.knowledge.faq import solved_link
 from server.services.tickets import set_status
 
@@ -60,22 +57,26 @@ def _check(page, what: str) -> None:
 
 
 def _prepare(env: dict[str, str], gmail_url: str) -> dict[str, str]:
-    """A mailbox with its defaults, an article, a webhook and a solved, rated ticket; the public links."""
-    app = create_app({"DATABASE_URL": env["POSTDESK_DATABASE_URL"], "INSTANCE_PATH": env["POSTDESK_INSTANCE_PATH"],
-                      "PUBLIC_URL": env["POSTDESK_PUBLIC_URL"]})  # fmt: skip
+    """The help-centre test's mailbox and admin, plus an article, a webhook and a solved ticket; the
+    ids and public links the pages need."""
+    import dataclasses
+
+    from test_help_browser import _app
+    from test_help_browser import _prepare as mailbox_and_admin
+
+    from server.services.webhooks.subscriptions import Settings, subscribe
+
+    mailbox_and_admin(env, gmail_url)
+    app = _app(env, gmail_url)
     with app.app_context():
-        init_db()
         db = get_session()
-        box = add_mailbox(
-            db, MailboxSpec("support@example.com", AuthKind.SANDBOX, gmail_url, None, "Acme Support")
+        box = db.scalar(select(Mailbox))
+        olga = db.scalar(select(Agent).where(Agent.email == "olga@example.com"))
+        allowed = dataclasses.replace(
+            Settings.from_config({**app.config, "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}), allow_http=True
         )
-        box.settings = {"help_centre": {"enabled": True, "slug": "acme", "contact_form": True}}
-        install_defaults(db, box)
-        db.commit()
-        olga = add_agent(
-            db, "olga@example.com", AgentChange(name="Olga Ivanova", role="admin", mailboxes=(box.address,))
-        )
-        db.commit()
+        hook, _secret = subscribe(db, box, url="http://127.0.0.1:9/hook", events=["ticket.created"], by=olga,
+                                  settings=allowed, now=datetime.now(UTC))  # fmt: skip
         article = save_article(db, box, Draft("Changing your plan", "Open **Billing → Plan**.", "en", "Billing",
                                               published=True), author=olga)  # fmt: skip
         at = datetime.now(UTC) - timedelta(days=1)
@@ -98,7 +99,8 @@ def _prepare(env: dict[str, str], gmail_url: str) -> dict[str, str]:
             "csat": csat.links(ticket, box, secret=secret, base_url=env["POSTDESK_PUBLIC_URL"])[0].url,
             "faq": solved_link(ticket.id, template.id, secret=secret, base_url=env["POSTDESK_PUBLIC_URL"]),
             "mailbox": str(box.id),
-            "agent": str(db.scalar(select(Agent.id).where(Agent.email == "olga@example.com"))),
+            "agent": str(olga.id),
+            "webhook": str(hook.id),
             "article": str(article.id),
         }
     get_engine(app).dispose()
@@ -123,7 +125,7 @@ def test_every_page_type_passes_axe_and_the_keyboard_reaches_every_control(tmp_p
         "/settings/", "/settings/profile", "/settings/mailboxes", f"/settings/mailboxes/{links['mailbox']}",
         "/settings/agents", f"/settings/agents/{links['agent']}", "/settings/rules", "/settings/rules/builder",
         "/settings/templates", "/settings/templates/edit", "/settings/sla", "/settings/signals",
-        "/settings/reminders", "/settings/webhooks", "/settings/api-tokens", "/settings/articles",
+        "/settings/reminders", "/settings/webhooks", f"/settings/webhooks/{links['webhook']}", "/settings/api-tokens", "/settings/articles",
         f"/settings/articles/edit?id={links['article']}", "/settings/articles/candidates", "/settings/customers",
         "/settings/audit", "/settings/system", "/reports", "/reports/tickets", "/reports/help",
     ]  # fmt: skip
