@@ -51,7 +51,7 @@ lint: deps
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The whole suite on SQLite and on a throw-away PostgreSQL at once (tests/matrix.py says what it does),
+# The whole suite on SQLite, then on a throw-away PostgreSQL (tests/matrix.py says what it does),
 # then the add-on shim's checks on the card JSON the Python tests wrote. Two pytest workers (xdist):
 # the machines have two cores, and CI stays under 12 minutes; the last line says how long it took.
 test:

@@ -98,6 +98,7 @@ def deliver_threads(gmail, start: int, count: int, replies_to: range = range(0))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # twenty kills and restarts of real processes: about a minute, more under load
 def test_kill_9_at_random_moments_then_a_clean_run_equals_one_uninterrupted_run(
     tmp_path, gmail, database_url, second_database_url
 ):
