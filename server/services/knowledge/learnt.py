@@ -73,14 +73,8 @@ def pairs(questions_by_answer: list[list[list[str]]], total: int) -> Counter[tup
             only_first, only_second = first - second, second - first
             if not only_first or not only_second or len(only_first) * len(only_second) > 150:
                 continue
-            support.update(tuple(sorted((a, b))) for a in only_first for b in only_second)  # type: ignore[misc]
-    return Counter(
-        dict(
-            sorted(((p, n) for p, n in support.items() if n >= MIN_SUPPORT), key=lambda item: -item[1])[
-                :MOST_PAIRS
-            ]
-        )
-    )
+            support.update((a, b) if a < b else (b, a) for a in only_first for b in only_second)
+    return Counter({pair: n for pair, n in support.most_common(MOST_PAIRS) if n >= MIN_SUPPORT})
 
 
 def learn(session: Session, mailbox_id: int) -> Lexicon:
