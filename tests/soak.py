@@ -625,6 +625,8 @@ class Evidence:
     customer_of: dict[int, str]  # ticket id -> its customer's address
     hours: int  # whole hours the run lasted
     admin: list[dict[str, Any]]  # the admin's changes, with the command's exit code
+    #: ticket id -> the kinds of its events, with a suppressed auto-reply's reason (counter-examples)
+    story: dict[int, list[str]] = field(default_factory=dict)
 
 
 def gather(soak: Soak) -> Evidence:
@@ -640,6 +642,10 @@ def gather(soak: Soak) -> Evidence:
         tickets = db.execute(text("SELECT count(*) FROM tickets")).scalar() or 0
         customer_of = {r[0]: r[1] for r in db.execute(text(
             "SELECT tickets.id, customers.email FROM tickets JOIN customers ON customers.id = tickets.customer_id"))}  # fmt: skip
+        story: dict[int, list[str]] = defaultdict(list)
+        for ticket, kind, after in db.execute(text("SELECT ticket_id, kind, after FROM events WHERE ticket_id IS NOT NULL ORDER BY id")):  # fmt: skip
+            reason = (json.loads(after) if isinstance(after, str) else after or {}).get("reason")
+            story[ticket].append(f"{kind} ({reason})" if reason else kind)
     engine.dispose()
     sent_ids, replying = [], []
     for message in soak.gmail.sandbox.user(MAILBOX).messages.values():
@@ -657,7 +663,7 @@ def gather(soak: Soak) -> Evidence:
         reported = int(answer["current"]["counts"].get("new", 0))
     return Evidence(filed, merged, sent_ids, replying, outbox, deliveries, list(soak.receiver.seen), int(stuck),
                     dict(soak.sent), list(soak.answers), list(soak.windows), reported, int(tickets), customer_of,
-                    int(soak.seconds // 3600), soak.log.of("admin_rule") + soak.log.of("admin_sla"))  # fmt: skip
+                    int(soak.seconds // 3600), soak.log.of("admin_rule") + soak.log.of("admin_sla"), dict(story))  # fmt: skip
 
 
 def check(evidence: Evidence) -> list[tuple[str, str | None]]:
@@ -721,7 +727,7 @@ def check(evidence: Evidence) -> list[tuple[str, str | None]]:
                 given[sent.customer] += 1
     unacked = [t for t in owed if t not in acked_tickets]
     results.append(("every customer's new question acknowledged (within the per-sender limit)",
-                    f"ticket {unacked[0]}" if unacked else None))  # fmt: skip
+                    f"ticket {unacked[0]}: {', '.join(evidence.story.get(unacked[0], []))}" if unacked else None))  # fmt: skip
     per_customer = Counter(evidence.customer_of.get(t, "") for t in acks.elements() if t is not None)
     over = [(c, n) for c, n in per_customer.items() if n > LIMIT * (1 + evidence.hours)]
     results.append(("no sender gets more automatic replies than the limit", f"{over[0]}" if over else None))

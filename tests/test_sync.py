@@ -199,6 +199,44 @@ def test_an_expired_checkpoint_falls_back_to_a_full_sync_without_duplicates(sess
     assert sync().mode == "incremental"
 
 
+def test_mail_that_arrived_while_the_last_sync_ran_is_still_new_after_the_checkpoint_expires(
+    session, mailbox, deliver, gmail_client, gmail
+):
+    """A message Gmail received after the last sync read the history but before it finished is not
+    filed by it; when the checkpoint then expires, the full sync hands it to the rules as new mail —
+    not as old mail from before Postdesk was watching (which would go unacknowledged)."""
+    from server.gmail.sync import sync_mailbox
+
+    client = gmail_client()
+    seen: list[tuple[str, str]] = []
+
+    def on_events(_session, _mailbox, events):
+        seen.extend((e.trigger.value, e.message.subject) for e in events if e.message is not None)
+        return []
+
+    def sync():
+        return sync_mailbox(session, mailbox.id, client, on_events=on_events)
+
+    sync()
+    read_history = client.history
+    arrived: list[str] = []
+
+    def history_then_mail_arrives(*args, **kwargs):
+        page = read_history(*args, **kwargs)
+        if not arrived:
+            arrived.append(deliver(make_email("Arrived mid-sync", sender="ann@example.org"))["id"])
+        return page
+
+    client.history = history_then_mail_arrives
+    assert sync().messages_filed == 0  # the history it read was older than the message
+    client.history = read_history
+    http("POST", f"{gmail.url}sandbox/users/{MAILBOX}/expire-history")
+    assert sync().mode == "full"
+
+    assert ticket_of(session, arrived[0]) is not None
+    assert seen == [("ticket_created", "Arrived mid-sync")]
+
+
 def test_twenty_percent_failures_and_an_expiry_midway_still_file_everything_once(
     session, deliver, sync, gmail
 ):

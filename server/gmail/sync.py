@@ -41,6 +41,9 @@ SKIPPED_LABELS = frozenset({"DRAFT", "SPAM", "CHAT"})
 _TICKET_TOKEN = re.compile(r"\[#(\d{1,9})\]")
 #: "Rules see every message" (an incremental sync).
 EVERYTHING = datetime.min.replace(tzinfo=UTC)
+#: After an expired checkpoint, unfiled mail Gmail received this long before the last good sync began
+#: still counts as new (Gmail's clock and ours may disagree; mail already filed is skipped anyway).
+CLOCK_MARGIN = timedelta(minutes=5)
 
 Progress = Callable[[str, int, int], None]
 
@@ -117,27 +120,43 @@ def sync_mailbox(
 
     ``on_events`` sees what arrives, except during the first full sync of a new mailbox: a month of
     old mail must not be acknowledged (after an expired checkpoint, mail received since the last good
-    sync still counts). Without it mail is filed and nothing else happens.
+    sync *began* still counts). Without it mail is filed and nothing else happens.
+
+    ``last_sync_at`` is when a finished sync began: all mail Gmail had received by then is filed. (The
+    time it ended would skip mail that arrived while it ran if the checkpoint then expired.)
     """
     mailbox = session.get(Mailbox, mailbox_id)
     if mailbox is None:
         raise LookupError(f"no mailbox with id {mailbox_id}")
     result = SyncResult(mailbox.address)
     units_before = client.meter.units_total
-    since = mailbox.last_sync_at if run_rules else None
+    began = datetime.now(UTC)
+    last = mailbox.last_sync_at
+    since = last - CLOCK_MARGIN if run_rules and last is not None else None
     handler = on_events if run_rules else None
-    when = now or datetime.now(UTC)
+    when = now or began
     try:
         if mailbox.history_id is None:
-            _full_sync(session, mailbox, client, result, full_sync_days, progress, when, since, handler)
+            _full_sync(
+                session, mailbox, client, result, full_sync_days, progress, when, since, handler, began
+            )
         else:
             try:
                 _incremental_sync(
-                    session, mailbox, client, result, EVERYTHING if run_rules else None, handler, on_labels
+                    session,
+                    mailbox,
+                    client,
+                    result,
+                    EVERYTHING if run_rules else None,
+                    handler,
+                    began,
+                    on_labels,
                 )
             except HistoryExpired:
                 log.info("sync_history_expired mailbox=%s checkpoint=%s", mailbox.address, mailbox.history_id)
-                _full_sync(session, mailbox, client, result, full_sync_days, progress, when, since, handler)
+                _full_sync(
+                    session, mailbox, client, result, full_sync_days, progress, when, since, handler, began
+                )
     except Exception as exc:
         session.rollback()
         _record_failure(session, mailbox_id, exc)
@@ -167,6 +186,7 @@ def _full_sync(
     now: datetime,
     rules_since: datetime | None,
     on_events: EventHandler | None,
+    began: datetime,
 ) -> None:
     result.mode = "full"
     # The profile's historyId is taken first: whatever arrives while we list is caught by the next poll.
@@ -199,7 +219,7 @@ def _full_sync(
     mailbox.history_id = start_history
     mailbox.sync_state = SyncState.INCREMENTAL.value
     mailbox.sync_error = None
-    mailbox.last_sync_at = datetime.now(UTC)
+    mailbox.last_sync_at = began
     session.commit()
 
 
@@ -211,6 +231,7 @@ def _incremental_sync(
     result: SyncResult,
     rules_since: datetime | None,
     on_events: EventHandler | None,
+    began: datetime,
     on_labels: LabelHandler | None = None,
 ) -> None:
     assert mailbox.history_id is not None
@@ -260,7 +281,7 @@ def _incremental_sync(
         if not token:
             mailbox.sync_state = SyncState.INCREMENTAL.value
             mailbox.sync_error = None
-            mailbox.last_sync_at = datetime.now(UTC)
+            mailbox.last_sync_at = began
             session.commit()
             return
 
