@@ -95,6 +95,8 @@ class SyncResult:
     units: int = 0
     history_id: int | None = None
     problems: list[str] = field(default_factory=list)
+    #: When the sync began: what the mailbox's ``last_sync_at`` becomes when it finishes.
+    began: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def summary(self) -> str:
         return (
@@ -120,43 +122,29 @@ def sync_mailbox(
 
     ``on_events`` sees what arrives, except during the first full sync of a new mailbox: a month of
     old mail must not be acknowledged (after an expired checkpoint, mail received since the last good
-    sync *began* still counts). Without it mail is filed and nothing else happens.
-
-    ``last_sync_at`` is when a finished sync began: all mail Gmail had received by then is filed. (The
-    time it ended would skip mail that arrived while it ran if the checkpoint then expired.)
+    sync *began* — ``last_sync_at``, all mail received by then is filed — still counts). Without it
+    mail is filed and nothing else happens.
     """
     mailbox = session.get(Mailbox, mailbox_id)
     if mailbox is None:
         raise LookupError(f"no mailbox with id {mailbox_id}")
     result = SyncResult(mailbox.address)
     units_before = client.meter.units_total
-    began = datetime.now(UTC)
     last = mailbox.last_sync_at
     since = last - CLOCK_MARGIN if run_rules and last is not None else None
     handler = on_events if run_rules else None
-    when = now or began
+    when = now or result.began
     try:
         if mailbox.history_id is None:
-            _full_sync(
-                session, mailbox, client, result, full_sync_days, progress, when, since, handler, began
-            )
+            _full_sync(session, mailbox, client, result, full_sync_days, progress, when, since, handler)
         else:
             try:
                 _incremental_sync(
-                    session,
-                    mailbox,
-                    client,
-                    result,
-                    EVERYTHING if run_rules else None,
-                    handler,
-                    began,
-                    on_labels,
+                    session, mailbox, client, result, EVERYTHING if run_rules else None, handler, on_labels
                 )
             except HistoryExpired:
                 log.info("sync_history_expired mailbox=%s checkpoint=%s", mailbox.address, mailbox.history_id)
-                _full_sync(
-                    session, mailbox, client, result, full_sync_days, progress, when, since, handler, began
-                )
+                _full_sync(session, mailbox, client, result, full_sync_days, progress, when, since, handler)
     except Exception as exc:
         session.rollback()
         _record_failure(session, mailbox_id, exc)
@@ -186,7 +174,6 @@ def _full_sync(
     now: datetime,
     rules_since: datetime | None,
     on_events: EventHandler | None,
-    began: datetime,
 ) -> None:
     result.mode = "full"
     # The profile's historyId is taken first: whatever arrives while we list is caught by the next poll.
@@ -219,7 +206,7 @@ def _full_sync(
     mailbox.history_id = start_history
     mailbox.sync_state = SyncState.INCREMENTAL.value
     mailbox.sync_error = None
-    mailbox.last_sync_at = began
+    mailbox.last_sync_at = result.began
     session.commit()
 
 
@@ -231,7 +218,6 @@ def _incremental_sync(
     result: SyncResult,
     rules_since: datetime | None,
     on_events: EventHandler | None,
-    began: datetime,
     on_labels: LabelHandler | None = None,
 ) -> None:
     assert mailbox.history_id is not None
@@ -281,7 +267,7 @@ def _incremental_sync(
         if not token:
             mailbox.sync_state = SyncState.INCREMENTAL.value
             mailbox.sync_error = None
-            mailbox.last_sync_at = began
+            mailbox.last_sync_at = result.began
             session.commit()
             return
 
