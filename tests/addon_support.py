@@ -19,7 +19,10 @@ CLIENT_ID = "1234567890-postdesk.apps.googleusercontent.com"
 DISCOVERY_DOCUMENTS = Path(__import__("googleapiclient").__file__).parent / "discovery_cache" / "documents"
 
 
-def _key_and_cert(kid: str) -> tuple[crypt.RSASigner, str]:
+@cache
+def _key_and_cert(kid: str, slot: int = 0) -> tuple[crypt.RSASigner, str]:
+    """A key for ``kid`` made once per test process (an RSA key takes ~0.1 s); ``slot`` tells keys of
+    the same kid apart (a forger's key is another slot)."""
     return signing_key(kid, days=30)
 
 
@@ -31,7 +34,7 @@ class GoogleKeys:
 
     def __init__(self) -> None:
         self.signer, cert = _key_and_cert("postdesk-test-key")
-        self.forger, _ = _key_and_cert("postdesk-test-key")  # same kid, another key
+        self.forger, _ = _key_and_cert("postdesk-test-key", 1)  # same kid, another key
         body = json.dumps({"postdesk-test-key": cert}).encode()
 
         class Handler(BaseHTTPRequestHandler):

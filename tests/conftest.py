@@ -89,6 +89,8 @@ def fresh_database(tmp_path: Path, name: str = "postdesk", template: str | None 
     copy = f' TEMPLATE "{make_url(template).database}"' if template else ""
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
+        if copy and connection.dialect.server_version_info >= (15,):
+            copy += " STRATEGY FILE_COPY"  # a small database: ~3× faster than writing it all to the WAL
         connection.execute(text(f'CREATE DATABASE "{database}"{copy}'))
     try:
         yield server_url.set(database=database).render_as_string(hide_password=False)

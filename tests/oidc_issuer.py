@@ -30,7 +30,7 @@ ISSUER = "https://accounts.google.com"
 class StandInGoogle:
     def __init__(self) -> None:
         self.signer, cert = _key_and_cert("stand-in-key")
-        self.forger, _ = _key_and_cert("stand-in-key")
+        self.forger, _ = _key_and_cert("stand-in-key", 1)
         self.person: dict[str, Any] = {"email": "olga@example.com", "name": "Olga"}
         self.claims: dict[str, Any] = {}
         self.forge = False

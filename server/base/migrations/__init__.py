@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 HERE = Path(__file__).parent
@@ -19,9 +22,19 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return config
 
 
+@cache
+def head_revisions() -> frozenset[str]:
+    """The newest migration(s), read once per process (alembic imports every migration to know)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
 def upgrade_to_head(engine: Engine) -> None:
-    config = alembic_config(engine)
+    """Migrate to the newest schema; a database already there costs one query (every process that
+    starts — web, worker, each command — asks)."""
     with engine.begin() as connection:
+        if frozenset(MigrationContext.configure(connection).get_current_heads()) == head_revisions():
+            return
+        config = alembic_config(engine)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -76,11 +76,26 @@ class PushSender:
     """Signs and posts push notifications; ``certs`` is what the certs URL answers."""
 
     def __init__(self) -> None:
-        self.signer, certificate = signing_key(KEY_ID)
-        self.certs = {KEY_ID: certificate}
         self.target: Target | None = None
         self.sent: list[dict[str, Any]] = []  # what was posted, and the answer (for tests)
         self.lock = threading.Lock()
+        self._key: tuple[crypt.RSASigner, str] | None = None
+        self._key_lock = threading.Lock()
+
+    def _signing_key(self) -> tuple[crypt.RSASigner, str]:
+        """Made when first needed (an RSA key takes ~0.1 s: most sandboxes never push)."""
+        with self._key_lock:
+            if self._key is None:
+                self._key = signing_key(KEY_ID)
+            return self._key
+
+    @property
+    def signer(self) -> crypt.RSASigner:
+        return self._signing_key()[0]
+
+    @property
+    def certs(self) -> dict[str, str]:
+        return {KEY_ID: self._signing_key()[1]}
 
     def configure(self, body: dict[str, Any]) -> dict[str, Any]:
         url, audience, account = body.get("url"), body.get("audience"), body.get("service_account")
