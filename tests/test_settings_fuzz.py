@@ -10,6 +10,7 @@ date-like values that are not dates, numbers out of range, NUL characters, very 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -77,26 +78,39 @@ NONSENSE = st.one_of(
 )
 
 
+#: Every form field name the settings and reports pages render: read once per test process (the
+#: pages are the same for each test's team; reading ~20 pages took most of each test's setup).
+_NAMES: list[str] = []
+
+
 @pytest.fixture
 def admin(web, google, team):
     client = web.test_client()
     sign_in(client, google, "admin@example.com")
-    names: set[str] = set()
-    for path in _page_routes(web):
-        page = client.get(path, query_string={"mailbox": team["mailbox"]}).get_data(as_text=True)
-        names.update(re.findall(r'name="([^"]+)"', page))
-    names.discard("csrf_token")
-    return client, csrf_token(client), sorted(names)
+    if not _NAMES:
+        names: set[str] = set()
+        for path in _page_routes(web):
+            page = client.get(path, query_string={"mailbox": team["mailbox"]}).get_data(as_text=True)
+            names.update(re.findall(r'name="([^"]+)"', page))
+        _NAMES.extend(sorted(names - {"csrf_token"}))
+    return client, csrf_token(client), _NAMES
 
 
-def _form_names(client: Any, path: str, team: dict[str, Any], everywhere: list[str]) -> list[str]:
-    """The names of the form the route's own page shows (its GET), else every form's names."""
-    page = client.get(path, query_string={"mailbox": team["mailbox"]})
-    own = set(re.findall(r'name="([^"]+)"', page.get_data(as_text=True))) - {"csrf_token"}
-    return sorted(own) if page.status_code == 200 and own else everywhere
+_OWN_NAMES: dict[str, list[str]] = {}
 
 
-def _path(route: str, team: dict[str, Any], draw: Any) -> str:
+def _form_names(client: Any, route: str, team: dict[str, Any], everywhere: list[str]) -> list[str]:
+    """The names of the form the route's own page shows (its GET, with the team's ids), else every
+    form's names; once per route and test process."""
+    if route not in _OWN_NAMES:
+        path = _path(route, team, lambda options: options[0])  # the team's own ids
+        page = client.get(path, query_string={"mailbox": team["mailbox"]})
+        own = set(re.findall(r'name="([^"]+)"', page.get_data(as_text=True))) - {"csrf_token"}
+        _OWN_NAMES[route] = sorted(own) if page.status_code == 200 and own else everywhere
+    return _OWN_NAMES[route]
+
+
+def _path(route: str, team: dict[str, Any], choose: Callable[[list[Any]], Any]) -> str:
     ids = {
         "agent_id": team["admin"],
         "mailbox_id": team["mailbox"],
@@ -108,8 +122,8 @@ def _path(route: str, team: dict[str, Any], draw: Any) -> str:
     def fill(match: re.Match[str]) -> str:
         converter, name = match[1] or "", match[2]
         if converter.startswith("any("):
-            return draw(st.sampled_from(converter[4:-1].replace(" ", "").split(",")))
-        return str(draw(st.sampled_from([ids.get(name, 1), 0, 2**40, ids.get(name, 1) + 1000])))
+            return str(choose(converter[4:-1].replace(" ", "").split(",")))
+        return str(choose([ids.get(name, 1), 0, 2**40, ids.get(name, 1) + 1000]))
 
     return re.sub(r"<(?:([^:>]+):)?([^>]+)>", fill, route)
 
@@ -159,8 +173,8 @@ ROUTES = [
 @given(data=st.data())
 def test_nonsense_from_a_signed_in_admin_never_gets_a_server_error(web, team, admin, route, data):
     client, token, everywhere = admin
-    path = _path(route, team, data.draw)
-    names = _form_names(client, path, team, everywhere)
+    path = _path(route, team, lambda options: data.draw(st.sampled_from(options)))
+    names = _form_names(client, route, team, everywhere)
     fields = data.draw(
         st.dictionaries(
             st.one_of(st.sampled_from(names), st.text(max_size=12)), NONSENSE, max_size=len(names) + 2
