@@ -38,10 +38,10 @@ audit: deps
 soak: deps
 	$(BIN)/python tests/soak.py $(if $(SEED),--seed $(SEED)) $(if $(MINUTES),--minutes $(MINUTES))
 
-# The one-minute soak with its planted faults (tests/test_soak.py) on a throw-away PostgreSQL;
-# SOAK_SEED=… replays one.
+# The one-minute soak with its planted faults (tests/test_soak.py; make test runs it too), then the
+# deliberately broken builds, each caught by its invariant, on a throw-away PostgreSQL; SOAK_SEED=… replays.
 soak-short: deps
-	POSTDESK_SOAK=1 $(BIN)/python tests/matrix.py tests/test_soak.py -p no:randomly
+	POSTDESK_SOAK_BROKEN=1 POSTDESK_TEST_ONLY=postgresql $(BIN)/python tests/matrix.py tests/test_soak.py -p no:randomly --durations=5
 
 demo: deps
 	$(BIN)/postdesk demo

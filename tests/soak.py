@@ -12,7 +12,7 @@ in the team's mail are clicked. Faults land at instants drawn from the seed: Gma
 SIGKILL (several times), the web restarted, PostgreSQL restarted once (when the driver owns it), the
 webhook receiver down for a while. Every action and fault is logged with its instant (JSON lines).
 
-The oracle (:func:`check`) reads the database, the sandbox's mailbox and the log, plainly — no
+The oracle (tests/soak_oracle.py) reads the database, the sandbox's mailbox and the log, plainly — no
 Postdesk code decides what is right:
 
 - every customer message filed exactly once, in the right ticket (its thread's, or the survivor of a
@@ -24,7 +24,9 @@ Postdesk code decides what is right:
   signature;
 - nothing stuck: no task running, no Outbox row or webhook delivery left unsent;
 - no 5xx answered outside the announced restart windows;
-- the report's count of new tickets equals the oracle's.
+- the report's count of new tickets equals the oracle's;
+- no reminder twice (the clock is moved through the next day at the end, two scans at each instant);
+- each thread's labels equal to its ticket's state.
 
 ``make soak`` runs the full version (``--minutes 15``), ``make soak SEED=…`` replays one; a short one
 runs in ``make test`` on PostgreSQL (tests/test_soak.py), which also plants faults into a finished
@@ -38,6 +40,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import os
 import random
 import signal
 import socket
@@ -45,11 +48,10 @@ import sys
 import threading
 import time
 import urllib.request
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email import message_from_bytes
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,6 +63,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from fleet import PUSH_ACCOUNT, Fleet, worker_env  # noqa: E402
 from helpers import Process, http  # noqa: E402
+from soak_oracle import check, gather, report  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from server.gmail.sandbox import SandboxServer  # noqa: E402
@@ -69,8 +72,6 @@ from server.gmail.sandbox.faults import FaultPlan  # noqa: E402
 MAILBOX = "support@example.com"
 #: How long the finished work must stay unchanged before the oracle reads it.
 STABLE_SECONDS = 8
-#: Automatic replies a sender gets in an hour at most (the default auto_replies_per_sender_per_hour).
-LIMIT = 3
 LANGUAGES = ("en", "ru")
 QUESTIONS = {
     "en": ["My invoice shows the wrong amount", "I cannot sign in since this morning", "How do I export my data?",
@@ -197,6 +198,8 @@ def prepare(
     from server.services import api_tokens
     from server.services.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
     from server.services.defaults import install_defaults
+    from server.services.sla_policies import check as check_policies
+    from server.services.sla_policies import save as save_policies
     from server.services.webhooks import EVENT_TYPES
     from server.services.webhooks.subscriptions import Settings, subscribe
 
@@ -207,6 +210,13 @@ def prepare(
         db = get_session()
         box = add_mailbox(db, MailboxSpec(MAILBOX, AuthKind.SANDBOX, gmail.url, None, "Support"))
         install_defaults(db, box)
+        # Labels mirror each ticket's state; an SLA around the clock (the moved clock at the end passes
+        # its deadlines within hours, whatever the weekday), the reminders' defaults.
+        box.settings = {**(box.settings or {}), "gmail_labels": {"enabled": True}}
+        save_policies(db, box, check_policies({"policies": [{
+            "name": "Standard", "default": True, "calendar": {"timezone": "UTC", "hours": "always"},
+            "targets": {p: {"first_response": 60, "resolution": 240} for p in ("urgent", "high", "normal", "low")},
+        }]}), batch=500)  # fmt: skip
         gmail.sandbox.user(MAILBOX)
         db.commit()
         now = datetime.now(UTC)
@@ -236,12 +246,44 @@ def prepare(
     return Setup(mailbox_id, tokens, ids, hook_secret)
 
 
+#: Deliberately broken builds (``--broken KIND``): a ``sitecustomize`` put first on the web's and the
+#: workers' PYTHONPATH changes Postdesk as a bug would, and the invariant named beside it must catch it.
+BROKEN: dict[str, tuple[str, str]] = {
+    "send_twice": (
+        "every Outbox email in SENT exactly once",
+        "from server.gmail.client import GmailClient\n"
+        "_send = GmailClient.send\n"
+        "def send(self, raw, thread_id=None):\n"
+        "    _send(self, raw, thread_id=thread_id)\n"
+        "    return _send(self, raw, thread_id=thread_id)\n"
+        "GmailClient.send = send\n",
+    ),
+    "skip_message": (
+        "every customer message filed exactly once",
+        "import server.gmail.sync as sync\n"
+        "_fetch = sync._fetch\n"
+        "def fetch(client, ids):\n"
+        "    return [m for m in _fetch(client, ids) if not m.gmail_id.endswith('7')]\n"
+        "sync._fetch = fetch\n",
+    ),
+}
+
+
+def broken_build(kind: str, work: Path) -> dict[str, str]:
+    """The environment that makes the web and the workers the broken build ``kind``."""
+    folder = work / f"broken-{kind}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(BROKEN[kind][1], encoding="utf-8")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")]))}
+
+
 class Soak:
     """The run: processes, actors, faults, and the log of all of them."""
 
     def __init__(self, *, database_url: str, instance_path: str, gmail: SandboxServer, work: Path, seed: int,
                  seconds: float, restart_postgres: Callable[[], None] | None = None,
-                 customers: int = 30, agents: int = 8) -> None:  # fmt: skip
+                 customers: int = 30, agents: int = 8, broken: str | None = None,
+                 stall_seconds: float = 90) -> None:  # fmt: skip
         self.database_url, self.instance_path, self.gmail = database_url, instance_path, gmail
         self.seed, self.seconds, self.rng = seed, seconds, random.Random(seed)
         self.restart_postgres = restart_postgres
@@ -263,10 +305,13 @@ class Soak:
                   "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "WEBHOOK_BACKOFF_SECONDS": "0.25",
                   "PUBLIC_URL": self.base, "PUSH_AUDIENCE": push, "PUSH_SERVICE_ACCOUNT": PUSH_ACCOUNT,
                   "PUSH_CERTS_URL": f"{gmail.url}sandbox/push/certs", "LOG_FORMAT": "text"}  # fmt: skip
-        self.web_env = {f"POSTDESK_{k}": str(v) for k, v in common.items()}
-        self.fleet = Fleet(worker_env(database_url, instance_path, CLOCK_SECONDS=1, POLL_SECONDS=5,
-                                      OUTBOX_CLAIM_SECONDS=5, **{k: v for k, v in common.items()
-                                                                 if k not in ("DATABASE_URL", "INSTANCE_PATH", "TASKS")}))  # fmt: skip
+        self.broken, self.stall_seconds = broken, stall_seconds
+        build = broken_build(broken, work) if broken else {}
+        self.web_env = {**{f"POSTDESK_{k}": str(v) for k, v in common.items()}, **build}
+        self.fleet = Fleet({**worker_env(database_url, instance_path, CLOCK_SECONDS=1, POLL_SECONDS=5,
+                                         OUTBOX_CLAIM_SECONDS=5, **{k: v for k, v in common.items()
+                                                                    if k not in ("DATABASE_URL", "INSTANCE_PATH", "TASKS")}),
+                            **build})  # fmt: skip
         self.web: Process | None = None
         http(
             "POST",
@@ -457,8 +502,6 @@ class Soak:
     def admin_change(self, what: str) -> None:
         """The admin changes a rule (urgent tickets become high instead) or adds an SLA policy mid-run,
         through the command line's import, while mail and agents keep going."""
-        import os
-
         from helpers import run_postdesk
 
         env = {**os.environ, **self.web_env}
@@ -555,8 +598,50 @@ class Soak:
                 self.rng.choices([a for _, a in actions], weights)[0]()
                 time.sleep(self.rng.uniform(0.05, 0.25))
             self.quiesce()
+            self.clock_forward()
+            self.quiesce()
         finally:
             self.stop()
+
+    def clock_forward(self, hours: int = 18, step_minutes: int = 30) -> None:
+        """The rest of the day in seconds: the clock's reminder scan at moved instants (every half hour of
+        the next ``hours``; at each, two scans at once, as two workers' clocks would), then the mail
+        they queued sent at that instant — as the reminder tests move the clock. Every deadline of the
+        run passes: warnings, overdue, escalations, unassigned tickets, digests."""
+        from server import create_app
+        from server.base.db import get_engine, get_session
+        from server.base.models import Mailbox
+        from server.flows.reminders import run_reminders
+        from server.gmail.client import client_for_mailbox
+        from server.gmail.send import deliver_due
+
+        app = create_app({"DATABASE_URL": self.database_url, "INSTANCE_PATH": self.instance_path})
+        failures: list[str] = []
+
+        def scan(moved: datetime) -> None:
+            try:
+                with app.app_context():
+                    run_reminders(get_session(), now=moved)
+            except Exception as exc:  # a lost race is the oracle's business, not the driver's
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+        start = datetime.now(UTC)
+        sent = 0
+        for step in range(1, hours * 60 // step_minutes + 1):
+            moved = start + timedelta(minutes=step * step_minutes)
+            scans = [threading.Thread(target=scan, args=(moved,)) for _ in range(2)]
+            for thread in scans:
+                thread.start()
+            for thread in scans:
+                thread.join()
+            with app.app_context():
+                session = get_session()
+                mailbox = session.get(Mailbox, self.setup.mailbox_id)
+                assert mailbox is not None
+                with client_for_mailbox(mailbox) as client:
+                    sent += deliver_due(session, mailbox.id, client, now=moved, limit=10_000).sent
+        get_engine(app).dispose()
+        self.log("clock_forward", hours=hours, sent=sent, failures=failures[:3])
 
     def quiesce(self, timeout: float = 240) -> None:
         """Faults off, the receiver up; then wait until the work is done (or the timeout says not)."""
@@ -583,13 +668,15 @@ class Soak:
                             "SELECT count(*) FROM webhook_deliveries WHERE state <> 'delivered'",
                             "SELECT count(*) FROM outbox",
                             "SELECT count(*) FROM webhook_deliveries",
+                            "SELECT count(*) FROM tickets WHERE labels_wanted_at IS NOT NULL",
                         )
                     )
                 if state != last:
                     last, calm_since = state, time.monotonic()
-                done = state[0] >= len(self.sent) and not state[1] and not state[2]
-                if done and time.monotonic() - calm_since >= STABLE_SECONDS:
-                    break
+                done = state[0] >= len(self.sent) and not state[1] and not state[2] and not state[5]
+                calm = time.monotonic() - calm_since
+                if (done and calm >= STABLE_SECONDS) or calm >= self.stall_seconds:
+                    break  # finished, or stuck: nothing moved for stall_seconds (the oracle says what)
                 time.sleep(1)
         finally:
             engine.dispose()
@@ -602,183 +689,11 @@ class Soak:
         self.receiver.down()
 
 
-# --- the oracle ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Evidence:
-    """What the oracle reads: the database's rows, the sandbox's messages, the driver's record."""
-
-    filed: list[tuple[str, int]]  # (rfc822 id, ticket id) of each inbound message row
-    merged_into: dict[int, int]
-    sent_ids: list[str]  # Message-ID of each message in Gmail's SENT
-    sent_replying_to: list[str]  # In-Reply-To of each message in SENT
-    outbox: list[tuple[str, str, str, int | None]]  # (message id, kind, state, ticket id)
-    deliveries: list[tuple[str, str]]  # (id, state) of each webhook delivery
-    received: list[dict[str, Any]]
-    stuck_tasks: int
-    sent: dict[str, Sent]
-    answers: list[tuple[float, str, int]]
-    windows: list[tuple[float, float]]
-    reported_new: int | None
-    tickets: int
-    customer_of: dict[int, str]  # ticket id -> its customer's address
-    hours: int  # whole hours the run lasted
-    admin: list[dict[str, Any]]  # the admin's changes, with the command's exit code
-    #: ticket id -> the kinds of its events, with a suppressed auto-reply's reason (counter-examples)
-    story: dict[int, list[str]] = field(default_factory=dict)
-
-
-def gather(soak: Soak) -> Evidence:
-    engine = create_engine(soak.database_url)
-    with engine.connect() as db:
-        filed = [(r[0], r[1]) for r in db.execute(text("SELECT rfc822_message_id, ticket_id FROM messages WHERE direction = 'inbound'"))]  # fmt: skip
-        merged = {r[0]: r[1] for r in db.execute(text("SELECT id, merged_into_id FROM tickets WHERE merged_into_id IS NOT NULL"))}  # fmt: skip
-        outbox = [tuple(r) for r in db.execute(text("SELECT message_id, kind, state, ticket_id FROM outbox"))]
-        deliveries = [tuple(r) for r in db.execute(text("SELECT id, state FROM webhook_deliveries"))]
-        stuck = (
-            db.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'")).scalar() or 0
-        )
-        tickets = db.execute(text("SELECT count(*) FROM tickets")).scalar() or 0
-        customer_of = {r[0]: r[1] for r in db.execute(text(
-            "SELECT tickets.id, customers.email FROM tickets JOIN customers ON customers.id = tickets.customer_id"))}  # fmt: skip
-        story: dict[int, list[str]] = defaultdict(list)
-        for ticket, kind, after in db.execute(text("SELECT ticket_id, kind, after FROM events WHERE ticket_id IS NOT NULL ORDER BY id")):  # fmt: skip
-            reason = (json.loads(after) if isinstance(after, str) else after or {}).get("reason")
-            story[ticket].append(f"{kind} ({reason})" if reason else kind)
-    engine.dispose()
-    sent_ids, replying = [], []
-    for message in soak.gmail.sandbox.user(MAILBOX).messages.values():
-        if "SENT" in message.label_ids:
-            parsed = message_from_bytes(message.raw)
-            sent_ids.append(str(parsed.get("Message-ID", "")).strip())
-            replying.append(str(parsed.get("In-Reply-To", "")).strip())
-    soak.start_web()  # the report, from the web as a manager reads it (the last 30 days)
-    try:
-        status, answer = soak.api("GET", "/reports/overview", agent="lead@example.com")
-    finally:
-        soak.stop()
-    reported = None
-    if status == 200 and isinstance(answer, dict):
-        reported = int(answer["current"]["counts"].get("new", 0))
-    return Evidence(filed, merged, sent_ids, replying, outbox, deliveries, list(soak.receiver.seen), int(stuck),
-                    dict(soak.sent), list(soak.answers), list(soak.windows), reported, int(tickets), customer_of,
-                    int(soak.seconds // 3600), soak.log.of("admin_rule") + soak.log.of("admin_sla"), dict(story))  # fmt: skip
-
-
-def check(evidence: Evidence) -> list[tuple[str, str | None]]:
-    """Each invariant with None (holds) or its first counter-example."""
-    results: list[tuple[str, str | None]] = []
-
-    def survivor(ticket: int) -> int:
-        seen = set()
-        while ticket in evidence.merged_into and ticket not in seen:
-            seen.add(ticket)
-            ticket = evidence.merged_into[ticket]
-        return ticket
-
-    filed = Counter(mid for mid, _ in evidence.filed)
-    ticket_of = {mid: ticket for mid, ticket in evidence.filed}
-    missing = [mid for mid in evidence.sent if filed[mid] == 0]
-    twice = [mid for mid, n in filed.items() if n > 1 and mid in evidence.sent]
-    results.append(("every customer message filed exactly once",
-                    f"not filed: {missing[0]}" if missing else f"filed {filed[twice[0]]} times: {twice[0]}" if twice else None))  # fmt: skip
-    wrong = None
-    for mid, sent in evidence.sent.items():
-        if (
-            sent.kind == "reply"
-            and mid in ticket_of
-            and sent.root in ticket_of
-            and survivor(ticket_of[mid]) != survivor(ticket_of[sent.root])
-        ):
-            wrong = f"{mid} in ticket {ticket_of[mid]}, its thread's ticket is {ticket_of[sent.root]}"
-            break
-    results.append(("each reply in its thread's ticket", wrong))
-    automatic = {mid for mid, s in evidence.sent.items() if s.kind in ("out_of_office", "bounce", "helpdesk")}
-    kind_of = {mid: kind for mid, kind, _state, _t in evidence.outbox}
-    # Postdesk's automatic mail (acknowledgements, auto-replies) never answers automatic mail; an
-    # agent's reply or a notification an agent's action causes may follow one in its thread.
-    answered = [
-        (mid, parent)
-        for mid, parent in zip(evidence.sent_ids, evidence.sent_replying_to, strict=True)
-        if parent in automatic and kind_of.get(mid, "auto_reply") == "auto_reply"
-    ]
-    results.append(
-        ("no automatic mail answered", f"{answered[0][0]} answers {answered[0][1]}" if answered else None)
-    )
-    in_sent = Counter(evidence.sent_ids)
-    not_once = [(mid, in_sent[mid]) for mid, _kind, state, _t in evidence.outbox if in_sent[mid] != 1]
-    results.append(("every Outbox email in SENT exactly once",
-                    f"{not_once[0][0]} is in SENT {not_once[0][1]} times" if not_once else None))  # fmt: skip
-    acks = Counter(ticket for _mid, kind, _state, ticket in evidence.outbox if kind == "auto_reply")
-    twice_acked = [t for t, n in acks.items() if n > 1]
-    results.append(("at most one acknowledgement per ticket",
-                    f"ticket {twice_acked[0]} acknowledged {acks[twice_acked[0]]} times" if twice_acked else None))  # fmt: skip
-    # The loop guard's promise: a sender gets at most LIMIT automatic replies an hour (the mailbox's
-    # auto_replies_per_sender_per_hour, 3 by default); within it, every new question is acknowledged.
-    acked_tickets = {survivor(t) for t in acks if t is not None}
-    owed: list[int] = []
-    given: Counter[str] = Counter()
-    for mid, sent in sorted(evidence.sent.items(), key=lambda item: item[1].at):
-        if sent.kind in ("question", "forward") and mid in ticket_of:
-            if given[sent.customer] < LIMIT:
-                owed.append(survivor(ticket_of[mid]))
-            if survivor(ticket_of[mid]) in acked_tickets:
-                given[sent.customer] += 1
-    unacked = [t for t in owed if t not in acked_tickets]
-    results.append(("every customer's new question acknowledged (within the per-sender limit)",
-                    f"ticket {unacked[0]}: {', '.join(evidence.story.get(unacked[0], []))}" if unacked else None))  # fmt: skip
-    per_customer = Counter(evidence.customer_of.get(t, "") for t in acks.elements() if t is not None)
-    over = [(c, n) for c, n in per_customer.items() if n > LIMIT * (1 + evidence.hours)]
-    results.append(("no sender gets more automatic replies than the limit", f"{over[0]}" if over else None))
-    received = defaultdict(list)
-    for seen in evidence.received:
-        received[seen["delivery"]].append(seen)
-    lost = [d for d, _state in evidence.deliveries if d not in received]
-    unsigned = [s for s in evidence.received if not s["signed"] or s["body_id"] != s["delivery"]]
-    results.append(("every webhook event delivered at least once, signed, with a stable id",
-                    f"never received: {lost[0]}" if lost else f"bad: {unsigned[0]}" if unsigned else None))  # fmt: skip
-    unsent = [mid for mid, _kind, state, _t in evidence.outbox if state != "sent"]
-    undelivered = [d for d, state in evidence.deliveries if state != "delivered"]
-    results.append(("nothing stuck (tasks, Outbox, webhooks)",
-                    f"{evidence.stuck_tasks} tasks running" if evidence.stuck_tasks else
-                    f"Outbox {unsent[0]} {len(unsent)} unsent" if unsent else
-                    f"delivery {undelivered[0]} not delivered" if undelivered else None))  # fmt: skip
-    # The report, against the oracle's count: each customer's new thread is a new ticket, less the ones
-    # merged into another (a merged ticket leaves the reports).
-    roots = {s.root for s in evidence.sent.values() if s.kind in ("question", "forward")}
-    expected = len(roots) - len(evidence.merged_into)
-    results.append(("the report's new tickets equal the oracle's",
-                    None if evidence.reported_new == expected else f"report {evidence.reported_new}, oracle {expected}"))  # fmt: skip
-    errors = [(t, what, status) for t, what, status in evidence.answers if status >= 500 or status == 0]
-    outside = [e for e in errors if not any(start <= e[0] <= end for start, end in evidence.windows)]
-    results.append(("no 5xx outside the restart windows", f"{outside[0]}" if outside else None))
-    refused = [line for line in evidence.admin if line.get("code") != 0]
-    results.append(("the admin's changes were taken mid-run", f"{refused[0]}" if refused else None))
-    return results
-
-
-def report(results: list[tuple[str, str | None]], soak: Soak, evidence: Evidence) -> str:
-    faults = Counter(line["what"] for line in soak.log.of("fault"))
-    actions = Counter(line["kind"] for line in soak.log.lines if line["kind"] not in ("fault", "deliver"))
-    kinds = Counter(s.kind for s in evidence.sent.values())
-    lines = [
-        f"soak seed {soak.seed}: {soak.seconds:.0f} s, {len(evidence.sent)} emails delivered {dict(kinds)}, "
-        f"{evidence.tickets} tickets, {len(evidence.outbox)} sent by Postdesk, "
-        f"{len(evidence.received)} webhook posts received",  # fmt: skip
-        f"actions {dict(actions)}",
-        f"faults {dict(faults)}",
-    ]
-    lines += [f"  {'✓' if problem is None else '✗'} {name}" + ("" if problem is None else f": {problem}")
-              for name, problem in results]  # fmt: skip
-    lines.append(f"replay: make soak SEED={soak.seed}")
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--minutes", type=float, default=15)
+    parser.add_argument("--broken", choices=sorted(BROKEN), help="run a deliberately broken build")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     import tempfile
@@ -794,7 +709,7 @@ def main() -> int:
         gmail = SandboxServer(seed=seed).start()
         try:
             soak = Soak(database_url=url, instance_path=str(work / "instance"), gmail=gmail, work=work, seed=seed,
-                        seconds=args.minutes * 60, restart_postgres=RESTARTS[url])  # fmt: skip
+                        seconds=args.minutes * 60, restart_postgres=RESTARTS[url], broken=args.broken)  # fmt: skip
             soak.run()
             evidence = gather(soak)
         finally:
@@ -802,6 +717,15 @@ def main() -> int:
     results = check(evidence)
     print(report(results, soak, evidence))
     print(f"log: {soak.log.path}")
+    if args.broken:
+        expected = BROKEN[args.broken][0]
+        caught = [name for name, problem in results if problem is not None]
+        print(
+            f"broken build {args.broken}: "
+            + ("caught by" if expected in caught else "NOT caught by")
+            + f" «{expected}»"
+        )
+        return 0 if expected in caught else 1
     return 0 if all(problem is None for _name, problem in results) else 1
 
 

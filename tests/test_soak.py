@@ -10,7 +10,8 @@ import os
 import random
 
 import pytest
-from soak import Soak, check, gather, report
+from soak import BROKEN, Soak
+from soak_oracle import check, gather, report
 
 SHORT_SECONDS = 60
 
@@ -62,3 +63,30 @@ def test_a_short_busy_week_under_faults_keeps_every_promise(tmp_path, database_u
     assert caught(lambda e: e.answers.append((-1.0, "GET /api/v1/tickets", 500))) == {
         "no 5xx outside the restart windows"
     }
+    assert evidence.reminders, page  # first responses are due within a minute: some were late
+    assert caught(lambda e: e.reminders.append(e.reminders[0])) == {"reminders at most once per deadline"}
+    labelled = next(
+        t for t, (_s, _a, thread) in evidence.states.items() if thread and t not in evidence.merged_into
+    )
+    thread = evidence.states[labelled][2]
+    assert caught(lambda e: e.thread_labels[thread].add("Postdesk/On hold" if e.states[labelled][0] != "on_hold"
+                                                         else "Postdesk/Open")) == {"labels equal each ticket's state"}  # fmt: skip
+
+
+@pytest.mark.broken_build
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_a_deliberately_broken_build_is_caught_by_its_invariant(tmp_path, database_url, gmail, kind):
+    """The web and the workers run a build a bug changed (tests/soak.py BROKEN: every email sent twice,
+    one message in sixteen never filed); the soak's oracle names it."""
+    seed = int(os.environ.get("SOAK_SEED") or random.randrange(1_000_000))
+    soak = Soak(database_url=database_url, instance_path=str(tmp_path / "instance"), gmail=gmail, work=tmp_path,
+                seed=seed, seconds=30, customers=8, agents=2, broken=kind, stall_seconds=15)  # fmt: skip
+    soak.run()
+    evidence = gather(soak)
+    results = check(evidence)
+    page = report(results, soak, evidence)
+    expected = BROKEN[kind][0]
+    assert dict(results)[expected] is not None, page
