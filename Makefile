@@ -51,15 +51,21 @@ lint: deps
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The whole suite on SQLite, then on a throw-away PostgreSQL (tests/matrix.py says what it does),
-# then the add-on shim's checks on the card JSON the Python tests wrote. Two pytest workers (xdist):
-# the machines have two cores, and CI stays under 12 minutes; the last line says how long it took.
+# ruff, then the whole suite on SQLite and on a throw-away PostgreSQL (tests/matrix.py says what it
+# does; pytest-xdist workers per pass: `-n matrix`) while mypy and the add-on shim's checks run beside
+# it (the passes leave part of the two cores idle); their output follows the suite's. CI stays under
+# 12 minutes; the last line says how long it took.
 test:
 	@started=$$(date +%s); \
-	$(MAKE) --no-print-directory lint && \
-	$(BIN)/python tests/matrix.py -n 2 --dist worksteal --durations=15 && \
-	$(MAKE) --no-print-directory addon-check; \
-	status=$$?; \
+	$(MAKE) --no-print-directory deps || exit 1; \
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . || { echo "make test: ruff failed"; exit 1; }; \
+	side=$$(mktemp -d); \
+	( $(BIN)/mypy > $$side/mypy.log 2>&1; echo $$? > $$side/mypy.rc ) & \
+	( $(MAKE) --no-print-directory addon-check > $$side/addon.log 2>&1; echo $$? > $$side/addon.rc ) & \
+	$(BIN)/python tests/matrix.py -n matrix --dist worksteal --durations=15; suite=$$?; \
+	wait; \
+	echo "--- mypy"; cat $$side/mypy.log; echo "--- add-on checks"; cat $$side/addon.log; \
+	status=$$(( suite || $$(cat $$side/mypy.rc) || $$(cat $$side/addon.rc) )); rm -rf $$side; \
 	echo "make test: $$(( $$(date +%s) - started )) s (exit $$status)"; \
 	exit $$status
 

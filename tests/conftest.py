@@ -72,6 +72,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         print(f"\npostdesk: {len(left_out)} {note}")
 
 
+_PAGES: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep the soak's page (tests/test_soak.py records it; with xdist it arrives with the report)."""
+    if report.when == "call":
+        _PAGES.extend(str(value) for name, value in report.user_properties if name == "soak_page")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for page in _PAGES:
+        terminalreporter.write_sep("-", "the soak")
+        terminalreporter.write_line(page)
+
+
 @contextmanager
 def fresh_database(tmp_path: Path, name: str = "postdesk", template: str | None = None) -> Iterator[str]:
     """A new database: a SQLite file, or a new database on the PostgreSQL server under test; a copy

@@ -625,7 +625,7 @@ class Soak:
             except Exception as exc:  # a lost race is the oracle's business, not the driver's
                 failures.append(f"{type(exc).__name__}: {exc}")
 
-        start = datetime.now(UTC)
+        start, began = datetime.now(UTC), time.monotonic()
         sent = 0
         for step in range(1, hours * 60 // step_minutes + 1):
             moved = start + timedelta(minutes=step * step_minutes)
@@ -641,7 +641,8 @@ class Soak:
                 with client_for_mailbox(mailbox) as client:
                     sent += deliver_due(session, mailbox.id, client, now=moved, limit=10_000).sent
         get_engine(app).dispose()
-        self.log("clock_forward", hours=hours, sent=sent, failures=failures[:3])
+        self.log("clock_forward", hours=hours, sent=sent, failures=failures[:3],
+                 seconds=round(time.monotonic() - began, 1))  # fmt: skip
 
     def quiesce(self, timeout: float = 240) -> None:
         """Faults off, the receiver up; then wait until the work is done (or the timeout says not)."""
@@ -651,7 +652,9 @@ class Soak:
             self.receiver.up()
         self.log("quiesce")
         engine = create_engine(self.database_url)
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        deadline = began + timeout
+        done = False
         last: tuple[int, ...] | None = None
         calm_since = time.monotonic()
         try:
@@ -680,7 +683,9 @@ class Soak:
                 time.sleep(1)
         finally:
             engine.dispose()
-        self.log("quiet")
+        # How long it took and what it saw last (filed, unsent, undelivered, outbox, deliveries, labels
+        # wanted): a quiet that was not "done" is a stall the oracle then names.
+        self.log("quiet", seconds=round(time.monotonic() - began, 1), done=done, state=list(last or ()))
 
     def stop(self) -> None:
         self.fleet.stop()

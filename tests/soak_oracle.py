@@ -238,6 +238,14 @@ def report(results: list[tuple[str, str | None]], soak: Soak, evidence: Evidence
         f"{len(evidence.received)} webhook posts received, {len(evidence.reminders)} reminders "
         f"(the clock moved {sum(line['hours'] for line in soak.log.of('clock_forward'))} h at the end)",  # fmt: skip
         f"actions {dict(actions)}",
+        "waits "
+        + ", ".join(
+            f"quiet after {line['seconds']} s{'' if line['done'] else ' (STALLED: ' + str(line['state']) + ')'}"
+            for line in soak.log.of("quiet")
+        )
+        + "".join(
+            f"; clock moved in {line['seconds']} s" for line in soak.log.of("clock_forward")
+        ),  # fmt: skip
         f"faults {dict(faults)}",
     ]
     lines += [f"  {'✓' if problem is None else '✗'} {name}" + ("" if problem is None else f": {problem}")

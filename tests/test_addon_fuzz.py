@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from server.faces.addon.clicks import CLICKS
 
 ROUTES = ("/addon/v1/homepage", "/addon/v1/message", "/addon/v1/compose", "/addon/v1/action")
 FUZZ = settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

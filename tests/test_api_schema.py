@@ -7,13 +7,14 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from api_support import Desk
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from server.faces.api.base import openapi_document
 
-EXAMPLES = 40
+EXAMPLES = examples(40)
 # Not checked: "a schema-valid request is accepted". The API refuses, with a 400 problem, what a schema
 # cannot say: a cursor it did not issue, a snooze in the past, a reply with both a template and text,
 # an assignee outside the ticket's mailbox. Everything else schemathesis checks is checked.

@@ -37,7 +37,7 @@ def test_three_workers_thirty_mailboxes_one_killed_one_restarted(app, session, g
         workers = [fleet.start() for _ in range(3)]
         assert wait_until(lambda: watched(session, 30), timeout=60), _outputs(fleet)
         doomed, restarted = rng.sample(workers, 2)
-        kill_at, restart_at = rng.uniform(5, 20), rng.uniform(20, 35)
+        kill_at, restart_at = rng.uniform(4, 12), rng.uniform(12, 20)
         done: set[str] = set()
 
         def chaos(elapsed: float) -> None:
@@ -49,7 +49,7 @@ def test_three_workers_thirty_mailboxes_one_killed_one_restarted(app, session, g
                 restarting.start()  # beside the mail, which keeps coming
 
         restarting = threading.Thread(target=fleet.restart, args=(restarted,))
-        traffic.send(300, over_seconds=40, during=chaos)
+        traffic.send(300, over_seconds=25, during=chaos)
         restarting.join(timeout=120)
         assert done == {"kill", "restart"}
         assert traffic.wait_filed(timeout=90), _outputs(fleet) + (
