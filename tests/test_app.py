@@ -62,7 +62,8 @@ def test_the_front_page_speaks_the_browsers_language(client):
 
 
 _START_ONE = """
-import sys
+import gc, sys
+gc.disable()  # as the postdesk command builds its app: the race is the point, not the imports
 from server import create_app
 app = create_app({"INSTANCE_PATH": sys.argv[1], "DEMO": True})
 print(app.config["SECRET_KEY"])
@@ -74,7 +75,7 @@ def test_processes_starting_together_share_one_set_of_generated_keys(tmp_path):
     import subprocess
     import sys
 
-    for attempt in range(3):
+    for attempt in range(2):
         folder = tmp_path / f"inst{attempt}"
         starts = [
             subprocess.Popen(
