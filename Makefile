@@ -16,9 +16,11 @@ deps: $(STAMP)
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Postdesk needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
+	@# Postdesk's own bytecode too: where PYTHONDONTWRITEBYTECODE is set, every process would compile it again.
+	$(BIN)/python -m compileall -q server rules
 	@touch $(STAMP)
 
 # After changing pyproject.toml's dependencies: `make lock`, then commit requirements.lock (pip-tools,
