@@ -53,7 +53,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     layering, the browser tests, which start ``postdesk demo`` on its own SQLite file) would do
     exactly the same twice: they run in the SQLite pass only. Either is said once, never skipped."""
     if os.environ.get("POSTDESK_SOAK_BROKEN") != "1":
-        # Broken builds under the soak (two more soaks, ~2 minutes each): `make soak-short` runs them.
+        # Broken builds under the soak (two more soaks, about 70 s each): `make soak-short` runs them.
         broken = [item for item in items if item.get_closest_marker("broken_build")]
         if broken:
             config.hook.pytest_deselected(items=broken)
