@@ -695,6 +695,8 @@ class Soak:
 
 
 def main() -> int:
+    # A SIGTERM (a timeout, CI cancelled) still stops the soak's own PostgreSQL and processes via ``finally``.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--minutes", type=float, default=15)
