@@ -62,14 +62,13 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from fleet import PUSH_ACCOUNT, Fleet, worker_env  # noqa: E402
-from helpers import Process, http  # noqa: E402
+from helpers import MAILBOX, Process, http  # noqa: E402
 from soak_oracle import check, gather, report  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from server.gmail.sandbox import SandboxServer  # noqa: E402
 from server.gmail.sandbox.faults import FaultPlan  # noqa: E402
 
-MAILBOX = "support@example.com"
 #: How long the finished work must stay unchanged before the oracle reads it.
 STABLE_SECONDS = 8
 LANGUAGES = ("en", "ru")

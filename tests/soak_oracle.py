@@ -12,12 +12,12 @@ from email import message_from_bytes
 from email.policy import default as email_policy
 from typing import TYPE_CHECKING, Any
 
+from helpers import MAILBOX
 from sqlalchemy import create_engine, text
 
 if TYPE_CHECKING:
     from soak import Sent, Soak
 
-MAILBOX = "support@example.com"
 #: Automatic replies a sender gets in an hour at most (the default auto_replies_per_sender_per_hour).
 LIMIT = 3
 #: The status labels of an English mailbox (Postdesk/<name>), written out here as the docs give them.
