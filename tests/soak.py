@@ -8,7 +8,8 @@ their thread, forwarded mail; out-of-office replies, bounces and another helpdes
 agents working through the API (taking, replying by text, notes with @mentions, solving, merging a
 customer's duplicate) and an admin changing the priority rule and the SLA policy mid-run; CSAT links
 in the team's mail are clicked. Faults land at instants drawn from the seed: Gmail answering 429 and
-503, slow, history expired (404), push notifications duplicated and out of order, a worker killed with
+503, slow, history expired (404), push notifications duplicated, out of order and held back (posted
+late, after newer ones and after a poll), a worker killed with
 SIGKILL (several times), the web restarted, PostgreSQL restarted once (when the driver owns it), the
 webhook receiver down for a while. Every action and fault is logged with its instant (JSON lines).
 
@@ -541,6 +542,10 @@ class Soak:
                 chosen = old if kind == "push_duplicate" else list(reversed(old))[:3]
                 for envelope in chosen:
                     threading.Thread(target=pusher._post, args=(pusher.target, envelope), daemon=True).start()
+        elif kind == "push_delayed":  # for a while each one posted late: after newer ones, after a poll
+            pusher = self.gmail.sandbox.pusher
+            pusher.delay_seconds = self.rng.uniform(5, 20)
+            threading.Timer(self.seconds / 10, lambda: setattr(pusher, "delay_seconds", 0.0)).start()
         elif kind == "worker_kill":
             alive = [w for w in self.fleet.workers if w.proc.poll() is None]
             if alive:
@@ -566,7 +571,7 @@ class Soak:
         """The faults and the admin's changes, at instants drawn from the seed."""
         span = self.seconds
         kinds = (["gmail_errors"] * 3 + ["gmail_slow"] * 2 + ["history_expired", "push_duplicate", "push_out_of_order",
-                  "worker_kill", "worker_kill", "worker_kill", "web_restart", "receiver_down", "receiver_failing",
+                  "push_delayed", "worker_kill", "worker_kill", "worker_kill", "web_restart", "receiver_down", "receiver_failing",
                   "receiver_slow"] + (["postgres_restart"] if self.restart_postgres else []))  # fmt: skip
         plan = [(self.rng.uniform(0.1 * span, 0.85 * span), kind) for kind in kinds]
         plan += [(self.rng.uniform(0.3 * span, 0.6 * span), "admin_rule"),
@@ -624,21 +629,33 @@ class Soak:
             except Exception as exc:  # a lost race is the oracle's business, not the driver's
                 failures.append(f"{type(exc).__name__}: {exc}")
 
+        # Gmail's rate limit is per real minute; each step passes ``step_minutes`` of them in seconds, so
+        # the sandbox's per-minute quota grows by as much while the clock is moved (a real day's
+        # reminders would pass it unthrottled; at the real rate two thousand tickets' reminders take
+        # half an hour of waiting for the quota).
+        meter = self.gmail.gate.meter
+        limits = meter.user_units_per_minute, meter.project_units_per_minute
+        with self.gmail.gate.lock:
+            meter.user_units_per_minute, meter.project_units_per_minute = (n * step_minutes for n in limits)
         start, began = datetime.now(UTC), time.monotonic()
         sent = 0
-        for step in range(1, hours * 60 // step_minutes + 1):
-            moved = start + timedelta(minutes=step * step_minutes)
-            scans = [threading.Thread(target=scan, args=(moved,)) for _ in range(2)]
-            for thread in scans:
-                thread.start()
-            for thread in scans:
-                thread.join()
-            with app.app_context():
-                session = get_session()
-                mailbox = session.get(Mailbox, self.setup.mailbox_id)
-                assert mailbox is not None
-                with client_for_mailbox(mailbox) as client:
-                    sent += deliver_due(session, mailbox.id, client, now=moved, limit=10_000).sent
+        try:
+            for step in range(1, hours * 60 // step_minutes + 1):
+                moved = start + timedelta(minutes=step * step_minutes)
+                scans = [threading.Thread(target=scan, args=(moved,)) for _ in range(2)]
+                for thread in scans:
+                    thread.start()
+                for thread in scans:
+                    thread.join()
+                with app.app_context():
+                    session = get_session()
+                    mailbox = session.get(Mailbox, self.setup.mailbox_id)
+                    assert mailbox is not None
+                    with client_for_mailbox(mailbox) as client:
+                        sent += deliver_due(session, mailbox.id, client, now=moved, limit=10_000).sent
+        finally:
+            with self.gmail.gate.lock:
+                meter.user_units_per_minute, meter.project_units_per_minute = limits
         get_engine(app).dispose()
         self.log("clock_forward", hours=hours, sent=sent, failures=failures[:3],
                  seconds=round(time.monotonic() - began, 1))  # fmt: skip

@@ -156,3 +156,33 @@ def test_mail_becomes_a_ticket_through_push_with_the_poll_an_hour_away(app, gmai
 def test_nonsense_with_a_valid_token_gets_a_400_or_is_acknowledged_never_a_500(pushing, keys, body):
     answer = _post(pushing, keys.token(ACCOUNT, aud=AUDIENCE), body)
     assert answer.status_code in (204, 400)
+
+
+@pytest.mark.parametrize("delay", [-1, 601, "5", True, None])
+def test_the_sandbox_refuses_a_hold_it_cannot_keep(gmail, delay):
+    status, answer, _ = http("POST", f"{gmail.url}sandbox/push", {"url": "http://127.0.0.1:9/push",
+                             "audience": AUDIENCE, "service_account": ACCOUNT, "delay_seconds": delay})  # fmt: skip
+    assert status == 400 and "delay_seconds" in json.dumps(answer)
+    assert gmail.sandbox.pusher.target is None
+
+
+def test_the_sandbox_holds_each_push_back_as_long_as_asked(gmail):
+    """Pub/Sub may deliver a notification late (the soak's "push delayed" fault): the sandbox holds each
+    one back ``delay_seconds``, stamped with the time of the change, not of the post."""
+    status, answer, _ = http("POST", f"{gmail.url}sandbox/push", {"url": "http://127.0.0.1:9/push",
+                             "audience": AUDIENCE, "service_account": ACCOUNT, "delay_seconds": 1.5})  # fmt: skip
+    assert status == 200 and answer["delay_seconds"] == 1.5
+    pusher = gmail.sandbox.pusher
+    changed = datetime.now(UTC)
+    began = time.monotonic()
+    pusher(MAILBOX, 42)
+    assert pusher.sent == []  # held, not posted at once
+    while not pusher.sent and time.monotonic() - began < 20:
+        time.sleep(0.05)
+    held = time.monotonic() - began
+    assert len(pusher.sent) == 1 and held >= 1.4
+    message = pusher.sent[0]["envelope"]["message"]
+    published = datetime.fromisoformat(message["publishTime"].replace("Z", "+00:00"))
+    assert abs((published - changed).total_seconds()) < 1
+    data = json.loads(base64.b64decode(message["data"]))
+    assert data["emailAddress"] == MAILBOX and int(data["historyId"]) == 42

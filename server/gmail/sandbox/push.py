@@ -72,11 +72,17 @@ def signing_key(kid: str, days: int = 365) -> tuple[crypt.RSASigner, str]:
     ).decode()
 
 
+#: The longest hold a test may ask for (Pub/Sub's own retries back off to ten minutes).
+MAX_DELAY_SECONDS = 600
+
+
 class PushSender:
     """Signs and posts push notifications; ``certs`` is what the certs URL answers."""
 
     def __init__(self) -> None:
         self.target: Target | None = None
+        #: Seconds each notification is held back before it is posted (Pub/Sub may deliver late).
+        self.delay_seconds = 0.0
         self.sent: list[dict[str, Any]] = []  # what was posted, and the answer (for tests)
         self.lock = threading.Lock()
         self._key: tuple[crypt.RSASigner, str] | None = None
@@ -104,8 +110,16 @@ class PushSender:
         assert isinstance(url, str) and isinstance(audience, str) and isinstance(account, str)
         if not url.startswith(("http://", "https://")):
             raise ValueError("url must be http(s)")
+        delay = body.get("delay_seconds", 0)
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, int | float)
+            or not 0 <= delay <= MAX_DELAY_SECONDS
+        ):
+            raise ValueError(f"delay_seconds must be a number from 0 to {MAX_DELAY_SECONDS}")
         self.target = Target(url, audience, account)
-        return {"url": url, "audience": audience, "service_account": account}
+        self.delay_seconds = float(delay)
+        return {"url": url, "audience": audience, "service_account": account, "delay_seconds": delay}
 
     def token(self, target: Target) -> str:
         now = int(time.time())
@@ -119,7 +133,13 @@ class PushSender:
         target = self.target
         if target is None:
             return
-        threading.Thread(target=self._post, args=(target, envelope(address, history_id)), daemon=True).start()
+        args = (target, envelope(address, history_id))
+        if self.delay_seconds > 0:
+            held = threading.Timer(self.delay_seconds, self._post, args=args)
+            held.daemon = True
+            held.start()
+        else:
+            threading.Thread(target=self._post, args=args, daemon=True).start()
 
     def _post(self, target: Target, envelope: dict[str, Any]) -> None:
         request = urllib.request.Request(
