@@ -57,7 +57,8 @@ lint: deps
 # does; pytest-xdist workers per pass: `-n matrix`) while mypy and the add-on's npm install run beside
 # it (the passes leave part of the two cores idle; mypy's output follows the suite's), then the add-on
 # shim's checks on the card JSON the Python tests wrote. CI stays under 12 minutes; the last line says
-# how long it took.
+# how long it took. Bytecode is written even where PYTHONDONTWRITEBYTECODE is set (as on CI machines):
+# else every pytest process rewrites every test module again (collection 9 s instead of 3.6 s).
 test:
 	@started=$$(date +%s); \
 	$(MAKE) --no-print-directory deps || exit 1; \
@@ -65,7 +66,7 @@ test:
 	side=$$(mktemp -d); \
 	( $(BIN)/mypy > $$side/mypy.log 2>&1; echo $$? > $$side/mypy.rc ) & \
 	( $(MAKE) --no-print-directory addon-deps > $$side/npm.log 2>&1 ) & \
-	$(BIN)/python tests/matrix.py -n matrix --dist worksteal --durations=15; suite=$$?; \
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python tests/matrix.py -n matrix --dist worksteal --durations=15; suite=$$?; \
 	wait; \
 	echo "--- mypy"; cat $$side/mypy.log; cat $$side/npm.log; \
 	$(MAKE) --no-print-directory addon-check; addon=$$?; \

@@ -1,17 +1,18 @@
 """A busy week of a shared mailbox in minutes, under faults, then every promise checked (issue 30).
 
-Real processes on this machine: the Gmail sandbox (in the driver's process, with its fault injection
-and its signed push), PostgreSQL, ``postdesk web`` (gunicorn, two workers, Gmail push into the task
-queue), two ``postdesk worker`` processes sharing the queue, and a webhook receiver that is sometimes
-slow, failing or down. The driver plays customers (Russian and English: new questions, replies in
-their thread, forwarded mail; out-of-office replies, bounces and another helpdesk's auto-replies),
-agents working through the API (taking, replying by text, notes with @mentions, solving, merging a
-customer's duplicate) and an admin changing the priority rule and the SLA policy mid-run; CSAT links
-in the team's mail are clicked. Faults land at instants drawn from the seed: Gmail answering 429 and
-503, slow, history expired (404), push notifications duplicated, out of order and held back (posted
-late, after newer ones and after a poll), a worker killed with
-SIGKILL (several times), the web restarted, PostgreSQL restarted once (when the driver owns it), the
-webhook receiver down for a while. Every action and fault is logged with its instant (JSON lines).
+Real processes on this machine: the Gmail sandbox (in the driver's process, with its fault injection and
+its signed push), PostgreSQL, ``postdesk web`` (gunicorn, two workers, Gmail push into the task queue),
+two ``postdesk worker`` processes sharing the queue, and a webhook receiver that is sometimes slow,
+failing or down. The driver plays customers (Russian and English: new questions, replies in their
+thread, forwarded mail; out-of-office replies, bounces and another helpdesk's auto-replies), agents
+working through the API (taking, assigning to a colleague, replying by text and by template, notes with
+@mentions, snoozing for a few minutes, solving, merging a customer's duplicate) and an admin changing
+the priority rule and the SLA policy mid-run; CSAT links in the team's mail are clicked. Faults land at
+instants drawn from the seed: Gmail answering 429 and 503, slow, history expired (404), push
+notifications duplicated, out of order and held back (posted late, after newer ones and after a poll), a
+worker killed with SIGKILL (several times), the web restarted, PostgreSQL restarted once (when the
+driver owns it), the webhook receiver down for a while. Every action and fault is logged with its
+instant (JSON lines).
 
 The oracle (tests/soak_oracle.py) reads the database, the sandbox's mailbox and the log, plainly — no
 Postdesk code decides what is right:
@@ -180,6 +181,7 @@ class Setup:
     tokens: dict[str, str]  # agent email -> API secret
     agent_ids: dict[str, int]
     webhook_secret: str
+    template_ids: list[int]  # the mailbox's shared templates (its defaults)
 
 
 def _free_port() -> int:
@@ -192,9 +194,11 @@ def prepare(
     database_url: str, instance_path: str, gmail: SandboxServer, receiver: Receiver, agents: int
 ) -> Setup:
     """The mailbox with its default rules, the agents with API tokens, the webhook subscription."""
+    from sqlalchemy import select
+
     from server import create_app
     from server.base.db import get_engine, get_session, init_db
-    from server.base.models import AuthKind
+    from server.base.models import AuthKind, Template
     from server.services import api_tokens
     from server.services.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
     from server.services.defaults import install_defaults
@@ -210,6 +214,8 @@ def prepare(
         db = get_session()
         box = add_mailbox(db, MailboxSpec(MAILBOX, AuthKind.SANDBOX, gmail.url, None, "Support"))
         install_defaults(db, box)
+        templates = list(db.scalars(select(Template.id).where(Template.mailbox_id == box.id,
+                                                              Template.owner_id.is_(None))))  # fmt: skip
         # Labels mirror each ticket's state; an SLA around the clock (the moved clock at the end passes
         # its deadlines within hours, whatever the weekday), the reminders' defaults.
         box.settings = {**(box.settings or {}), "gmail_labels": {"enabled": True}}
@@ -243,7 +249,7 @@ def prepare(
         db.commit()
         mailbox_id = box.id
     get_engine(app).dispose()
-    return Setup(mailbox_id, tokens, ids, hook_secret)
+    return Setup(mailbox_id, tokens, ids, hook_secret, templates)
 
 
 #: Deliberately broken builds (``--broken KIND``): a ``sitecustomize`` put first on the web's and the
@@ -443,21 +449,34 @@ class Soak:
             return
         agent = self.rng.choice([a for a in self.setup.tokens if a != "lead@example.com"])
         choice = self.rng.random()
-        if choice < 0.3:
-            status, _ = self.api("PATCH", f"/tickets/{ticket['id']}", {"assignee_id": self.setup.agent_ids[agent]},
-                                 agent=agent)  # fmt: skip
+        path = f"/tickets/{ticket['id']}"
+        if choice < 0.22:
+            status, _ = self.api("PATCH", path, {"assignee_id": self.setup.agent_ids[agent]}, agent=agent)
             self.log("take", ticket=ticket["id"], agent=agent, status=status)
-        elif choice < 0.6:
-            status, _ = self.api("POST", f"/tickets/{ticket['id']}/replies",
+        elif choice < 0.3:
+            other = self.rng.choice([a for a in self.setup.tokens if a != agent])
+            status, _ = self.api("PATCH", path, {"assignee_id": self.setup.agent_ids[other]}, agent=agent)
+            self.log("assign", ticket=ticket["id"], agent=agent, to=other, status=status)
+        elif choice < 0.45:
+            status, _ = self.api("POST", f"{path}/replies",
                                  {"text": f"Hello, we are on it ({self.rng.randrange(1000)})."}, agent=agent)  # fmt: skip
             self.log("reply", ticket=ticket["id"], agent=agent, status=status)
-        elif choice < 0.75:
+        elif choice < 0.55 and self.setup.template_ids:
+            template = self.rng.choice(self.setup.template_ids)
+            status, _ = self.api("POST", f"{path}/replies", {"template_id": template}, agent=agent)
+            self.log("reply_template", ticket=ticket["id"], agent=agent, template=template, status=status)
+        elif choice < 0.67:
             other = self.rng.choice([a for a in self.setup.tokens if a != agent])
-            status, _ = self.api("POST", f"/tickets/{ticket['id']}/notes",
+            status, _ = self.api("POST", f"{path}/notes",
                                  {"body": f"@{other.split('@')[0]} please have a look"}, agent=agent)  # fmt: skip
             self.log("note", ticket=ticket["id"], agent=agent, mentioned=other, status=status)
+        elif choice < 0.75:
+            # Snoozed for a few minutes: it wakes within the run (or by the customer's reply, or the moved clock).
+            until = datetime.now(UTC) + timedelta(minutes=self.rng.uniform(1, 20))
+            status, _ = self.api("PATCH", path, {"snoozed_until": until.isoformat()}, agent=agent)
+            self.log("snooze", ticket=ticket["id"], agent=agent, until=until.isoformat(), status=status)
         elif choice < 0.95:
-            status, _ = self.api("PATCH", f"/tickets/{ticket['id']}", {"status": "solved"}, agent=agent)
+            status, _ = self.api("PATCH", path, {"status": "solved"}, agent=agent)
             self.log("solve", ticket=ticket["id"], agent=agent, status=status)
         else:
             self.merge_duplicate(agent)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default as email_policy
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,8 @@ class Evidence:
     states: dict[int, tuple[str, str | None, str]] = field(default_factory=dict)
     #: Gmail thread id -> the names of the labels its messages carry (Gmail shows their union)
     thread_labels: dict[str, set[str]] = field(default_factory=dict)
+    #: tickets snoozed when the evidence was read (their snooze ends later)
+    snoozed: set[int] = field(default_factory=set)
 
 
 def gather(soak: Soak) -> Evidence:
@@ -77,6 +80,8 @@ def gather(soak: Soak) -> Evidence:
         states = {r[0]: (r[1], r[2], r[3] or "") for r in db.execute(text(
             "SELECT tickets.id, tickets.status, agents.name, tickets.gmail_thread_id FROM tickets "
             "LEFT JOIN agents ON agents.id = tickets.assignee_id"))}  # fmt: skip
+        snoozed = {r[0] for r in db.execute(text("SELECT id FROM tickets WHERE snoozed_until > :now"),
+                                            {"now": datetime.now(UTC)})}  # fmt: skip
         story: dict[int, list[str]] = defaultdict(list)
         for ticket, kind, after in db.execute(text("SELECT ticket_id, kind, after FROM events WHERE ticket_id IS NOT NULL ORDER BY id")):  # fmt: skip
             reason = (json.loads(after) if isinstance(after, str) else after or {}).get("reason")
@@ -109,7 +114,7 @@ def gather(soak: Soak) -> Evidence:
                     dict(soak.sent), list(soak.answers), list(soak.windows), reported, int(tickets), customer_of,
                     int(soak.seconds // 3600), soak.log.of("admin_rule") + soak.log.of("admin_sla"), dict(story),
                     reminders, [f for line in soak.log.of("clock_forward") for f in line["failures"]],
-                    states, dict(thread_labels))  # fmt: skip
+                    states, dict(thread_labels), snoozed)  # fmt: skip
 
 
 def check(evidence: Evidence) -> list[tuple[str, str | None]]:
@@ -209,7 +214,7 @@ def check(evidence: Evidence) -> list[tuple[str, str | None]]:
                     f"to {again[0][0]} twice: {again[0][1]}" if again else
                     f"a reminder scan failed: {evidence.clock_failures[0]}" if evidence.clock_failures else None))  # fmt: skip
     # Each thread shows its ticket's state (the survivor's, for a merged ticket): exactly one status
-    # label, the right one, and whose it is (Mine/<name> or Unassigned) unless it is solved.
+    # label, the right one, whose it is (Mine/<name> or Unassigned) and Snoozed while it is, unless solved.
     wrong_labels = None
     for ticket, (_status, _assignee, thread) in sorted(evidence.states.items()):
         status, assignee, _thread = evidence.states[survivor(ticket)]
@@ -218,10 +223,11 @@ def check(evidence: Evidence) -> list[tuple[str, str | None]]:
         statuses = shown & set(STATUS_LABELS.values())
         whose = {name for name in shown if name.startswith("Mine/") or name == "Unassigned"}
         # docs/gmail-labels.md: whose it is, while it is not solved
-        expected_whose = (
-            set() if status in ("solved", "closed") else {f"Mine/{assignee}"} if assignee else {"Unassigned"}
-        )
-        if thread and (statuses != {STATUS_LABELS[status]} or whose != expected_whose):
+        solved = status in ("solved", "closed")
+        expected_whose = set() if solved else {f"Mine/{assignee}"} if assignee else {"Unassigned"}
+        snoozed = not solved and survivor(ticket) in evidence.snoozed
+        if thread and (statuses != {STATUS_LABELS[status]} or whose != expected_whose
+                       or ("Snoozed" in shown) != snoozed):  # fmt: skip
             wrong_labels = f"ticket {ticket} ({status}, {assignee or 'nobody'}) shows {sorted(shown)}"
             break
     results.append(("labels equal each ticket's state", wrong_labels))

@@ -486,3 +486,44 @@ def test_each_person_chooses_the_reminders_and_digest_they_get_but_escalations_s
     assert all(agent != bob.id for _kind, agent in by_kind)
     assert ("first_response_escalated", anna.id) in by_kind
     assert bob.wants("reminders") is False and anna.wants("digest") is True
+
+
+@pytest.mark.postgres
+def test_a_scan_that_keeps_losing_the_race_leaves_the_reminders_to_the_winner_without_failing(
+    app, team, session, monkeypatch
+):
+    """Two scans at once over a long backlog (the soak's moved clock: two thousand tickets) advance in
+    step; the one behind loses every batch. It used to raise after five tries; it now leaves the work
+    to the scan ahead of it, and nothing is done twice or lost."""
+    from server.flows import reminders
+
+    box, anna, _bob = team
+    for n in range(reminders.RACE_RETRIES + 3):
+        ticket = tickets.open_ticket(
+            session, box.id, subject=f"late {n}", customer=None, gmail_thread_id=None, created_at=msk(23, 10)
+        )
+        ticket.assignee_id = anna.id
+    session.commit()
+    engine = get_engine(app)
+    look_then_write = reminders.Scan.mark
+    taken_by_the_other: list[str] = []
+
+    def the_other_scan_writes_first(self, key, kind, **known):
+        done = look_then_write(self, key, kind, **known)
+        if done:  # between this scan's look and its write, the other scan commits the same mark
+            with engine.begin() as other:
+                other.execute(
+                    ReminderMark.__table__.insert().values(key=key[:300], kind=kind, created_at=self.now)
+                )
+            taken_by_the_other.append(key[:300])
+        return done
+
+    monkeypatch.setattr(reminders.Scan, "mark", the_other_scan_writes_first)
+    behind = run_reminders(session, now=msk(23, 12, 30))  # no RuntimeError
+    assert behind.queued == 0 and len(taken_by_the_other) == reminders.RACE_RETRIES
+    assert session.scalar(select(func.count()).select_from(Outbox)) == 0  # its work was rolled back whole
+    monkeypatch.undo()
+    rest = run_reminders(session, now=msk(23, 12, 30))  # the next tick does what is left, once
+    keys = session.scalars(select(ReminderMark.key)).all()
+    assert len(keys) == len(set(keys)) and set(taken_by_the_other) <= set(keys)
+    assert rest.queued > 0 and rest.queued + len(taken_by_the_other) >= reminders.RACE_RETRIES + 3

@@ -71,6 +71,9 @@ def test_a_short_busy_week_under_faults_keeps_every_promise(tmp_path, database_u
     thread = evidence.states[labelled][2]
     assert caught(lambda e: e.thread_labels[thread].add("Postdesk/On hold" if e.states[labelled][0] != "on_hold"
                                                          else "Postdesk/Open")) == {"labels equal each ticket's state"}  # fmt: skip
+    assert caught(lambda e: e.thread_labels[thread].symmetric_difference_update({"Postdesk/Snoozed"})) == {
+        "labels equal each ticket's state"
+    }
 
 
 @pytest.mark.broken_build
