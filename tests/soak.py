@@ -26,7 +26,8 @@ Postdesk code decides what is right:
   signature;
 - nothing stuck: no task running, no Outbox row or webhook delivery left unsent;
 - no 5xx answered outside the announced restart windows;
-- the report's count of new tickets equals the oracle's;
+- the report's count of new tickets equals the oracle's, and its count of CSAT ratings (one per ticket
+  whose rating link a customer clicked; a merged ticket leaves the reports with its rating);
 - no reminder twice (the clock is moved through the next day at the end, two scans at each instant);
 - each thread's labels equal to its ticket's state.
 
@@ -44,6 +45,7 @@ import hmac
 import json
 import os
 import random
+import re
 import signal
 import socket
 import sys
@@ -54,6 +56,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as email_policy
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -66,13 +70,17 @@ sys.path.insert(0, str(HERE.parent))
 from fleet import PUSH_ACCOUNT, Fleet, worker_env  # noqa: E402
 from helpers import MAILBOX, Process, http  # noqa: E402
 from soak_oracle import check, gather, report  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from server.gmail.sandbox import SandboxServer  # noqa: E402
-from server.gmail.sandbox.faults import FaultPlan  # noqa: E402
+from server.gmail.sandbox.faults import FaultPlan, Window  # noqa: E402
 
 #: How long the finished work must stay unchanged before the oracle reads it.
 STABLE_SECONDS = 8
+#: A week's mail arrives here in minutes, hundreds of times denser than a real mailbox's: at Gmail's
+#: own per-minute quota the sandbox would throttle the run (429s for a minute at a time) where a real
+#: week never is. The quota stays enforced, ten times larger; 429s come from the faults on purpose.
+QUOTA_SCALE = 10
 LANGUAGES = ("en", "ru")
 QUESTIONS = {
     "en": ["My invoice shows the wrong amount", "I cannot sign in since this morning", "How do I export my data?",
@@ -184,6 +192,23 @@ class Setup:
     template_ids: list[int]  # the mailbox's shared templates (its defaults)
 
 
+_CSAT_LINK = re.compile(r"https?://[^\s\"'<>]+/csat/[A-Za-z0-9._\-]+")
+
+
+def csat_links(raw: bytes) -> tuple[str, list[str]]:
+    """The Message-ID and the rating links of an email, read as a mail client shows it (quoted-printable
+    undone)."""
+    message = message_from_bytes(raw, policy=email_policy)
+    found: list[str] = []
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            try:
+                found += _CSAT_LINK.findall(part.get_content())
+            except (LookupError, ValueError):  # a part the soak's mail reader cannot decode
+                continue
+    return str(message.get("Message-ID", "")).strip(), found
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -194,14 +219,12 @@ def prepare(
     database_url: str, instance_path: str, gmail: SandboxServer, receiver: Receiver, agents: int
 ) -> Setup:
     """The mailbox with its default rules, the agents with API tokens, the webhook subscription."""
-    from sqlalchemy import select
-
     from server import create_app
     from server.base.db import get_engine, get_session, init_db
     from server.base.models import AuthKind, Template
     from server.services import api_tokens
     from server.services.accounts import AgentChange, MailboxSpec, add_agent, add_mailbox
-    from server.services.defaults import install_defaults
+    from server.services.defaults import REMINDER_TEMPLATES, install_defaults
     from server.services.sla_policies import check as check_policies
     from server.services.sla_policies import save as save_policies
     from server.services.webhooks import EVENT_TYPES
@@ -214,8 +237,10 @@ def prepare(
         db = get_session()
         box = add_mailbox(db, MailboxSpec(MAILBOX, AuthKind.SANDBOX, gmail.url, None, "Support"))
         install_defaults(db, box)
-        templates = list(db.scalars(select(Template.id).where(Template.mailbox_id == box.id,
-                                                              Template.owner_id.is_(None))))  # fmt: skip
+        # The replies an agent may send a customer (not the team's own reminder and digest templates).
+        templates = list(db.scalars(select(Template.id).where(
+            Template.mailbox_id == box.id, Template.owner_id.is_(None),
+            Template.name.not_in({name for name, *_ in REMINDER_TEMPLATES}))))  # fmt: skip
         # Labels mirror each ticket's state; an SLA around the clock (the moved clock at the end passes
         # its deadlines within hours, whatever the weekday), the reminders' defaults.
         box.settings = {**(box.settings or {}), "gmail_labels": {"enabled": True}}
@@ -300,8 +325,13 @@ class Soak:
         self.sent: dict[str, Sent] = {}
         self.threads: dict[str, list[str]] = defaultdict(list)  # root -> message ids
         self.merges: dict[int, int] = {}  # merged ticket id -> survivor id
+        #: Gmail id of an email in SENT -> its Message-ID and its rating links
+        self.rating_links: dict[str, tuple[str, list[str]]] = {}
         self.windows: list[tuple[float, float]] = []  # restart windows: 5xx allowed there
         self.answers: list[tuple[float, str, int]] = []  # (instant, what, status) of every API call
+        with gmail.gate.lock:
+            gmail.gate.meter.user_units_per_minute *= QUOTA_SCALE
+            gmail.gate.meter.project_units_per_minute *= QUOTA_SCALE
         self.receiver = Receiver(lambda: self.setup.webhook_secret)
         self.setup = prepare(database_url, instance_path, gmail, self.receiver, agents)
         self.port = _free_port()
@@ -498,14 +528,13 @@ class Soak:
             self.merges[merged] = survivor
 
     def csat_click(self) -> None:
-        links = []
-        for message in list(self.gmail.sandbox.user(MAILBOX).messages.values()):
-            if "SENT" in message.label_ids and b"/csat/" in message.raw:
-                links += [part.split(b'"')[0].split(b"\r")[0].split(b"\n")[0]
-                          for part in message.raw.split(b"http")[1:] if b"/csat/" in part.split(b"\n")[0]]  # fmt: skip
+        for gmail_id, message in list(self.gmail.sandbox.user(MAILBOX).messages.items()):
+            if gmail_id not in self.rating_links and "SENT" in message.label_ids:
+                self.rating_links[gmail_id] = csat_links(message.raw)  # each email read once
+        links = [(email, link) for email, found in self.rating_links.values() for link in found]
         if not links:
             return
-        url = "http" + self.rng.choice(links).decode(errors="replace").strip(" >)")
+        email, url = self.rng.choice(links)
         if not url.startswith(self.base):
             return
         try:
@@ -516,7 +545,7 @@ class Soak:
         except OSError:
             status = 0
         self.answers.append((time.monotonic() - self.log.started, "GET /csat", status))
-        self.log("csat", status=status)
+        self.log("csat", status=status, email=email)
 
     def admin_change(self, what: str) -> None:
         """The admin changes a rule (urgent tickets become high instead) or adds an SLA policy mid-run,
@@ -649,7 +678,7 @@ class Soak:
                 failures.append(f"{type(exc).__name__}: {exc}")
 
         # Gmail's rate limit is per real minute; each step passes ``step_minutes`` of them in seconds, so
-        # the sandbox's per-minute quota grows by as much while the clock is moved (a real day's
+        # the sandbox's per-minute quota grows by as much more while the clock is moved (a real day's
         # reminders would pass it unthrottled; at the real rate two thousand tickets' reminders take
         # half an hour of waiting for the quota).
         meter = self.gmail.gate.meter
@@ -673,11 +702,38 @@ class Soak:
                     with client_for_mailbox(mailbox) as client:
                         sent += deliver_due(session, mailbox.id, client, now=moved, limit=10_000).sent
         finally:
-            with self.gmail.gate.lock:
+            with self.gmail.gate.lock:  # the units spent were the moved minutes': they leave the window too
                 meter.user_units_per_minute, meter.project_units_per_minute = limits
+                meter.user_windows.clear()
+                meter.project_window = Window()
         get_engine(app).dispose()
         self.log("clock_forward", hours=hours, sent=sent, failures=failures[:3],
                  seconds=round(time.monotonic() - began, 1))  # fmt: skip
+
+    def webhooks_forward(self) -> None:
+        """Only webhook deliveries are left, waiting out their backoff (doubling, up to an hour, after the
+        receiver was down): the clock is moved to the last one's next attempt and the due ones are
+        sent from here, as a worker's clock would then (time runs faster where the code allows it)."""
+        from server import create_app
+        from server.base.db import get_engine, get_session
+        from server.base.models import WebhookDelivery
+        from server.services.webhooks.sending import deliver_due
+        from server.services.webhooks.subscriptions import Settings
+
+        app = create_app({"DATABASE_URL": self.database_url, "INSTANCE_PATH": self.instance_path,
+                          "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "WEBHOOK_BACKOFF_SECONDS": "0.25"})  # fmt: skip
+        with app.app_context():
+            session = get_session()
+            moved = session.scalar(
+                select(func.max(WebhookDelivery.next_attempt_at)).where(WebhookDelivery.state == "pending")
+            )
+            tried = (
+                deliver_due(session, Settings.from_config(app.config), now=moved, limit=10_000)
+                if moved
+                else 0
+            )
+        get_engine(app).dispose()
+        self.log("webhooks_forward", to=str(moved), tried=tried)
 
     def quiesce(self, timeout: float = 240) -> None:
         """Faults off, the receiver up; then wait until the work is done (or the timeout says not)."""
@@ -685,12 +741,16 @@ class Soak:
         self.receiver.mode = "ok"
         if self.receiver.server is None:
             self.receiver.up()
-        self.log("quiesce")
+        meter = self.gmail.gate.meter
+        with self.gmail.gate.lock:  # Gmail's per-minute quota left for the mailbox (429s while it is spent)
+            room = meter.user_windows[MAILBOX].room(self.gmail.gate.clock(), meter.user_units_per_minute)
+        self.log("quiesce", quota_room=room)
         engine = create_engine(self.database_url)
         began = time.monotonic()
         deadline = began + timeout
         done = False
         last: tuple[int, ...] | None = None
+        trail: list[list[float]] = []  # each change of the state, with its instant
         calm_since = time.monotonic()
         try:
             # Done: every delivered message filed, nothing unsent, no delivery pending — and nothing new
@@ -711,16 +771,24 @@ class Soak:
                     )
                 if state != last:
                     last, calm_since = state, time.monotonic()
+                    trail.append([round(calm_since - began, 1), *state])
                 done = state[0] >= len(self.sent) and not state[1] and not state[2] and not state[5]
                 calm = time.monotonic() - calm_since
                 if (done and calm >= STABLE_SECONDS) or calm >= self.stall_seconds:
                     break  # finished, or stuck: nothing moved for stall_seconds (the oracle says what)
+                if state[2] and state[0] >= len(self.sent) and not state[1] and not state[5] and calm >= 3:
+                    self.webhooks_forward()
                 time.sleep(1)
         finally:
             engine.dispose()
         # How long it took and what it saw last (filed, unsent, undelivered, outbox, deliveries, labels
         # wanted): a quiet that was not "done" is a stall the oracle then names.
-        self.log("quiet", seconds=round(time.monotonic() - began, 1), done=done, state=list(last or ()))
+        self.log("quiet", seconds=round(time.monotonic() - began, 1), done=done, state=list(last or ()),
+                 trail=trail[-12:])  # fmt: skip
+        if not done:  # what the processes said last, for whoever reads the log of a stalled run
+            self.log("stalled", workers=[{"alive": w.proc.poll() is None, "said": w.lines[-20:]}
+                                         for w in self.fleet.workers[-4:]],
+                     web=self.web.lines[-20:] if self.web is not None else [])  # fmt: skip
 
     def stop(self) -> None:
         self.fleet.stop()

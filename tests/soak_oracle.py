@@ -62,6 +62,9 @@ class Evidence:
     thread_labels: dict[str, set[str]] = field(default_factory=dict)
     #: tickets snoozed when the evidence was read (their snooze ends later)
     snoozed: set[int] = field(default_factory=set)
+    #: the emails (Message-ID) whose rating link a customer clicked and Postdesk took (200); the report's count
+    rated_emails: set[str] = field(default_factory=set)
+    reported_ratings: int | None = None
 
 
 def gather(soak: Soak) -> Evidence:
@@ -107,14 +110,16 @@ def gather(soak: Soak) -> Evidence:
         status, answer = soak.api("GET", "/reports/overview", agent="lead@example.com")
     finally:
         soak.stop()
-    reported = None
+    reported = ratings = None
     if status == 200 and isinstance(answer, dict):
         reported = int(answer["current"]["counts"].get("new", 0))
+        ratings = int(answer["current"].get("csat_ratings", 0))
+    rated = {line["email"] for line in soak.log.of("csat") if line.get("status") == 200 and line.get("email")}
     return Evidence(filed, merged, sent_ids, replying, outbox, deliveries, list(soak.receiver.seen), int(stuck),
                     dict(soak.sent), list(soak.answers), list(soak.windows), reported, int(tickets), customer_of,
                     int(soak.seconds // 3600), soak.log.of("admin_rule") + soak.log.of("admin_sla"), dict(story),
                     reminders, [f for line in soak.log.of("clock_forward") for f in line["failures"]],
-                    states, dict(thread_labels), snoozed)  # fmt: skip
+                    states, dict(thread_labels), snoozed, rated, ratings)  # fmt: skip
 
 
 def check(evidence: Evidence) -> list[tuple[str, str | None]]:
@@ -201,6 +206,14 @@ def check(evidence: Evidence) -> list[tuple[str, str | None]]:
     expected = len(roots) - len(evidence.merged_into)
     results.append(("the report's new tickets equal the oracle's",
                     None if evidence.reported_new == expected else f"report {evidence.reported_new}, oracle {expected}"))  # fmt: skip
+    # One rating per ticket (a second click changes it); a ticket merged into another leaves the reports
+    # with its rating, as it leaves the new tickets' count.
+    ticket_of_email = {mid: t for mid, _kind, _state, t in evidence.outbox if t is not None}
+    rated = {ticket_of_email.get(email) for email in evidence.rated_emails}
+    expected_ratings = len(rated - set(evidence.merged_into) - {None})
+    results.append(("the report's CSAT ratings equal the oracle's",
+                    None if evidence.reported_ratings == expected_ratings else
+                    f"report {evidence.reported_ratings}, oracle {expected_ratings}"))  # fmt: skip
     errors = [(t, what, status) for t, what, status in evidence.answers if status >= 500 or status == 0]
     outside = [e for e in errors if not any(start <= e[0] <= end for start, end in evidence.windows)]
     results.append(("no 5xx outside the restart windows", f"{outside[0]}" if outside else None))

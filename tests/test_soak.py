@@ -64,6 +64,10 @@ def test_a_short_busy_week_under_faults_keeps_every_promise(tmp_path, database_u
         "no 5xx outside the restart windows"
     }
     assert evidence.reminders, page  # first responses are due within a minute: some were late
+    assert evidence.rated_emails, page  # customers clicked rating links in the team's mail, and they took
+    assert caught(lambda e: setattr(e, "reported_ratings", (e.reported_ratings or 0) + 1)) == {
+        "the report's CSAT ratings equal the oracle's"
+    }
     assert caught(lambda e: e.reminders.append(e.reminders[0])) == {"reminders at most once per deadline"}
     labelled = next(
         t for t, (_s, _a, thread) in evidence.states.items() if thread and t not in evidence.merged_into
