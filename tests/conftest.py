@@ -48,7 +48,8 @@ DATABASE_FIXTURES = frozenset({"database_url", "empty_database_url", "second_dat
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The two passes of tests/matrix.py. Tests marked ``postgres`` (the task queue lives in
-    PostgreSQL) run in the PostgreSQL pass only. Tests that use no database of the run (none of
+    PostgreSQL, or the test starts a server of its own) run in the PostgreSQL pass only. Other tests
+    that use no database of the run (none of
     :data:`DATABASE_FIXTURES` among their fixtures: the rule engine, MIME parsing, the sandbox, the
     layering, the browser tests, which start ``postdesk demo`` on its own SQLite file) would do
     exactly the same twice: they run in the SQLite pass only. Either is said once, never skipped."""
@@ -60,7 +61,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             items[:] = [item for item in items if not item.get_closest_marker("broken_build")]
             print(f"\npostdesk: the broken-build soaks left out ({len(broken)}): make soak-short runs them")
     if _backend() == "postgresql":
-        left_out = [item for item in items if not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))]
+        left_out = [item for item in items if not DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+                    and not item.get_closest_marker("postgres")]  # fmt: skip
         note = "tests that use no database ran in the SQLite pass"
     else:
         left_out = [item for item in items if item.get_closest_marker("postgres")]

@@ -238,3 +238,47 @@ def test_the_queue_migration_goes_down_and_up_again(app):
         assert connection.exec_driver_sql(functions).scalar() == 0
         command.upgrade(config, "head")
         assert connection.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')").scalar() is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_worker_goes_on_running_tasks_after_postgresql_restarts(tmp_path, gmail):
+    """PostgreSQL restarted under a running worker (``pg_ctl restart -m fast``: every connection cut):
+    the same process goes on running queued tasks. A restart this short is ridden out by the
+    connection pool itself; a longer outage makes procrastinate's worker stop by itself (a failed
+    heartbeat or LISTEN side task), and the task worker then starts again (server/flows/tasks.py)."""
+    from helpers import make_email
+    from matrix import RESTARTS, postgres_binaries, throwaway_postgres
+
+    from server import create_app
+    from server.base.db import get_engine, get_session, init_db
+
+    binaries = postgres_binaries()
+    assert binaries is not None  # the PostgreSQL pass runs only where the binaries are
+    with throwaway_postgres(binaries) as url:
+        instance = str(tmp_path / "instance")
+        app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": instance})
+        with app.app_context():
+            init_db()
+            address = add_mailboxes(get_session(), gmail, 1)[0]
+        fleet = Fleet(worker_env(url, instance, POLL_SECONDS=1))
+        try:
+            worker = fleet.start()
+            with app.app_context():
+                session = get_session()
+                gmail.sandbox.deliver(address, make_email("Before", "Hi", sender="a@shop.test",
+                                                          message_id="<before@shop.test>"))  # fmt: skip
+                assert wait_until(lambda: _filed(session, "<before@shop.test>"), timeout=60), _outputs(fleet)
+                session.close()
+                get_engine(app).dispose()
+                RESTARTS[url]()  # pg_ctl restart -m fast: every connection cut, the server away a moment
+                gmail.sandbox.deliver(address, make_email("After", "Hi", sender="b@shop.test",
+                                                          message_id="<after@shop.test>"))  # fmt: skip
+                filed = wait_until(lambda: _filed(session, "<after@shop.test>"), timeout=90)
+                assert filed, _outputs(fleet)
+            assert worker.proc.poll() is None  # the same process
+        finally:
+            fleet.stop()
+            with app.app_context():
+                get_engine(app).dispose()

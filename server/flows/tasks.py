@@ -176,11 +176,21 @@ def prune_finished(app: Flask, *, days: float = 7) -> None:
     )
 
 
+#: How long a task worker that stopped by itself waits before it starts again: doubling from the first
+#: to the last, back to the first after a run that lasted longer than the last.
+RESTART_SECONDS = (1.0, 30.0)
+
+
 def run_task_worker(app: Flask, stop: threading.Event, *, name: str) -> None:
-    """Run queued tasks until ``stop`` is set; a task under way finishes first."""
+    """Run queued tasks until ``stop`` is set; a task under way finishes first.
+
+    procrastinate's worker stops by itself when one of its side tasks fails — the heartbeat or the
+    LISTEN connection, when PostgreSQL restarts or fails over. The process would go on holding the
+    clock's lease and queueing tasks that nothing runs; instead the worker starts again (with a new
+    connection pool) until ``stop`` is set."""
     from procrastinate.worker import Worker
 
-    async def work() -> None:
+    async def run_once() -> None:
         connector = procrastinate.PsycopgConnector(conninfo=conninfo(app), min_size=1, max_size=3)
         runner = _procrastinate(connector)
         async with runner.open_async():
@@ -195,9 +205,30 @@ def run_task_worker(app: Flask, stop: threading.Event, *, name: str) -> None:
                 fetch_job_polling_interval=float(app.config["TASK_POLL_SECONDS"]),
             )
             running = asyncio.create_task(worker.run())  # type: ignore[no-untyped-call]
-            await asyncio.to_thread(stop.wait)
-            worker.stop()  # type: ignore[no-untyped-call]
+            while not stop.is_set() and not running.done():
+                await asyncio.sleep(0.2)
+            if not running.done():
+                worker.stop()  # type: ignore[no-untyped-call]
             await running
+
+    async def work() -> None:
+        first, last = RESTART_SECONDS
+        wait = first
+        while not stop.is_set():
+            began = asyncio.get_running_loop().time()
+            try:
+                await run_once()
+            except Exception as exc:  # the database went away under it, or would not let it start
+                problem = f"{type(exc).__name__}: {str(exc)[:200]}"
+            else:
+                problem = "it stopped by itself (a side task failed)"
+            if stop.is_set():
+                break
+            if asyncio.get_running_loop().time() - began > last:
+                wait = first
+            log.warning("task_worker_stopped name=%s problem=%r restart_in=%.0f", name, problem, wait)
+            await asyncio.to_thread(stop.wait, wait)
+            wait = min(wait * 2, last)
 
     asyncio.run(work())
 
