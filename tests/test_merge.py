@@ -166,6 +166,48 @@ def six(session, mailbox):
     return made
 
 
+def test_a_chain_of_merges_keeps_every_thread_labelled_as_the_last_survivor(helpdesk, deliver):
+    """C merged into B, then B into A (found by the soak): C's thread must follow A's state too, not
+    keep what B's was when C joined it."""
+    box = helpdesk.connect(MAILBOX, agents=["anna@example.com", "boris@example.com"])
+    box.settings = {**(box.settings or {}), "gmail_labels": {**LABEL_DEFAULTS, "enabled": True}}
+    session = helpdesk.session
+    session.commit()
+    emails = []
+    for n in range(3):
+        emails.append(deliver(make_email(f"Question {n}", "Hello", sender="ann@shop.example",
+                                         message_id=f"<chain{n}@shop.example>")))  # fmt: skip
+        helpdesk.cycle()
+    a, b, c = (_ticket_of(session, email["id"]) for email in emails)
+    anna, boris = (
+        session.scalar(select(Agent).where(Agent.email == e))
+        for e in ("anna@example.com", "boris@example.com")
+    )
+    now = datetime.now(UTC)
+    tickets.assign(session, b, anna.id, at=now)
+    tickets.merge(session, c, b, at=now)
+    session.commit()
+    while apply_wanted(session, box, helpdesk.clients[MAILBOX]).tickets:
+        pass
+    tickets.merge(session, b, a, at=now)
+    tickets.assign(session, a, boris.id, at=now)
+    session.commit()
+    while apply_wanted(session, box, helpdesk.clients[MAILBOX]).tickets:
+        pass
+    user = helpdesk.gmail.sandbox.user(MAILBOX)
+    label_names = {label["id"]: label["name"] for label in user.labels.values()}
+
+    def names(thread: str) -> set[str]:
+        return {label_names[x] for m in user.messages.values() if m.thread_id == thread for x in m.label_ids
+                if x in label_names and label_names[x].startswith("Postdesk")}  # fmt: skip
+
+    shown = [names(email["threadId"]) for email in emails]
+    assert shown[0] == shown[1] == shown[2], shown
+    assert any(name.endswith("Boris") for name in shown[2]) and not any(
+        name.endswith("Anna") for name in shown[2]
+    )
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pairs=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=1, max_size=4))
 def test_merge_then_unmerge_in_reverse_order_restores_everything(session, six, pairs):

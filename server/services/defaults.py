@@ -154,13 +154,14 @@ REMINDER_TEMPLATES: list[tuple[str, str, str, str]] = [
         "Reminder: snooze ended",
         "en",
         "[#{{ ticket.number }}] Back from snooze: {{ ticket.subject }}",
-        "Ticket #{{ ticket.number }} was snoozed until now and is back in your queue.\n\n" + _TICKET_LINE_EN,
+        "Ticket #{{ ticket.number }} was snoozed until {{ reminder.due_at }} and is back in your queue.\n\n"
+        + _TICKET_LINE_EN,
     ),
     (
         "Reminder: snooze ended",
         "ru",
         "[#{{ ticket.number }}] Отложенная заявка вернулась: {{ ticket.subject }}",
-        "Заявка #{{ ticket.number }} была отложена до этого момента и снова в вашей очереди.\n\n"
+        "Заявка #{{ ticket.number }} была отложена до {{ reminder.due_at }} и снова в вашей очереди.\n\n"
         + _TICKET_LINE_RU,
     ),
     (

@@ -214,7 +214,7 @@ def apply_wanted(
     # made or renamed in Gmail are committed at once, so no transaction stays open (no write lock
     # held) while Gmail is called for the threads.
     # A merged ticket's threads carry its survivor's labels; the merged one itself carries none.
-    merged = merged_threads(session, [t.id for t in chosen if t.merged_in])
+    merged = merged_threads(session, [t.id for t in chosen if t.merged_in and t.status != "merged"])
     plan: list[tuple[int, int, list[str], list[str], bool]] = [
         (t.id, t.labels_version, [] if t.status == "merged" else [t.gmail_thread_id or "", *merged.get(t.id, [])],
          wanted_keys(t, now), t.status in ACTIVE_STATUSES)

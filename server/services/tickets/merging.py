@@ -156,15 +156,29 @@ def unmerge(session: Session, source: Ticket, *, at: datetime, actor: Actor = SY
 
 
 def merged_threads(session: Session, survivors: list[int]) -> dict[int, list[str]]:
-    """The own Gmail threads of the tickets merged into each of ``survivors`` (one query)."""
+    """The own Gmail threads of the tickets merged into each of ``survivors``, through chains too (a
+    ticket merged into one that was merged again later lives on in the last): one query per link of
+    the longest chain, one when nothing was merged twice."""
     found: dict[int, list[str]] = {}
-    if survivors:
-        rows = select(Ticket.merged_into_id, Ticket.gmail_thread_id).where(
-            Ticket.merged_into_id.in_(survivors)
-        )
-        for into, thread in session.execute(rows):
-            if into is not None and thread:
-                found.setdefault(into, []).append(thread)
+    owner = {ticket_id: ticket_id for ticket_id in survivors}  # ticket -> the survivor it lives on in
+    frontier = list(survivors)
+    for _ in range(MAX_HOPS):
+        if not frontier:
+            break
+        rows = session.execute(
+            select(Ticket.id, Ticket.merged_into_id, Ticket.gmail_thread_id, Ticket.merged_in).where(
+                Ticket.merged_into_id.in_(frontier)
+            )
+        ).all()
+        frontier = []
+        for ticket_id, into, thread, absorbed in rows:
+            if ticket_id in owner or into not in owner:  # a cycle: already placed
+                continue
+            owner[ticket_id] = owner[into]
+            if absorbed:  # it had tickets merged into it before it was merged itself
+                frontier.append(ticket_id)
+            if thread:
+                found.setdefault(owner[into], []).append(thread)
     return found
 
 
