@@ -3,6 +3,7 @@ through the API and the command line, and undone exactly (a hypothesis test over
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,6 +33,20 @@ from server.services.figures.metrics import Period, Scope, count
 from server.services.labels import apply_wanted
 from server.services.mailbox_settings import LABEL_DEFAULTS
 from server.services.tickets.merging import MergeError
+
+
+def _labels_applied(helpdesk, box) -> Callable[[str], set[str]]:
+    """Every label change asked for applied; then what a thread shows of Postdesk's labels."""
+    while apply_wanted(helpdesk.session, box, helpdesk.clients[MAILBOX]).tickets:
+        pass
+    user = helpdesk.gmail.sandbox.user(MAILBOX)
+    label_names = {label["id"]: label["name"] for label in user.labels.values()}
+
+    def names(thread: str) -> set[str]:
+        return {label_names[x] for m in user.messages.values() if m.thread_id == thread for x in m.label_ids
+                if x in label_names and label_names[x].startswith("Postdesk")}  # fmt: skip
+
+    return names
 
 
 def _ticket_of(session, gmail_id: str) -> Ticket:
@@ -97,15 +112,7 @@ def test_two_threads_of_one_customer_merged_then_undone(helpdesk, deliver):
     sent = [m for m in team.sent_by(MAILBOX) if b"Fixed, sorry!" in m.raw]
     assert len(sent) == 1 and sent[0].thread_id == second["threadId"]
     # Labels: both threads carry A's labels.
-    while apply_wanted(session, box, team.clients[MAILBOX]).tickets:
-        pass
-    user = team.gmail.sandbox.user(MAILBOX)
-    label_names = {label["id"]: label["name"] for label in user.labels.values()}
-
-    def names(thread: str) -> set[str]:
-        return {label_names[x] for m in user.messages.values() if m.thread_id == thread for x in m.label_ids
-                if x in label_names and label_names[x].startswith("Postdesk")}  # fmt: skip
-
+    names = _labels_applied(team, box)
     assert names(first["threadId"]) == names(second["threadId"]) and names(first["threadId"])
     # A merged ticket is read-only.
     ctx = action_kinds.ActionContext(session, box, b, tickets.SYSTEM, datetime.now(UTC))
@@ -187,20 +194,11 @@ def test_a_chain_of_merges_keeps_every_thread_labelled_as_the_last_survivor(help
     tickets.assign(session, b, anna.id, at=now)
     tickets.merge(session, c, b, at=now)
     session.commit()
-    while apply_wanted(session, box, helpdesk.clients[MAILBOX]).tickets:
-        pass
+    _labels_applied(helpdesk, box)
     tickets.merge(session, b, a, at=now)
     tickets.assign(session, a, boris.id, at=now)
     session.commit()
-    while apply_wanted(session, box, helpdesk.clients[MAILBOX]).tickets:
-        pass
-    user = helpdesk.gmail.sandbox.user(MAILBOX)
-    label_names = {label["id"]: label["name"] for label in user.labels.values()}
-
-    def names(thread: str) -> set[str]:
-        return {label_names[x] for m in user.messages.values() if m.thread_id == thread for x in m.label_ids
-                if x in label_names and label_names[x].startswith("Postdesk")}  # fmt: skip
-
+    names = _labels_applied(helpdesk, box)
     shown = [names(email["threadId"]) for email in emails]
     assert shown[0] == shown[1] == shown[2], shown
     assert any(name.endswith("Boris") for name in shown[2]) and not any(
