@@ -463,6 +463,14 @@ class Soak:
         except OSError:
             status, data = 0, b""  # refused: the web is restarting
         self.answers.append((time.monotonic() - self.log.started, f"{method} {path}", status))
+        if status >= 500 and self.web is not None:  # what the web said about it (the traceback)
+            time.sleep(0.2)
+            self.log(
+                "server_error",
+                what=f"{method} {path}",
+                status=status,
+                said=self.web.output().splitlines()[-40:],
+            )
         try:
             return status, json.loads(data) if data else None
         except ValueError:
@@ -786,9 +794,9 @@ class Soak:
         self.log("quiet", seconds=round(time.monotonic() - began, 1), done=done, state=list(last or ()),
                  trail=trail[-12:])  # fmt: skip
         if not done:  # what the processes said last, for whoever reads the log of a stalled run
-            self.log("stalled", workers=[{"alive": w.proc.poll() is None, "said": w.lines[-20:]}
+            self.log("stalled", workers=[{"alive": w.proc.poll() is None, "said": w.output().splitlines()[-20:]}
                                          for w in self.fleet.workers[-4:]],
-                     web=self.web.lines[-20:] if self.web is not None else [])  # fmt: skip
+                     web=self.web.output().splitlines()[-20:] if self.web is not None else [])  # fmt: skip
 
     def stop(self) -> None:
         self.fleet.stop()

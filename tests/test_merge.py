@@ -378,3 +378,39 @@ def test_a_merge_fires_the_ticket_merged_rules_which_can_read_who_is_mentioned(s
     assert "was-merged" not in {
         t.name for t in b.tags
     }  # the merged one is read-only: rules act on the survivor
+
+
+@pytest.mark.postgres
+def test_a_merge_undone_by_a_deadlock_is_done_again_not_a_500(api_desk):  # noqa: F811
+    """The soak's one 500 outside a restart: a merge locks its two tickets while a worker's transaction
+    holds one of them and then wants the other; PostgreSQL undoes one of the two (a deadlock). The
+    merge is done again; the caller gets its answer."""
+    import threading
+
+    from helpers import wait_until
+    from sqlalchemy import text
+
+    from server.base.db import get_engine
+
+    api = api_desk
+    a, b = api.tickets[SUPPORT][:2]
+    engine = get_engine(api.app)
+    answers = []
+    with engine.connect() as worker:  # as a worker's batch: holds A, then wants B
+        worker.execute(text("SELECT id FROM tickets WHERE id = :a FOR UPDATE"), {"a": a})
+        merging = threading.Thread(
+            target=lambda: answers.append(
+                api.call("POST", f"/api/v1/tickets/{b}/merge", "anna", json={"into": a})
+            )
+        )
+        merging.start()
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        with engine.connect() as look:
+            assert wait_until(
+                lambda: look.execute(text(waiting)).scalar() == 1, timeout=30
+            )  # the merge: B held, waits on A
+        worker.execute(text("SELECT id FROM tickets WHERE id = :b FOR UPDATE"), {"b": b})  # the cycle
+        worker.commit()  # PostgreSQL undid the merge's transaction (it waited first), so this one got B
+    merging.join(timeout=60)
+    assert answers and answers[0].status_code == 200, answers and answers[0].json
+    assert answers[0].json["id"] == a

@@ -113,6 +113,12 @@ def memo(session: Session, key: Hashable, compute: Callable[[], _T]) -> _T:
     return cast(_T, store[key])
 
 
+def lost_to_another_transaction(exc: BaseException) -> bool:
+    """Whether PostgreSQL undid this transaction for another one's sake — a deadlock or a serialization
+    failure (SQLSTATE class 40): doing it again is right, failing the request is not."""
+    return str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "").startswith("40")
+
+
 def database_is_reachable() -> bool:
     try:
         with get_engine().connect() as connection:

@@ -7,7 +7,10 @@ import json
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+
+from server.base.db import lost_to_another_transaction
 
 #: The REST API's address space: every error under it is a problem document.
 API_PREFIX = "/api/"
@@ -41,5 +44,21 @@ def http_error(exc: HTTPException) -> Response | tuple[Response, int]:
     return error_response(status, code, exc.description or exc.name or "error")
 
 
+def undone_by_the_database(exc: OperationalError) -> Response | tuple[Response, int]:
+    """PostgreSQL undid the request's transaction for a concurrent one's (a deadlock, a serialization
+    failure): nothing was changed, and the same request will very likely pass — 503 with Retry-After,
+    not a 500. Any other operational error is the server's."""
+    if not lost_to_another_transaction(exc):
+        raise exc
+    headers = {"Retry-After": "1"}
+    message = "The database was busy with a concurrent change; nothing was changed. Try again."
+    if request.path.startswith(API_PREFIX):
+        return problem_response(503, "Service Unavailable", message, headers=headers)
+    response, status = error_response(503, "busy", message)
+    response.headers.update(headers)
+    return response, status
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(OperationalError, undone_by_the_database)

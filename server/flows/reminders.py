@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from rules.model import ACTIVE_STATUSES
+from server.base.db import lost_to_another_transaction
 from server.base.models import (
     Agent,
     Locale,
@@ -493,11 +494,8 @@ def due_query(now: datetime, limit: int = BATCH) -> Select[Ticket]:
 
 def run_reminders(session: Session, *, now: datetime) -> Report:
     """Do every reminder that is due at ``now`` (ticket reminders, then digests), committing per batch.
-
-    Two scans at once (the clock's lease changing hands while the old holder's scan still runs) race
-    for the same reminders; each is marked once, so the loser's batch is rolled back and looked at
-    again. A scan that keeps losing is behind another one doing the same work, batch by batch: it
-    leaves the rest to that scan (and the next tick) instead of failing."""
+    A scan that keeps losing races (another scan marked the same reminders first, batch by batch)
+    leaves the rest to that scan and the next tick instead of failing."""
     report = Report()
     lost_to_another = False
     for attempt in range(RACE_RETRIES):
@@ -517,22 +515,13 @@ def run_reminders(session: Session, *, now: datetime) -> Report:
             _add(report, scan.report)
             return report
         except (IntegrityError, OperationalError) as exc:
-            # Another worker marked the same key first (or held the write lock): look again.
-            session.rollback()
-            lost_to_another = _lost_race(exc)
+            session.rollback()  # another worker marked the same key first (or held the write lock)
+            lost_to_another = isinstance(exc, IntegrityError) or lost_to_another_transaction(exc)
             log.info("reminders_race attempt=%d problem=%s", attempt + 1, type(exc).__name__)
-    if lost_to_another:
-        log.info("reminders_left_to_another_scan attempts=%d queued=%d", RACE_RETRIES, report.queued)
-        return report
-    raise RuntimeError("reminders: the database kept refusing the scan's writes")
-
-
-def _lost_race(exc: Exception) -> bool:
-    """Whether another transaction won: it marked the key first, or PostgreSQL chose this one to undo
-    (a deadlock or a serialization failure, SQLSTATE class 40)."""
-    if isinstance(exc, IntegrityError):
-        return True
-    return str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "").startswith("40")
+    if not lost_to_another:
+        raise RuntimeError("reminders: the database kept refusing the scan's writes")
+    log.info("reminders_left_to_another_scan attempts=%d queued=%d", RACE_RETRIES, report.queued)
+    return report
 
 
 def _add(total: Report, part: Report) -> None:
