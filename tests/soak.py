@@ -327,6 +327,7 @@ class Soak:
         self.merges: dict[int, int] = {}  # merged ticket id -> survivor id
         #: Gmail id of an email in SENT -> its Message-ID and its rating links
         self.rating_links: dict[str, tuple[str, list[str]]] = {}
+        self.driver_app: Any = None  # the driver's own Postdesk app, for the moved clock's webhooks
         self.windows: list[tuple[float, float]] = []  # restart windows: 5xx allowed there
         self.answers: list[tuple[float, str, int]] = []  # (instant, what, status) of every API call
         with gmail.gate.lock:
@@ -720,27 +721,33 @@ class Soak:
 
     def webhooks_forward(self) -> None:
         """Only webhook deliveries are left, waiting out their backoff (doubling, up to an hour, after the
-        receiver was down): the clock is moved to the last one's next attempt and the due ones are
-        sent from here, as a worker's clock would then (time runs faster where the code allows it)."""
+        receiver was down) or the two-minute claim of a worker killed while sending them: the clock is
+        moved past the last of those instants and the due ones are sent from here, as a worker's clock
+        would then (time runs faster where the code allows it)."""
         from server import create_app
-        from server.base.db import get_engine, get_session
+        from server.base.db import get_session
         from server.base.models import WebhookDelivery
         from server.services.webhooks.sending import deliver_due
         from server.services.webhooks.subscriptions import Settings
 
-        app = create_app({"DATABASE_URL": self.database_url, "INSTANCE_PATH": self.instance_path,
-                          "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "WEBHOOK_BACKOFF_SECONDS": "0.25"})  # fmt: skip
+        if self.driver_app is None:
+            self.driver_app = create_app({"DATABASE_URL": self.database_url, "INSTANCE_PATH": self.instance_path,
+                                          "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "WEBHOOK_BACKOFF_SECONDS": "0.25"})  # fmt: skip
+        app = self.driver_app
         with app.app_context():
             session = get_session()
-            moved = session.scalar(
-                select(func.max(WebhookDelivery.next_attempt_at)).where(WebhookDelivery.state == "pending")
-            )
+            waits = session.execute(
+                select(
+                    func.max(WebhookDelivery.next_attempt_at), func.max(WebhookDelivery.claimed_until)
+                ).where(WebhookDelivery.state == "pending")
+            ).one()
+            instants = [moment for moment in waits if moment is not None]
+            moved = max(instants) + timedelta(milliseconds=1) if instants else None
             tried = (
                 deliver_due(session, Settings.from_config(app.config), now=moved, limit=10_000)
                 if moved
                 else 0
             )
-        get_engine(app).dispose()
         self.log("webhooks_forward", to=str(moved), tried=tried)
 
     def quiesce(self, timeout: float = 240) -> None:
@@ -799,6 +806,11 @@ class Soak:
                      web=self.web.output().splitlines()[-20:] if self.web is not None else [])  # fmt: skip
 
     def stop(self) -> None:
+        if self.driver_app is not None:
+            from server.base.db import get_engine
+
+            get_engine(self.driver_app).dispose()
+            self.driver_app = None
         self.fleet.stop()
         if self.web is not None:
             self.web.stop()
