@@ -327,7 +327,7 @@ class Soak:
         self.merges: dict[int, int] = {}  # merged ticket id -> survivor id
         #: Gmail id of an email in SENT -> its Message-ID and its rating links
         self.rating_links: dict[str, tuple[str, list[str]]] = {}
-        self.driver_app: Any = None  # the driver's own Postdesk app, for the moved clock's webhooks
+        self._driver_app: Any = None  # the driver's own Postdesk app, for the moved clocks
         self.windows: list[tuple[float, float]] = []  # restart windows: 5xx allowed there
         self.answers: list[tuple[float, str, int]] = []  # (instant, what, status) of every API call
         with gmail.gate.lock:
@@ -669,14 +669,13 @@ class Soak:
         the next ``hours``; at each, two scans at once, as two workers' clocks would), then the mail
         they queued sent at that instant — as the reminder tests move the clock. Every deadline of the
         run passes: warnings, overdue, escalations, unassigned tickets, digests."""
-        from server import create_app
-        from server.base.db import get_engine, get_session
+        from server.base.db import get_session
         from server.base.models import Mailbox
         from server.flows.reminders import run_reminders
         from server.gmail.client import client_for_mailbox
         from server.gmail.send import deliver_due
 
-        app = create_app({"DATABASE_URL": self.database_url, "INSTANCE_PATH": self.instance_path})
+        app = self.driver_app()
         failures: list[str] = []
 
         def scan(moved: datetime) -> None:
@@ -715,25 +714,29 @@ class Soak:
                 meter.user_units_per_minute, meter.project_units_per_minute = limits
                 meter.user_windows.clear()
                 meter.project_window = Window()
-        get_engine(app).dispose()
         self.log("clock_forward", hours=hours, sent=sent, failures=failures[:3],
                  seconds=round(time.monotonic() - began, 1))  # fmt: skip
+
+    def driver_app(self) -> Any:
+        """The driver's own Postdesk app (made once), for what it does at a moved clock."""
+        from server import create_app
+
+        if self._driver_app is None:
+            self._driver_app = create_app({"DATABASE_URL": self.database_url, "INSTANCE_PATH": self.instance_path,
+                                           "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "WEBHOOK_BACKOFF_SECONDS": "0.25"})  # fmt: skip
+        return self._driver_app
 
     def webhooks_forward(self) -> None:
         """Only webhook deliveries are left, waiting out their backoff (doubling, up to an hour, after the
         receiver was down) or the two-minute claim of a worker killed while sending them: the clock is
         moved past the last of those instants and the due ones are sent from here, as a worker's clock
         would then (time runs faster where the code allows it)."""
-        from server import create_app
         from server.base.db import get_session
         from server.base.models import WebhookDelivery
         from server.services.webhooks.sending import deliver_due
         from server.services.webhooks.subscriptions import Settings
 
-        if self.driver_app is None:
-            self.driver_app = create_app({"DATABASE_URL": self.database_url, "INSTANCE_PATH": self.instance_path,
-                                          "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "WEBHOOK_BACKOFF_SECONDS": "0.25"})  # fmt: skip
-        app = self.driver_app
+        app = self.driver_app()
         with app.app_context():
             session = get_session()
             waits = session.execute(
@@ -806,11 +809,11 @@ class Soak:
                      web=self.web.output().splitlines()[-20:] if self.web is not None else [])  # fmt: skip
 
     def stop(self) -> None:
-        if self.driver_app is not None:
+        if self._driver_app is not None:
             from server.base.db import get_engine
 
-            get_engine(self.driver_app).dispose()
-            self.driver_app = None
+            get_engine(self._driver_app).dispose()
+            self._driver_app = None
         self.fleet.stop()
         if self.web is not None:
             self.web.stop()
