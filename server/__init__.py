@@ -27,10 +27,21 @@ class IdConverter(IntegerConverter):
         return number if number <= MAX_ID else 0
 
 
+class Postdesk(Flask):
+    """Flask, with each request done again when PostgreSQL undid its transaction for a concurrent one
+    and nothing of it was committed (:func:`server.base.db.again_when_undone`): a deadlock with a
+    worker's batch costs the caller a short wait, not an error."""
+
+    def dispatch_request(self) -> Any:
+        from server.base.db import again_when_undone
+
+        return again_when_undone(super().dispatch_request)
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then ``POSTDESK_*`` environment variables, then ``config``."""
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("POSTDESK_INSTANCE_PATH") or None
-    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    app = Postdesk(__name__, instance_path=instance_path, instance_relative_config=True)
     app.url_map.converters["int"] = IdConverter
     from server.base.config import Defaults, WebDefaults
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 from api_support import SALES, SUPPORT, Desk
 from flask import Flask
@@ -323,6 +324,107 @@ def test_a_reply_goes_out_through_the_outbox_once(api_desk: Desk) -> None:
     assert both.status_code == 400
     missing = desk.call("POST", f"/api/v1/tickets/{ticket_id}/replies", "anna", json={"template_id": 999})
     assert missing.status_code == 404
+
+
+@pytest.mark.postgres
+def test_a_reply_undone_by_a_deadlock_is_done_again_not_an_error(api_desk: Desk) -> None:
+    """The soak's one 503: a reply and a worker's batch each held what the other wanted, and
+    PostgreSQL undid the reply. Every request so undone is done again (server.Postdesk); here the
+    reply holds its ticket (the Outbox row's reference) and waits for the events table, which the
+    "worker" holds while it asks for the ticket."""
+    import threading
+
+    from helpers import wait_until
+    from sqlalchemy import text
+
+    from server.base.db import get_engine
+
+    desk = api_desk
+    ticket_id = desk.tickets[SUPPORT][0]
+    engine = get_engine(desk.app)
+    with engine.connect() as admin:  # the reply's side finds the deadlock, 3 s after it starts waiting
+        name = admin.execute(text("SELECT current_database()")).scalar()
+        admin.execute(text(f"ALTER DATABASE \"{name}\" SET deadlock_timeout = '3s'"))
+        admin.commit()
+    engine.dispose()  # the app's next connections take the setting
+    answers = []
+    with engine.connect() as worker:
+        worker.execute(text("SET deadlock_timeout = '60s'"))  # never this side
+        worker.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))  # reads pass, writes wait
+        replying = threading.Thread(
+            target=lambda: answers.append(
+                desk.call("POST", f"/api/v1/tickets/{ticket_id}/replies", "anna", json={"text": "On it."})
+            )
+        )
+        replying.start()
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+
+        def reply_waits() -> bool:
+            with engine.connect() as look:  # a transaction per look: the view is a snapshot per transaction
+                return bool(look.execute(text(waiting)).scalar())
+
+        assert wait_until(reply_waits, timeout=30)  # the reply: Outbox row written, waits on events
+        worker.execute(text("SELECT id FROM tickets WHERE id = :t FOR UPDATE"), {"t": ticket_id})  # the cycle
+        worker.commit()
+    replying.join(timeout=60)
+    assert answers and (answers[0].status_code, answers[0].json) == (202, {"queued": True})
+    with desk.app.app_context():
+        rows = get_session().scalars(select(Outbox).where(Outbox.ticket_id == ticket_id)).all()
+        queued = (
+            get_session()
+            .scalars(select(Event).where(Event.ticket_id == ticket_id, Event.kind == "reply_queued"))
+            .all()
+        )
+    assert (len(rows), len(queued)) == (1, 1)  # done again, not twice
+
+
+def test_a_request_is_done_again_only_while_nothing_of_it_was_committed(api_app: Flask) -> None:
+    """The retry's limit, on the function itself: an undone transaction (SQLSTATE 40P01) is tried
+    again up to three times; once a part of the request was committed it is not repeated."""
+    from sqlalchemy.exc import OperationalError
+
+    from server.base.db import TRIES, again_when_undone
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    undone = OperationalError("UPDATE tickets …", {}, Deadlock())
+    with api_app.test_request_context():
+        calls = []
+
+        def always_undone() -> None:
+            calls.append(1)
+            get_session().execute(select(1))
+            raise undone
+
+        with pytest.raises(OperationalError):
+            again_when_undone(always_undone)
+        assert len(calls) == TRIES
+
+        def undone_once() -> str:
+            calls.append(2)
+            if calls.count(2) == 1:
+                raise undone
+            return "done"
+
+        assert again_when_undone(undone_once) == "done" and calls.count(2) == 2
+
+        def committed_then_undone() -> None:
+            calls.append(3)
+            get_session().commit()
+            raise undone
+
+        with pytest.raises(OperationalError):
+            again_when_undone(committed_then_undone)
+        assert calls.count(3) == 1
+
+        def another_error() -> None:
+            calls.append(4)
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+        with pytest.raises(OperationalError):
+            again_when_undone(another_error)
+        assert calls.count(4) == 1
 
 
 def test_unknown_routes_and_methods_answer_as_problems(api_desk: Desk) -> None:

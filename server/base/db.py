@@ -18,6 +18,7 @@ from flask import Flask, current_app, g
 from flask.cli import with_appcontext
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 # The help centre's tables and the knowledge index's vectors join Base.metadata with the models.
@@ -119,6 +120,34 @@ def lost_to_another_transaction(exc: BaseException) -> bool:
     return str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "").startswith("40")
 
 
+#: Tries of a request whose transaction PostgreSQL undid for a concurrent one (a deadlock between a
+#: request and a worker's batch: the batch wins, the request waits for it and then passes).
+TRIES = 3
+_COMMITS = "postdesk_commits"
+
+
+def _count_commit(session: Session) -> None:
+    session.info[_COMMITS] = session.info.get(_COMMITS, 0) + 1
+
+
+def again_when_undone(call: Callable[[], _T], tries: int = TRIES) -> _T:
+    """``call()``, called again (up to ``tries`` times in all) while PostgreSQL undoes its transaction
+    for another one's sake — but only while nothing it did was committed: a call that committed a part
+    before the undone part is not repeated (the error goes up, and the request answers 503)."""
+    for attempt in range(1, tries + 1):
+        session = get_session()
+        commits = session.info.get(_COMMITS, 0)
+        try:
+            return call()
+        except OperationalError as exc:
+            if attempt == tries or not lost_to_another_transaction(exc):
+                raise
+            if session.info.get(_COMMITS, 0) != commits:
+                raise
+            session.rollback()
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
 def database_is_reachable() -> bool:
     try:
         with get_engine().connect() as connection:
@@ -145,9 +174,8 @@ def init_db_command() -> None:
 
 def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
-    app.extensions[_EXTENSION] = {
-        "engine": engine,
-        "sessionmaker": sessionmaker(bind=engine),
-    }
+    sessions = sessionmaker(bind=engine)
+    event.listen(sessions, "after_commit", _count_commit)
+    app.extensions[_EXTENSION] = {"engine": engine, "sessionmaker": sessions}
     app.teardown_appcontext(_close_session)
     app.cli.add_command(init_db_command)

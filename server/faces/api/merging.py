@@ -10,9 +10,8 @@ from typing import Any
 
 from spectree import Response as Answers
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
-from server.base.db import get_session, lost_to_another_transaction
+from server.base.db import get_session
 from server.base.models import ActorKind, Message
 from server.faces.api.auth import caller, needs
 from server.faces.api.base import bp, tree
@@ -22,31 +21,22 @@ from server.faces.errors import problem_response
 from server.services import regrouping, tickets
 from server.services.api_tokens import Scope
 
-#: Tries of a change that PostgreSQL undid for a concurrent transaction (a deadlock: a merge locks two
-#: tickets while a worker's batch holds one of them).
-TRIES = 3
-
 
 def _change(do: Callable[[tickets.Actor, datetime], int], status: int = 200) -> Any:
     """Do the change as the token's agent; 404 for a ticket the caller cannot see, 409 with the reason
-    when it cannot be done; else the changed ticket (whose id ``do`` returns). A change PostgreSQL
-    undid for another transaction's sake is done again (the last refusal answers 503)."""
+    when it cannot be done; else the changed ticket (whose id ``do`` returns). A merge locks two
+    tickets: when PostgreSQL undoes it for a worker's batch holding one of them, the whole request is
+    done again (:class:`server.Postdesk`)."""
     session = get_session()
-    for attempt in range(1, TRIES + 1):
-        try:
-            ticket_id = do(tickets.Actor(ActorKind.AGENT, agent_id=caller().agent_id), datetime.now(UTC))
-            session.flush()
-            break
-        except Problem as exc:
-            session.rollback()
-            return problem_answer(exc)
-        except (tickets.MergeError, tickets.SplitError) as exc:
-            session.rollback()
-            return problem_response(409, "Conflict", str(exc))
-        except OperationalError as exc:
-            session.rollback()
-            if attempt == TRIES or not lost_to_another_transaction(exc):
-                raise
+    try:
+        ticket_id = do(tickets.Actor(ActorKind.AGENT, agent_id=caller().agent_id), datetime.now(UTC))
+        session.flush()
+    except Problem as exc:
+        session.rollback()
+        return problem_answer(exc)
+    except (tickets.MergeError, tickets.SplitError) as exc:
+        session.rollback()
+        return problem_response(409, "Conflict", str(exc))
     return changed_ticket(session, ticket_id, status)
 
 
