@@ -133,3 +133,34 @@ def test_upsert_lets_two_writers_of_the_same_row_both_succeed(app, session, help
     assert errors == [] and not writer.is_alive()
     rows = session.execute(select(TicketView.viewed_at)).scalars().all()
     assert rows == [second]
+
+
+def test_the_snooze_reminder_s_untouched_default_takes_the_new_wording(tmp_path):
+    """Migration 0033: a stored "snooze ended" template still exactly the old default says until when
+    (as a new mailbox's does); one the team edited stays as it is."""
+    import importlib
+
+    from alembic import command
+
+    from server.services.defaults import REMINDER_TEMPLATES
+
+    change = importlib.import_module("server.base.migrations.versions.0033_snooze_reminder_text")
+    shipped = {
+        locale: body for name, locale, _, body in REMINDER_TEMPLATES if name == "Reminder: snooze ended"
+    }
+    assert {locale: new for locale, _old, new in change.CHANGES} == shipped  # what a new mailbox gets
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    config = alembic_config(engine)
+    insert = text(
+        "INSERT INTO templates (name, locale, subject, body_text, faq_questions, created_at, updated_at)"
+        " VALUES ('Reminder: snooze ended', :locale, 's', :body, '[]', :at, :at)"
+    )
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0032")
+        for locale, old, _new in change.CHANGES:
+            body = old if locale == "en" else "our own words"  # the Russian one was edited by the team
+            connection.execute(insert, {"locale": locale, "body": body, "at": datetime(2026, 12, 1)})
+        command.upgrade(config, "head")
+        found = dict(connection.execute(text("SELECT locale, body_text FROM templates")).all())
+    assert found == {"en": shipped["en"], "ru": "our own words"}
