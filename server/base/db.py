@@ -130,21 +130,23 @@ def _count_commit(session: Session) -> None:
     session.info[_COMMITS] = session.info.get(_COMMITS, 0) + 1
 
 
+def _commits() -> int:
+    session = g.get("db_session")
+    return int(session.info.get(_COMMITS, 0)) if session is not None else 0
+
+
 def again_when_undone(call: Callable[[], _T], tries: int = TRIES) -> _T:
     """``call()``, called again (up to ``tries`` times in all) while PostgreSQL undoes its transaction
     for another one's sake — but only while nothing it did was committed: a call that committed a part
     before the undone part is not repeated (the error goes up, and the request answers 503)."""
     for attempt in range(1, tries + 1):
-        session = get_session()
-        commits = session.info.get(_COMMITS, 0)
+        commits = _commits()  # no session is opened for it: a request without the database costs nothing
         try:
             return call()
         except OperationalError as exc:
-            if attempt == tries or not lost_to_another_transaction(exc):
+            if attempt == tries or not lost_to_another_transaction(exc) or _commits() != commits:
                 raise
-            if session.info.get(_COMMITS, 0) != commits:
-                raise
-            session.rollback()
+            get_session().rollback()
     raise AssertionError("unreachable: the last try returns or raises")
 
 
