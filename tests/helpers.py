@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
 import subprocess
@@ -102,6 +103,29 @@ def wait_until(predicate, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+@contextlib.contextmanager
+def a_deadlock_the_app_loses(engine):
+    """A connection playing a worker's batch (PostgreSQL only), and ``app_waits()``: whether the app's
+    request is waiting for a lock. The app's connections find a deadlock 3 s after they start waiting,
+    this one only after 60 s, so the app's transaction is the one PostgreSQL undoes."""
+    from sqlalchemy import text
+
+    with engine.connect() as admin:
+        name = admin.execute(text("SELECT current_database()")).scalar()
+        admin.execute(text(f"ALTER DATABASE \"{name}\" SET deadlock_timeout = '3s'"))
+        admin.commit()
+    engine.dispose()  # the app's next connections take the setting
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+
+    def app_waits() -> bool:
+        with engine.connect() as look:  # a transaction per look: the view is a snapshot per transaction
+            return bool(look.execute(text(waiting)).scalar())
+
+    with engine.connect() as worker:
+        worker.execute(text("SET deadlock_timeout = '60s'"))
+        yield worker, app_waits
 
 
 def postdesk_command() -> str:

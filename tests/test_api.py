@@ -334,22 +334,15 @@ def test_a_reply_undone_by_a_deadlock_is_done_again_not_an_error(api_desk: Desk)
     "worker" holds while it asks for the ticket."""
     import threading
 
-    from helpers import wait_until
+    from helpers import a_deadlock_the_app_loses, wait_until
     from sqlalchemy import text
 
     from server.base.db import get_engine
 
     desk = api_desk
     ticket_id = desk.tickets[SUPPORT][0]
-    engine = get_engine(desk.app)
-    with engine.connect() as admin:  # the reply's side finds the deadlock, 3 s after it starts waiting
-        name = admin.execute(text("SELECT current_database()")).scalar()
-        admin.execute(text(f"ALTER DATABASE \"{name}\" SET deadlock_timeout = '3s'"))
-        admin.commit()
-    engine.dispose()  # the app's next connections take the setting
     answers = []
-    with engine.connect() as worker:
-        worker.execute(text("SET deadlock_timeout = '60s'"))  # never this side
+    with a_deadlock_the_app_loses(get_engine(desk.app)) as (worker, app_waits):
         worker.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))  # reads pass, writes wait
         replying = threading.Thread(
             target=lambda: answers.append(
@@ -357,13 +350,7 @@ def test_a_reply_undone_by_a_deadlock_is_done_again_not_an_error(api_desk: Desk)
             )
         )
         replying.start()
-        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-
-        def reply_waits() -> bool:
-            with engine.connect() as look:  # a transaction per look: the view is a snapshot per transaction
-                return bool(look.execute(text(waiting)).scalar())
-
-        assert wait_until(reply_waits, timeout=30)  # the reply: Outbox row written, waits on events
+        assert wait_until(app_waits, timeout=30)  # the reply: Outbox row written, waits on events
         worker.execute(text("SELECT id FROM tickets WHERE id = :t FOR UPDATE"), {"t": ticket_id})  # the cycle
         worker.commit()
     replying.join(timeout=60)

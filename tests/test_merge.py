@@ -387,22 +387,15 @@ def test_a_merge_undone_by_a_deadlock_is_done_again_not_a_500(api_desk):  # noqa
     merge is done again; the caller gets its answer."""
     import threading
 
-    from helpers import wait_until
+    from helpers import a_deadlock_the_app_loses, wait_until
     from sqlalchemy import text
 
     from server.base.db import get_engine
 
     api = api_desk
     a, b = api.tickets[SUPPORT][:2]
-    engine = get_engine(api.app)
-    with engine.connect() as admin:  # the merge's side finds the deadlock, 3 s after it starts waiting
-        name = admin.execute(text("SELECT current_database()")).scalar()
-        admin.execute(text(f"ALTER DATABASE \"{name}\" SET deadlock_timeout = '3s'"))
-        admin.commit()
-    engine.dispose()  # the app's next connections take the setting
     answers = []
-    with engine.connect() as worker:  # as a worker's batch: holds A, then wants B
-        worker.execute(text("SET deadlock_timeout = '60s'"))  # never this side
+    with a_deadlock_the_app_loses(get_engine(api.app)) as (worker, app_waits):  # holds A, then wants B
         worker.execute(text("SELECT id FROM tickets WHERE id = :a FOR UPDATE"), {"a": a})
         merging = threading.Thread(
             target=lambda: answers.append(
@@ -410,13 +403,7 @@ def test_a_merge_undone_by_a_deadlock_is_done_again_not_a_500(api_desk):  # noqa
             )
         )
         merging.start()
-        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-
-        def merge_waits() -> bool:
-            with engine.connect() as look:  # a transaction per look: the view is a snapshot per transaction
-                return bool(look.execute(text(waiting)).scalar())
-
-        assert wait_until(merge_waits, timeout=30)  # the merge: B held, waits on A
+        assert wait_until(app_waits, timeout=30)  # the merge: B held, waits on A
         worker.execute(text("SELECT id FROM tickets WHERE id = :b FOR UPDATE"), {"b": b})  # the cycle
         worker.commit()  # PostgreSQL undid the merge's transaction (it waited first), so this one got B
     merging.join(timeout=60)
