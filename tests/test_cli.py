@@ -176,6 +176,30 @@ def test_the_console_script_reports_errors_without_a_traceback(tmp_path, databas
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_a_command_before_init_db_or_without_a_database_says_what_to_do(tmp_path):
+    """A new user's first command is often run before ``postdesk init-db``, or with a database URL
+    that reaches nothing: one line that says so, exit 2, never a traceback."""
+    import os
+
+    def run(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **_env(tmp_path, url)}
+        return subprocess.run(
+            [postdesk_command(), *args], capture_output=True, text=True, env=env, timeout=60
+        )
+
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    for args in (["tickets", "list"], ["articles", "list", "--mailbox", MAILBOX]):
+        result = run(empty, *args)
+        assert result.returncode == 2, result.stderr
+        assert "no Postdesk tables" in result.stderr and "postdesk init-db" in result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+    nowhere = run("postgresql+psycopg://someone:secret@127.0.0.1:1/postdesk", "tickets", "list")
+    assert nowhere.returncode == 2 and "cannot use the database" in nowhere.stderr
+    assert "secret" not in nowhere.stderr and "Traceback" not in nowhere.stderr  # the password hidden
+    assert run(empty, "init-db").returncode == 0
+    assert run(empty, "tickets", "list").returncode == 0  # at the schema: the command works
+
+
 def test_postdesk_sandbox_serves_the_seeded_demo_mailbox_to_the_real_client(tmp_path):
     from google.auth.credentials import AnonymousCredentials
     from googleapiclient.discovery import build

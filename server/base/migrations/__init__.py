@@ -28,9 +28,15 @@ def head_revisions() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
+def database_revisions(engine: Engine) -> frozenset[str]:
+    """The migrations the database is at (none for an empty one); a connection error goes up."""
+    with engine.connect() as connection:
+        return frozenset(MigrationContext.configure(connection).get_current_heads())
+
+
 def upgrade_to_head(engine: Engine) -> None:
-    """Migrate to the newest schema; a database already there costs one query (every process that
-    starts — web, worker, each command — asks)."""
+    """Migrate to the newest schema; a database already there costs one query (``init-db``, the demo and
+    a restore ask; another command whose database is elsewhere says to run ``postdesk init-db``)."""
     with engine.begin() as connection:
         if frozenset(MigrationContext.configure(connection).get_current_heads()) == head_revisions():
             return

@@ -7,8 +7,12 @@ never a traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
+import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, ScriptInfo
+from sqlalchemy.exc import DBAPIError
 
 from server.faces.cli.common import CliError
 
@@ -31,7 +35,41 @@ def _create_app() -> Flask:
         gc.enable()
 
 
-main = FlaskGroup(
+class _Postdesk(FlaskGroup):
+    """The group, turning a database that is missing, unreachable or not at this release's schema into
+    one line that says what to do (a new user's first command is often run before ``init-db``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            error = _database_error(ctx.ensure_object(ScriptInfo).load_app())
+            if error is None:
+                raise  # the schema is right: a real failure, with its traceback
+            raise error from exc
+
+
+def _database_error(app: Flask) -> CliError | None:
+    from server.base.db import get_engine
+    from server.base.migrations import database_revisions, head_revisions
+
+    engine = get_engine(app)
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        found = database_revisions(engine)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        return CliError(f"cannot use the database {where}: {reason}")
+    if found == head_revisions():
+        return None
+    state = ", ".join(sorted(found)) or "no Postdesk tables"
+    return CliError(
+        f"the database {where} is not at this release's schema ({state}; wanted "
+        f"{', '.join(sorted(head_revisions()))}): run `postdesk init-db` first (it creates or upgrades it)"
+    )
+
+
+main = _Postdesk(
     name="postdesk",
     create_app=_create_app,
     add_default_commands=False,
