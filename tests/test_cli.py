@@ -318,6 +318,9 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
         mailbox = process.wait_for(r"mailbox\s+(\S+) \((\d+) messages\)")
         tickets = process.wait_for(r"tickets\s+(\d+) opened by the first sync")
         settings_url = process.wait_for(r"settings\s+(http://\S+) \(sign in as any demo agent\)")[1]
+        help_url = process.wait_for(r"help centre\s+(http://\S+)")[1]
+        help_home = requests.get(help_url, headers={"Accept-Language": "ru"}, timeout=10)
+        found = requests.get(help_url + "search", params={"q": "download all my contacts"}, timeout=10)
         process.wait_for(r"worker demo: running the jobs")  # web and worker in one process
         status, body, _ = http("GET", health)
         service = build(
@@ -360,3 +363,6 @@ def test_postdesk_demo_starts_everything_and_prints_the_urls(tmp_path):
     assert mailboxes.url.endswith("/settings/mailboxes") and row and MAILBOX in row[0]
     assert "Работает" in row[0]  # "Healthy", in the language of Anna, the demo admin
     assert pushed, "the demo's push path did not accept the sandbox's notification"
+    # The help centre is on, with the FAQ answer published in both languages (Russian for a Russian browser).
+    assert help_home.status_code == 200 and "Как выгрузить данные в CSV?" in help_home.text
+    assert found.status_code == 200 and "How do I export my data to CSV?" in found.text

@@ -11,10 +11,11 @@ from typing import Any
 
 import click
 from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
-from server.base.models import Mailbox
+from server.base.models import Agent, Mailbox, Template
 from server.faces.web.local import is_loopback
 from server.gmail.sandbox import Sandbox, SandboxServer
 from server.gmail.sandbox.seed import DEMO_MAILBOX, DEMO_MAILBOX_NAME, DEMO_TEAM, seed_demo_mailbox
@@ -76,8 +77,6 @@ def start_sandbox(
 def solve_answered(session: Session, mailbox_id: int) -> None:
     """The seeded threads the team answered last are solved, as a team would have left them: they are
     the demo's knowledge index (similar solved tickets on the card)."""
-    from sqlalchemy import select
-
     from server.base.models import Message, Ticket, TicketStatus
     from server.services.tickets import set_status
 
@@ -114,10 +113,36 @@ def add_demo_faq(session: Session, mailbox: Mailbox) -> None:
     session.commit()
 
 
+#: The demo's public help centre: /help/support/ with the FAQ answer as an article in both languages.
+DEMO_HELP_SLUG = "support"
+DEMO_HELP_CATEGORY = {"en": "Your data", "ru": "Ваши данные"}
+
+
+def add_demo_help_centre(session: Session, mailbox: Mailbox, author: Agent) -> None:
+    """The help centre on, its articles made from the demo's FAQ answers in one click each, as an admin
+    would (the acknowledgement's FAQ answer then links to its article), published as translations."""
+    from server.services import articles
+
+    mailbox.settings = {**(mailbox.settings or {}),
+                        "help_centre": {"enabled": True, "slug": DEMO_HELP_SLUG, "contact_form": True}}  # fmt: skip
+    at = datetime.now(UTC)
+    templates = session.scalars(select(Template).where(Template.mailbox_id == mailbox.id,
+                                                       Template.name == "Export to CSV")).all()  # fmt: skip
+    original: int | None = None
+    for template in sorted(templates, key=lambda t: t.locale != "en"):  # English first: the original
+        article = articles.from_template(session, mailbox, template, author=author, at=at)
+        body = article.body.split("\n\n", 1)[-1].strip()  # the answer without the mail's greeting
+        draft = articles.Draft(title=article.title, body=body, language=article.language,
+                               category=DEMO_HELP_CATEGORY.get(article.language, ""), published=True,
+                               translation_of=original)  # fmt: skip
+        articles.save(session, mailbox, draft, author=author, article=article, at=at)
+        session.flush()
+        original = original or article.id
+    session.commit()
+
+
 def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> None:
     """One process for trying Postdesk: seeded sandbox, a fresh demo database, the web app."""
-    from sqlalchemy import select
-
     from server import create_app
     from server.base.db import get_session, init_db
     from server.base.models import Agent, AuthKind, Role
@@ -153,6 +178,7 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         # A token for the REST API, so docs/api.md's curl examples run as they are (a fresh one each run).
         admin = session.scalar(select(Agent).where(Agent.email == DEMO_TEAM[0][0]))
         assert admin is not None
+        add_demo_help_centre(session, mailbox, admin)
         _token, api_secret = api_tokens.create(
             session, owner=admin, name="make demo", scopes=[scope.value for scope in api_tokens.Scope],
             expires_at=None, by=admin, now=datetime.now(UTC),
@@ -195,6 +221,7 @@ def run_demo(instance_path: str, host: str, port: int, sandbox_port: int) -> Non
         else f"{base}/settings/",
         "reports": f"{base}/reports (sign in as {DEMO_MANAGER[0]}, the team lead)",
         "health": f"{base}/healthz",
+        "help centre": f"{base}/help/{DEMO_HELP_SLUG}/ (public: articles, search, the contact form)",
         "api": f"{base}/api/v1/openapi.json (docs/api.md)",
         "api token": f"{api_secret} ({DEMO_TEAM[0][0]}, every scope)",
         "add-on preview": f"{base}/dev/addon" if is_loopback(host) else "off (only with a loopback --host)",
