@@ -196,6 +196,8 @@ def test_a_command_before_init_db_or_without_a_database_says_what_to_do(tmp_path
     nowhere = run("postgresql+psycopg://someone:secret@127.0.0.1:1/postdesk", "tickets", "list")
     assert nowhere.returncode == 2 and "cannot use the database" in nowhere.stderr
     assert "secret" not in nowhere.stderr and "Traceback" not in nowhere.stderr  # the password hidden
+    worker = run(empty, "worker")  # stops at once instead of failing every round
+    assert worker.returncode == 2 and "postdesk init-db" in worker.stderr
     assert run(empty, "init-db").returncode == 0
     assert run(empty, "tickets", "list").returncode == 0  # at the schema: the command works
 

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.cli import FlaskGroup, ScriptInfo
 from sqlalchemy.exc import DBAPIError
 
-from server.faces.cli.common import CliError
+from server.faces.cli.common import CliError, database_problem
 
 __all__ = ["CliError", "init_app", "main"]
 
@@ -43,30 +43,10 @@ class _Postdesk(FlaskGroup):
         try:
             return super().invoke(ctx)
         except DBAPIError as exc:
-            error = _database_error(ctx.ensure_object(ScriptInfo).load_app())
+            error = database_problem(ctx.ensure_object(ScriptInfo).load_app())
             if error is None:
                 raise  # the schema is right: a real failure, with its traceback
             raise error from exc
-
-
-def _database_error(app: Flask) -> CliError | None:
-    from server.base.db import get_engine
-    from server.base.migrations import database_revisions, head_revisions
-
-    engine = get_engine(app)
-    where = engine.url.render_as_string(hide_password=True)
-    try:
-        found = database_revisions(engine)
-    except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-        return CliError(f"cannot use the database {where}: {reason}")
-    if found == head_revisions():
-        return None
-    state = ", ".join(sorted(found)) or "no Postdesk tables"
-    return CliError(
-        f"the database {where} is not at this release's schema ({state}; wanted "
-        f"{', '.join(sorted(head_revisions()))}): run `postdesk init-db` first (it creates or upgrades it)"
-    )
 
 
 main = _Postdesk(

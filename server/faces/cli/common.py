@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from rules.documents import DocumentError, load_document
 from server.base.db import get_session
@@ -22,6 +23,28 @@ class CliError(click.ClickException):
 
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
+
+
+def database_problem(app: Flask) -> CliError | None:
+    """What stops the database from serving this release — unreachable, empty or at another schema —
+    as one line saying what to do; None when it is ready."""
+    from server.base.db import get_engine
+    from server.base.migrations import database_revisions, head_revisions
+
+    engine = get_engine(app)
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        found = database_revisions(engine)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        return CliError(f"cannot use the database {where}: {reason}")
+    if found == head_revisions():
+        return None
+    state = ", ".join(sorted(found)) or "no Postdesk tables"
+    return CliError(
+        f"the database {where} is not at this release's schema ({state}; wanted "
+        f"{', '.join(sorted(head_revisions()))}): run `postdesk init-db` first (it creates or upgrades it)"
+    )
 
 
 def mailbox_named(address: str) -> Mailbox:

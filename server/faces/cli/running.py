@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from server.faces.cli.common import CliError
+from server.faces.cli.common import CliError, database_problem
 
 
 @click.command("sync")
@@ -46,6 +46,9 @@ def worker_command() -> None:
         check_backend(app)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    problem = database_problem(app)
+    if problem is not None:  # at another schema its jobs would fail every round, each with a traceback
+        raise problem
     run_worker(app)
 
 
