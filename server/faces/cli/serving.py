@@ -132,6 +132,7 @@ def add_demo_help_centre(session: Session, mailbox: Mailbox, author: Agent) -> N
     for template in sorted(templates, key=lambda t: t.locale != "en"):  # English first: the original
         article = articles.from_template(session, mailbox, template, author=author, at=at)
         body = article.body.split("\n\n", 1)[-1].strip()  # the answer without the mail's greeting
+        body = body[:1].upper() + body[1:]
         draft = articles.Draft(title=article.title, body=body, language=article.language,
                                category=DEMO_HELP_CATEGORY.get(article.language, ""), published=True,
                                translation_of=original)  # fmt: skip
