@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 HERE = Path(__file__).parent
 
@@ -28,17 +28,16 @@ def head_revisions() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-def database_revisions(engine: Engine) -> frozenset[str]:
-    """The migrations the database is at (none for an empty one); a connection error goes up."""
-    with engine.connect() as connection:
-        return frozenset(MigrationContext.configure(connection).get_current_heads())
+def database_revisions(connection: Connection) -> frozenset[str]:
+    """The migrations the database is at (none for an empty one)."""
+    return frozenset(MigrationContext.configure(connection).get_current_heads())
 
 
 def upgrade_to_head(engine: Engine) -> None:
     """Migrate to the newest schema; a database already there costs one query (``init-db``, the demo and
     a restore ask; another command whose database is elsewhere says to run ``postdesk init-db``)."""
     with engine.begin() as connection:
-        if frozenset(MigrationContext.configure(connection).get_current_heads()) == head_revisions():
+        if database_revisions(connection) == head_revisions():
             return
         config = alembic_config(engine)
         config.attributes["connection"] = connection

@@ -34,7 +34,8 @@ def database_problem(app: Flask) -> CliError | None:
     engine = get_engine(app)
     where = engine.url.render_as_string(hide_password=True)
     try:
-        found = database_revisions(engine)
+        with engine.connect() as connection:
+            found = database_revisions(connection)
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
         return CliError(f"cannot use the database {where}: {reason}")

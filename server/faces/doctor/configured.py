@@ -29,21 +29,18 @@ CLIENT_ID = re.compile(r"[0-9A-Za-z_.-]+\.apps\.googleusercontent\.com")
 
 
 def check_database() -> Check:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from server.base.migrations import alembic_config
+    from server.base.migrations import database_revisions, head_revisions
 
     name = _("database")
     url = get_engine().url.render_as_string(hide_password=True)
     try:
         with get_engine().connect() as connection:
             connection.execute(text("SELECT 1"))
-            current = MigrationContext.configure(connection).get_current_revision()
+            current = ", ".join(sorted(database_revisions(connection)))
     except SQLAlchemyError as exc:
         return bad(name, _("%(url)s does not answer: %(problem)s", url=url, problem=type(exc).__name__),
                    _("check POSTDESK_DATABASE_URL and that the database server runs"), "the-server")  # fmt: skip
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ", ".join(sorted(head_revisions()))
     if current != head:
         return bad(name, _("%(url)s is at migration %(current)s, the newest is %(head)s",
                            url=url, current=current or _("none"), head=head),
