@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.deps-stamp
 LOCK   := requirements.lock
 LOCK_TOOLS := .lock-tools
 
-.PHONY: deps lock audit soak soak-short demo test lint bench clean addon-deps addon-check catalog
+.PHONY: deps lock audit soak soak-short demo test lint bench adapter clean addon-deps addon-check catalog
 
 deps: $(STAMP)
 
@@ -98,6 +98,10 @@ addon-check:
 # runs even when one fails, then a summary of PASS/FAIL lines; the exit code is 1 when any failed.
 bench: deps
 	$(BIN)/python tests/bench/run_all.py
+
+# The meaning adapter learnt again from the tuning paraphrase sets (docs/help-centre.md).
+adapter: deps
+	$(BIN)/python tests/bench/train_adapter.py
 
 # The settings pages' texts: new strings into server/translations/ru (then translate them; a test
 # fails while one is missing). The catalogs are compiled when the app starts.

@@ -181,3 +181,46 @@ def test_a_full_cache_of_example_vectors_is_emptied_without_losing_the_ones_in_u
     )  # one new: overflow
     assert set(found) == {"How do I change my plan?", "Where is my parcel?"}
     assert found["How do I change my plan?"] > found["Where is my parcel?"]
+
+
+def test_the_adapter_moves_a_question_and_only_a_question():
+    """A question goes through the learnt map (server.services.knowledge.adapter); left out, it is the
+    encoder's own vector; an empty question stays zeros; entries keep the encoder's vector."""
+    from server.services.knowledge import adapter
+
+    plain = meaning.encode([PLAN_ASKED])[0]
+    moved = meaning.ask(PLAN_ASKED)
+    assert abs(float(np.linalg.norm(moved)) - 1.0) < 1e-5
+    assert float(moved @ plain) < 0.999  # it moved
+    with adapter.left_out():
+        assert np.allclose(meaning.ask(PLAN_ASKED), plain)
+    assert not meaning.ask("   ").any()
+    entry = meaning.encode([PLAN[0]])[0]
+    # Moved toward the team's wording: nearer its own entry than the plain vector was.
+    assert float(moved @ entry) > float(plain @ entry)
+
+
+def test_the_adapter_learns_a_consistent_difference_and_refuses_bad_shapes():
+    """On made-up pairs where every paraphrase is its entry turned by one fixed rotation plus noise,
+    the learnt map ranks each pair's own entry first more often than the unmoved vectors do."""
+    import pytest
+
+    from server.services.knowledge import adapter
+
+    rng = np.random.default_rng(7)
+    entries = rng.normal(size=(120, 32))
+    entries /= np.linalg.norm(entries, axis=1, keepdims=True)
+    turn, _ = np.linalg.qr(rng.normal(size=(32, 32)))
+    asked = 0.4 * entries + 0.9 * entries @ turn + 0.3 * rng.normal(size=(120, 32))
+    asked /= np.linalg.norm(asked, axis=1, keepdims=True)
+    learnt = adapter.learn(asked[:80], entries[:80])
+    assert learnt.shape == (32, 32) and learnt.dtype == np.float32
+
+    def firsts(matrix: np.ndarray) -> int:  # the 40 pairs the map never saw
+        return int(np.sum(np.argmax(asked[80:] @ matrix @ entries[80:].T, axis=1) == np.arange(40)))
+
+    assert firsts(learnt) > firsts(np.eye(32)) + 5
+    with pytest.raises(ValueError):
+        adapter.learn(asked[:10], entries[:9])
+    with pytest.raises(ValueError):
+        adapter.learn(np.zeros((0, 32)), np.zeros((0, 32)))

@@ -44,3 +44,21 @@ def test_a_phrase_is_found_by_its_stems_in_a_row_and_brings_its_group():
     assert set(related.expand(lexicon, terms("the page takes ages"))) == set(terms("slow sluggish"))
     assert related.expand(lexicon, terms("ages take the")) == {}  # not in a row
     assert set(related.expand(lexicon, terms("всё долго грузится"))) == set(terms("тормозит"))
+
+
+def test_the_shipped_meaning_adapter_is_what_the_tuning_sets_give():
+    """The adapter (server.services.knowledge.adapter) is learnt from the tuning sets alone: learning it
+    again from them gives the shipped file, to float16's rounding — so the held-out sets never reached
+    it (the learning reads nothing else)."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
+    import train_adapter
+
+    from server.services.knowledge import adapter
+
+    shipped = adapter.shipped()
+    assert shipped is not None and shipped.shape == (512, 512)
+    assert float(np.abs(shipped - train_adapter.learnt()).max()) < 0.01

@@ -28,12 +28,13 @@ from common import bench_app, support_mailbox  # noqa: E402
 
 from server.base.db import get_session  # noqa: E402
 from server.base.models import Message, Ticket, TicketStatus  # noqa: E402
-from server.services.knowledge import learnt, meaning, related, similar  # noqa: E402
+from server.services.knowledge import adapter, learnt, meaning, related, similar  # noqa: E402
 from server.services.tickets import actions  # noqa: E402
 
 SETS = HERE.parent / "fixtures" / "paraphrases"
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 TARGET_TOP3 = 0.8
+DEFAULT = "with_related_terms_meaning_and_the_adapter (default)"
 
 
 def pairs(language: str, kind: str = "held_out") -> list[dict[str, str]]:
@@ -118,9 +119,16 @@ def main() -> int:
             figures = {
                 "lexical": hit_rates(session, probe, ids, sets, related.Lexicon(), by_meaning=False),
                 "with_related_terms": hit_rates(session, probe, ids, sets, by_meaning=False),
-                "with_meaning": hit_rates(session, probe, ids, sets, related.Lexicon(), by_meaning=True),
-                "with_related_terms_and_meaning (default)": hit_rates(session, probe, ids, sets),
             }
+            with adapter.left_out():
+                figures["with_meaning"] = hit_rates(
+                    session, probe, ids, sets, related.Lexicon(), by_meaning=True
+                )
+                figures["with_related_terms_and_meaning"] = hit_rates(session, probe, ids, sets)
+            figures["with_meaning_and_the_adapter"] = hit_rates(
+                session, probe, ids, sets, related.Lexicon(), by_meaning=True
+            )
+            figures[DEFAULT] = hit_rates(session, probe, ids, sets)
             # Learnt associations need a history where customers asked the same thing in other words:
             # the tuning set's pairs, each as two solved tickets with one answer (never the held-out set).
             tuning = [(f"tuning-{lang}:{n}:{side}", {"asked": case[side], "answer": case["answer"]})
@@ -142,23 +150,25 @@ def main() -> int:
     import json
 
     print(json.dumps(figures, indent=2, ensure_ascii=False))
-    default = figures["with_related_terms_and_meaning (default)"]
+    default = figures[DEFAULT]
+    before = figures["with_related_terms_and_meaning"]
     old = figures["lexical"]
     history = figures.get("with_a_history: and_learnt_associations (default)")
+
+    def rates(row: dict[str, Any], rate: str = "top3_hit_rate") -> str:
+        return ", ".join(f"{lang} {row[lang][rate]:.2f}" for lang in sets)
+
     print(
-        "paraphrase: top-3 hit rate "
-        + ", ".join(f"{lang} {default[lang]['top3_hit_rate']:.2f}" for lang in sets)
-        + (
-            " (with a history to learn from: "
-            + ", ".join(f"{lang} {history[lang]['top3_hit_rate']:.2f}" for lang in sets)
-            + ")"
-            if history
-            else ""
-        )
-        + f"; target >= {TARGET_TOP3}: information until issue 29's engine reaches it; words alone "
-        + ", ".join(f"{lang} {old[lang]['top3_hit_rate']:.2f}" for lang in sets)
-        + "; top-1 "
-        + ", ".join(f"{lang} {default[lang]['top1_hit_rate']:.2f}" for lang in sets)
+        f"paraphrase ({kind}): top-3 hit rate {rates(default)} (top-1 {rates(default, 'top1_hit_rate')}); "
+        f"before the adapter {rates(before)}; words alone {rates(old)}"
+        + (f"; with a history to learn from {rates(history)}" if history else "")
+    )
+    if kind != "held_out":
+        return 0
+    reached = all(default[lang]["top3_hit_rate"] >= TARGET_TOP3 for lang in sets)
+    print(
+        f"paraphrase: target top-3 >= {TARGET_TOP3} per language on the held-out set: "
+        + ("PASS" if reached else "not yet (information until issue 29's engine reaches it)")
     )
     return 0
 

@@ -45,7 +45,7 @@ def _cosines(query: str, articles: list[Article]) -> dict[int, float]:
             _VECTORS.clear()
         for key, vector in zip(missing, meaning.encode([text for _id, text in missing]), strict=True):
             found[key] = _VECTORS[key] = vector
-    asked = meaning.encode([query])[0]
+    asked = meaning.ask(query)
     return {key[0]: float(vector @ asked) for key, vector in found.items() if vector is not None}
 
 

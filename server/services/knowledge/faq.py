@@ -74,7 +74,7 @@ def _meanings(text: str, examples: list[str]) -> dict[str, float]:
             _EXAMPLES.clear()
         for example, vector in zip(missing, meaning.encode(missing), strict=True):
             found[example] = _EXAMPLES[example] = vector
-    asked = meaning.encode([text])[0]
+    asked = meaning.ask(text)
     return {example: float(vector @ asked) for example, vector in found.items() if vector is not None}
 
 

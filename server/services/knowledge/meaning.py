@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from server.base.knowledge_tables import KnowledgeVector
 from server.base.models import KnowledgeEntry, Mailbox
+from server.services.knowledge import adapter
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,19 @@ def encode(texts: Sequence[str]) -> np.ndarray:
         norms = np.linalg.norm(found, axis=1, keepdims=True)
         rows[present] = found / np.where(norms > 0, norms, 1.0)
     return rows
+
+
+def ask(text: str) -> np.ndarray:
+    """The unit vector of a question as someone asks it (a customer, a help-centre visitor): the
+    encoder's, moved by the meaning adapter (:mod:`server.services.knowledge.adapter`) toward how the
+    team writes the same question. Knowledge entries, articles and FAQ examples keep :func:`encode`'s."""
+    vector: np.ndarray = encode([text])[0]
+    matrix = adapter.in_use()
+    if matrix is None or not vector.any():
+        return vector
+    moved: np.ndarray = vector @ matrix
+    norm = float(np.linalg.norm(moved))
+    return moved / norm if norm > 0 else vector
 
 
 def to_bytes(vector: np.ndarray) -> bytes:

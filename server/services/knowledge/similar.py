@@ -195,7 +195,7 @@ def suggest(
     asked_script = meaning.script(wording)
     closest: dict[int, float] = {}
     if by_meaning:
-        asked = meaning.encode([wording])[0]
+        asked = meaning.ask(wording)
         shelf = meaning.shelf_of(session, ticket.mailbox_id)
         closest = shelf.nearest(asked, MEANING_CANDIDATES)
     found = _candidates(
