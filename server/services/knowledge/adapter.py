@@ -33,7 +33,7 @@ import numpy as np
 #: Where the shipped map lives (in the package: ``server.services.knowledge`` package data).
 FILE = Path(__file__).resolve().parent / "data" / "meaning_adapter.npy"
 #: The softmax's temperature, the pull back toward the encoder, the step and the number of steps.
-TEMPERATURE, SHRINK, STEP, STEPS = 0.05, 0.1, 0.5, 100
+TEMPERATURE, SHRINK, STEP, STEPS = 0.1, 0.1, 0.5, 100
 
 _lock = threading.Lock()
 _loaded: np.ndarray | None = None
