@@ -224,3 +224,22 @@ def test_the_adapter_learns_a_consistent_difference_and_refuses_bad_shapes():
         adapter.learn(asked[:10], entries[:9])
     with pytest.raises(ValueError):
         adapter.learn(np.zeros((0, 32)), np.zeros((0, 32)))
+
+
+def test_a_broken_adapter_file_leaves_questions_unmoved_and_says_so(tmp_path, monkeypatch, caplog):
+    """A damaged or foreign map (a deployment mistake) does not break search: the question keeps the
+    encoder's vector and the log names the file once."""
+    from server.services.knowledge import adapter
+
+    broken = tmp_path / "meaning_adapter.npy"
+    broken.write_bytes(b"\x93NUMPY not really")
+    monkeypatch.setattr(adapter, "FILE", broken)
+    monkeypatch.setattr(adapter, "_loaded", None)
+    monkeypatch.setattr(adapter, "_unusable", False)
+    with caplog.at_level("ERROR", logger="server.services.knowledge.adapter"):
+        assert np.allclose(meaning.ask(PLAN_ASKED), meaning.encode([PLAN_ASKED])[0])
+        meaning.ask(SLOW_ASKED)
+    assert [str(broken) in r.getMessage() for r in caplog.records] == [True]
+    adapter.save(np.eye(3, dtype=np.float32), broken)  # square, but not the encoder's size
+    monkeypatch.setattr(adapter, "_unusable", False)
+    assert np.allclose(meaning.ask(PLAN_ASKED), meaning.encode([PLAN_ASKED])[0])

@@ -126,7 +126,7 @@ def ask(text: str) -> np.ndarray:
     team writes the same question. Knowledge entries, articles and FAQ examples keep :func:`encode`'s."""
     vector: np.ndarray = encode([text])[0]
     matrix = adapter.in_use()
-    if matrix is None or not vector.any():
+    if matrix is None or matrix.shape[0] != DIMENSIONS or not vector.any():
         return vector
     moved: np.ndarray = vector @ matrix
     norm = float(np.linalg.norm(moved))
