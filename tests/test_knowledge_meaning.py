@@ -160,6 +160,8 @@ def test_any_text_encodes_to_a_unit_vector_or_zeros(texts):
     for text, vector in zip(texts, vectors, strict=True):
         norm = float(np.linalg.norm(vector))
         assert abs(norm - 1.0) < 1e-3 or (norm == 0.0 and not " ".join(text.split()))
+        asked = meaning.ask(text)  # through the adapter: still a unit vector, or zeros for nothing
+        assert np.isfinite(asked).all() and (abs(float(np.linalg.norm(asked)) - 1.0) < 1e-3 or norm == 0.0)
 
 
 def test_the_other_script_counts_for_less_and_words_never_lower_a_match():
