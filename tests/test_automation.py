@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers import MAILBOX, make_email
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from server.base.models import Event, Message, Outbox, Ticket
 
@@ -388,6 +388,45 @@ def test_the_customer_hears_once_per_solve_in_the_same_thread(desk, deliver, ses
     assert len(solved_mails) == 2
     assert all(m.thread_id == original["threadId"] and m.subject == "Re: Broken export" for m in solved_mails)
     assert solved_mails[0].parsed["Auto-Submitted"] == "auto-generated"
+
+
+def test_the_solved_notice_answers_the_customer_not_their_out_of_office_reply(desk, deliver, session):
+    """The customer's auto-reply to our acknowledgement is the thread's latest message; the notice of
+    the solve answers the customer's own message (their mail shows it under what they wrote), and
+    a thread with nothing but automatic mail still gets its headers."""
+    from server.base.models import TicketStatus
+    from server.gmail.send import deliver_due, thread_headers
+    from server.services import tickets
+    from server.services.automation import run_time_rules
+
+    deliver(make_email("Broken import", "XLSX import fails", sender="gus@example.org", message_id="<imp@x>"))
+    desk.cycle()  # acknowledgement
+    deliver(
+        make_email(
+            "Re: Broken import",
+            "I am away until Monday.",
+            sender="gus@example.org",
+            message_id="<ooo@x>",
+            in_reply_to="<imp@x>",
+            extra="Auto-Submitted: auto-replied",
+        )
+    )
+    desk.cycle()
+    ticket = session.scalar(select(Ticket))
+    auto = session.scalar(select(Message).where(Message.rfc822_message_id == "<ooo@x>"))
+    assert auto.is_auto and auto.ticket_id == ticket.id  # filed on the ticket, latest of the thread
+    assert thread_headers(session, ticket)["in_reply_to"] == "<imp@x>"
+
+    box, client = desk.mailboxes[MAILBOX], desk.clients[MAILBOX]
+    tickets.set_status(session, ticket, TicketStatus.SOLVED, at=datetime.now(UTC))
+    session.commit()
+    run_time_rules(session, box, now=datetime.now(UTC))
+    deliver_due(session, box.id, client)
+    notice = [m for m in desk.sent_by(MAILBOX) if "as solved" in m.parsed.get_payload(decode=True).decode()]
+    assert len(notice) == 1 and notice[0].parsed["In-Reply-To"] == "<imp@x>"
+
+    session.execute(update(Message).where(Message.ticket_id == ticket.id).values(is_auto=True))
+    assert thread_headers(session, ticket)["in_reply_to"] == "<ooo@x>"  # nothing else: the latest
 
 
 def test_each_customer_message_keeps_its_urgency_and_tone_and_a_negation_is_not_urgent(

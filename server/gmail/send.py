@@ -63,9 +63,11 @@ def reply_subject(subject: str) -> str:
 
 
 def thread_headers(session: Session, ticket: Ticket, *, answering: Message | None = None) -> dict[str, Any]:
-    """In-Reply-To, References and the Gmail thread of the latest message in the ticket's own thread;
-    of a ticket others were merged into, the thread of the customer's latest message. ``answering``:
-    the message a new ticket's acknowledgement answers, when the caller holds it (no query then)."""
+    """In-Reply-To, References and the Gmail thread of the latest message in the ticket's own thread
+    that a person wrote (an out-of-office reply or a bounce only when the thread has nothing else: a
+    solved notice should answer the customer, not their auto-reply); of a ticket others were merged
+    into, the thread of the customer's latest message. ``answering``: the message a new ticket's
+    acknowledgement answers, when the caller holds it (no query then)."""
     if ticket.merged_in:
         thread = Message.direction == "inbound"
     else:
@@ -77,7 +79,7 @@ def thread_headers(session: Session, ticket: Ticket, *, answering: Message | Non
         else session.scalar(
             select(Message)
             .where(Message.ticket_id == ticket.id, Message.rfc822_message_id.is_not(None), thread)
-            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .order_by(Message.is_auto, Message.sent_at.desc(), Message.id.desc())
             .limit(1)
         )
     )  # fmt: skip
