@@ -30,6 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 #: A throw-away server's restart, by its URL (while it runs).
 RESTARTS: dict[str, Callable[[], None]] = {}
+#: By URL, a throw-away server's stop and start, for an outage longer than a restart (tests only).
+OUTAGES: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
 
 
 def banner(text: str) -> None:
@@ -165,10 +167,16 @@ def throwaway_postgres(binaries: Path) -> Iterator[str]:
         # The soak (tests/soak.py) restarts the server it owns once, as an operator's restart would.
         RESTARTS[url] = lambda: pg(str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-o", options,
                                    "-w", "restart")  # fmt: skip
+        OUTAGES[url] = (
+            lambda: pg(str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"),
+            lambda: pg(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-o", options,
+                       "-w", "start"),
+        )  # fmt: skip
         try:
             yield url
         finally:
             RESTARTS.pop(url, None)
+            OUTAGES.pop(url, None)
     finally:
         if (data / "postmaster.pid").exists():
             subprocess.run(

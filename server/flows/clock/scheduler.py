@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
+from sqlalchemy.exc import DBAPIError
 
 from server.base.db import get_session
 from server.flows.clock.lease import acquire, release
@@ -103,12 +104,24 @@ def run_worker(app: Flask, *, stop: threading.Event | None = None, holder: str |
     renew_seconds = app.config.get("WORKER_RENEW_SECONDS", RENEW_SECONDS)
     scheduler: BackgroundScheduler | None = None
     announced_waiting = False
+    unreachable = False
     try:
         while not stop.is_set():
-            with app.app_context():
-                held = acquire(
-                    get_session(), holder, now=datetime.now(UTC), ttl=timedelta(seconds=lease_seconds)
-                )
+            try:
+                with app.app_context():
+                    held = acquire(
+                        get_session(), holder, now=datetime.now(UTC), ttl=timedelta(seconds=lease_seconds)
+                    )
+            except DBAPIError as exc:
+                # The database is away (restarted, failed over, unreachable): the lease cannot be
+                # renewed, so this worker may no longer hold it — its jobs stop until it holds it again.
+                if not unreachable:
+                    log.warning("worker_lease unreachable holder=%s problem=%r", holder, str(exc.orig)[:200])
+                unreachable, held = True, False
+            else:
+                if unreachable:
+                    log.info("worker_lease reachable again holder=%s", holder)
+                unreachable = False
             if held and scheduler is None:
                 log.info("worker_lease acquired holder=%s", holder)
                 print(f"worker {holder}: running the jobs", flush=True)  # noqa: T201 - the command's own output
@@ -132,8 +145,11 @@ def run_worker(app: Flask, *, stop: threading.Event | None = None, holder: str |
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)  # the running job finishes; nothing is left half-done
-        with app.app_context():
-            release(get_session(), holder, now=datetime.now(UTC))
+        try:
+            with app.app_context():
+                release(get_session(), holder, now=datetime.now(UTC))
+        except DBAPIError as exc:  # the lease runs out by itself; stopping must not wait for the database
+            log.warning("worker_lease not released holder=%s problem=%r", holder, str(exc.orig)[:200])
         if tasks is not None:
             stop.set()
             tasks.join()  # the task under way finishes first
