@@ -4,6 +4,7 @@ every email filed once, every acknowledgement sent once, no mailbox waiting past
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from collections import Counter
@@ -166,6 +167,27 @@ def _running_sync(session) -> str | None:
     )
 
 
+@contextlib.contextmanager
+def _own_postgres(tmp_path, gmail):
+    """A throw-away PostgreSQL of the test's own (it is stopped or restarted under a worker), set up
+    with one mailbox: its URL, the instance folder, the app and the mailbox's address."""
+    from matrix import postgres_binaries, throwaway_postgres
+
+    from server import create_app
+    from server.base.db import get_engine, get_session, init_db
+
+    binaries = postgres_binaries()
+    assert binaries is not None  # the PostgreSQL pass runs only where the binaries are
+    with throwaway_postgres(binaries) as url:
+        instance = str(tmp_path / "instance")
+        app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": instance})
+        with app.app_context():
+            init_db()
+            address = add_mailboxes(get_session(), gmail, 1)[0]
+            get_engine(app).dispose()
+        yield url, instance, app, address
+
+
 def _filed(session, message_id: str) -> bool:
     session.rollback()
     return (
@@ -249,19 +271,11 @@ def test_a_worker_goes_on_running_tasks_after_postgresql_restarts(tmp_path, gmai
     connection pool itself; a longer outage makes procrastinate's worker stop by itself (a failed
     heartbeat or LISTEN side task), and the task worker then starts again (server/flows/tasks.py)."""
     from helpers import make_email
-    from matrix import RESTARTS, postgres_binaries, throwaway_postgres
+    from matrix import RESTARTS
 
-    from server import create_app
-    from server.base.db import get_engine, get_session, init_db
+    from server.base.db import get_engine, get_session
 
-    binaries = postgres_binaries()
-    assert binaries is not None  # the PostgreSQL pass runs only where the binaries are
-    with throwaway_postgres(binaries) as url:
-        instance = str(tmp_path / "instance")
-        app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": instance})
-        with app.app_context():
-            init_db()
-            address = add_mailboxes(get_session(), gmail, 1)[0]
+    with _own_postgres(tmp_path, gmail) as (url, instance, app, address):
         fleet = Fleet(worker_env(url, instance, POLL_SECONDS=1))
         try:
             worker = fleet.start()
@@ -295,20 +309,11 @@ def test_a_worker_rides_out_a_database_outage_and_takes_its_jobs_up_again(tmp_pa
     import signal
 
     from helpers import Process, make_email
-    from matrix import OUTAGES, postgres_binaries, throwaway_postgres
+    from matrix import OUTAGES
 
-    from server import create_app
-    from server.base.db import get_engine, get_session, init_db
+    from server.base.db import get_engine, get_session
 
-    binaries = postgres_binaries()
-    assert binaries is not None  # the PostgreSQL pass runs only where the binaries are
-    with throwaway_postgres(binaries) as url:
-        instance = str(tmp_path / "instance")
-        app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": instance})
-        with app.app_context():
-            init_db()
-            address = add_mailboxes(get_session(), gmail, 1)[0]
-            get_engine(app).dispose()
+    with _own_postgres(tmp_path, gmail) as (url, instance, app, address):
         stop_database, start_database = OUTAGES[url]
         env = {
             "POSTDESK_DATABASE_URL": url,
