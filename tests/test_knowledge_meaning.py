@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pytest
 from addon_fixtures import solved_ticket
 from helpers import MAILBOX
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from server.base.db import get_engine
 from server.base.knowledge_tables import KnowledgeVector
 from server.base.models import KnowledgeEntry, Ticket, TicketStatus
-from server.services.knowledge import meaning, similar
+from server.services.knowledge import adapter, meaning, similar
 from server.services.knowledge.stemming import terms
 from server.services.tickets import set_status
 
@@ -188,8 +189,6 @@ def test_a_full_cache_of_example_vectors_is_emptied_without_losing_the_ones_in_u
 def test_the_adapter_moves_a_question_and_only_a_question():
     """A question goes through the learnt map (server.services.knowledge.adapter); left out, it is the
     encoder's own vector; an empty question stays zeros; entries keep the encoder's vector."""
-    from server.services.knowledge import adapter
-
     plain = meaning.encode([PLAN_ASKED])[0]
     moved = meaning.ask(PLAN_ASKED)
     assert abs(float(np.linalg.norm(moved)) - 1.0) < 1e-5
@@ -205,10 +204,6 @@ def test_the_adapter_moves_a_question_and_only_a_question():
 def test_the_adapter_learns_a_consistent_difference_and_refuses_bad_shapes():
     """On made-up pairs where every paraphrase is its entry turned by one fixed rotation plus noise,
     the learnt map ranks each pair's own entry first more often than the unmoved vectors do."""
-    import pytest
-
-    from server.services.knowledge import adapter
-
     rng = np.random.default_rng(7)
     entries = rng.normal(size=(120, 32))
     entries /= np.linalg.norm(entries, axis=1, keepdims=True)
@@ -231,8 +226,6 @@ def test_the_adapter_learns_a_consistent_difference_and_refuses_bad_shapes():
 def test_a_broken_adapter_file_leaves_questions_unmoved_and_says_so(tmp_path, monkeypatch, caplog):
     """A damaged or foreign map (a deployment mistake) does not break search: the question keeps the
     encoder's vector and the log names the file once."""
-    from server.services.knowledge import adapter
-
     broken = tmp_path / "meaning_adapter.npy"
     broken.write_bytes(b"\x93NUMPY not really")
     monkeypatch.setattr(adapter, "FILE", broken)

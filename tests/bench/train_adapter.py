@@ -1,8 +1,8 @@
 """``make adapter``: learn the meaning adapter again from the tuning paraphrase sets and write it.
 
 Only tests/fixtures/paraphrases/tuning_*.yaml is read (never the held-out sets). Each pair gives the
-customer's paraphrase and the team's entry as the knowledge index encodes it (the question, plus
-:data:`~server.services.knowledge.meaning.ANSWER_SHARE` of its answer). ``--check`` writes nothing and
+customer's paraphrase and the team's entry as the knowledge index encodes it
+(:func:`~server.services.knowledge.meaning.entry_vectors`). ``--check`` writes nothing and
 says whether the shipped file is what the tuning sets give (tests/test_paraphrase_sets.py runs it).
 """
 
@@ -31,10 +31,7 @@ def tuning_pairs() -> list[dict[str, str]]:
 
 def learnt() -> np.ndarray:
     pairs = tuning_pairs()
-    entries = meaning.encode([p["asked"] for p in pairs]) + meaning.ANSWER_SHARE * meaning.encode(
-        [p["answer"] for p in pairs]
-    )
-    entries /= np.maximum(np.linalg.norm(entries, axis=1, keepdims=True), 1e-9)
+    entries = meaning.entry_vectors([p["asked"] for p in pairs], [p["answer"] for p in pairs])
     return adapter.learn(meaning.encode([p["paraphrase"] for p in pairs]), entries)
 
 

@@ -39,12 +39,13 @@ def database_problem(app: Flask) -> CliError | None:
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
         return CliError(f"cannot use the database {where}: {reason}")
-    if found == head_revisions():
+    wanted = head_revisions()
+    if found == wanted:
         return None
     state = ", ".join(sorted(found)) or "no Postdesk tables"
     return CliError(
         f"the database {where} is not at this release's schema ({state}; wanted "
-        f"{', '.join(sorted(head_revisions()))}): run `postdesk init-db` first (it creates or upgrades it)"
+        f"{', '.join(sorted(wanted))}): run `postdesk init-db` first (it creates or upgrades it)"
     )
 
 

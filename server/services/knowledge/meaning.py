@@ -120,6 +120,15 @@ def encode(texts: Sequence[str]) -> np.ndarray:
     return rows
 
 
+def entry_vectors(questions: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+    """Unit vectors of knowledge entries: the question, and for :data:`ANSWER_SHARE` as much the team's
+    answer (it names the topic in the team's words; better on the tuning paraphrase sets than either
+    alone). The index and the adapter's learning (tests/bench/train_adapter.py) both use it."""
+    vectors = encode(questions) + ANSWER_SHARE * encode(answers)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    return vectors
+
+
 def ask(text: str) -> np.ndarray:
     """The unit vector of a question as someone asks it (a customer, a help-centre visitor): the
     encoder's, moved by the meaning adapter (:mod:`server.services.knowledge.adapter`) toward how the
@@ -190,10 +199,7 @@ def fill(session: Session, *, limit: int = BATCH) -> int:
     ).all()
     if not rows:
         return 0
-    # The question, and for half as much the team's answer (it names the topic in the team's words):
-    # better on the tuning paraphrase sets than either alone.
-    vectors = encode([row.question for row in rows]) + ANSWER_SHARE * encode([row.answer for row in rows])
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    vectors = entry_vectors([row.question for row in rows], [row.answer for row in rows])
     session.add_all(
         KnowledgeVector(entry_id=row.id, mailbox_id=row.mailbox_id, vector=to_bytes(vector))
         for row, vector in zip(rows, vectors, strict=True)
