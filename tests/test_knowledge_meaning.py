@@ -160,7 +160,7 @@ def test_any_text_encodes_to_a_unit_vector_or_zeros(texts):
     assert vectors.shape == (len(texts), meaning.DIMENSIONS) and np.isfinite(vectors).all()
     for text, vector in zip(texts, vectors, strict=True):
         norm = float(np.linalg.norm(vector))
-        assert abs(norm - 1.0) < 1e-3 or (norm == 0.0 and not " ".join(text.split()))
+        assert abs(norm - 1.0) < 1e-3 or (norm == 0.0 and not meaning.plain(text))
         asked = meaning.ask(text)  # through the adapter: still a unit vector, or zeros for nothing
         assert np.isfinite(asked).all() and (abs(float(np.linalg.norm(asked)) - 1.0) < 1e-3 or norm == 0.0)
 
@@ -226,7 +226,7 @@ def test_the_adapter_learns_a_consistent_difference_and_refuses_bad_shapes():
 def test_a_broken_adapter_file_leaves_questions_unmoved_and_says_so(tmp_path, monkeypatch, caplog):
     """A damaged or foreign map (a deployment mistake) does not break search: the question keeps the
     encoder's vector and the log names the file once."""
-    broken = tmp_path / "meaning_adapter.npy"
+    broken = tmp_path / "meaning_adapter.npz"
     broken.write_bytes(b"\x93NUMPY not really")
     monkeypatch.setattr(adapter, "FILE", broken)
     monkeypatch.setattr(adapter, "_loaded", None)
@@ -235,6 +235,39 @@ def test_a_broken_adapter_file_leaves_questions_unmoved_and_says_so(tmp_path, mo
         assert np.allclose(meaning.ask(PLAN_ASKED), meaning.encode([PLAN_ASKED])[0])
         meaning.ask(SLOW_ASKED)
     assert [str(broken) in r.getMessage() for r in caplog.records] == [True]
-    adapter.save(np.eye(3, dtype=np.float32), broken)  # square, but not the encoder's size
+    nothing = np.zeros((0, 3), dtype=np.float32)
+    adapter.save(adapter.Adapter(np.eye(3, dtype=np.float32), nothing, nothing), broken)  # not 512 wide
     monkeypatch.setattr(adapter, "_unusable", False)
     assert np.allclose(meaning.ask(PLAN_ASKED), meaning.encode([PLAN_ASKED])[0])
+    with np.load(broken) as saved:
+        assert sorted(saved.files) == ["asked", "map", "shift"]
+    with pytest.raises(ValueError):  # a memory that is not the map's width is refused, not used
+        adapter.Adapter(np.eye(3, dtype=np.float32), np.zeros((2, 4)), np.zeros((2, 4)))
+
+
+def test_the_adapters_memory_moves_a_question_only_near_what_it_remembers():
+    """A question near a remembered paraphrase moves by that pair's shift (toward its entry); one far
+    from every remembered paraphrase (below MEMORY_FLOOR) gets the map's move alone."""
+    rng = np.random.default_rng(3)
+    remembered = rng.normal(size=(4, 16))
+    remembered /= np.linalg.norm(remembered, axis=1, keepdims=True)
+    shift = np.zeros((4, 16))
+    shift[0, 5] = 1.0  # the first pair's entry lies along axis 5
+    learnt = adapter.Adapter(
+        np.eye(16, dtype=np.float32), remembered.astype(np.float32), shift.astype(np.float32)
+    )
+    near = remembered[0] + 0.05 * rng.normal(size=16)
+    near /= np.linalg.norm(near)
+    far = np.linalg.svd(remembered)[2][-1]  # orthogonal to every remembered paraphrase
+    assert float(learnt.move(near) @ np.eye(16)[5]) > float(near @ np.eye(16)[5]) + 0.1
+    assert np.allclose(learnt.move(far), far, atol=1e-5)
+    assert abs(float(np.linalg.norm(learnt.move(near))) - 1.0) < 1e-5
+    assert not learnt.move(np.zeros(16, dtype=np.float32)).any()
+
+
+def test_the_encoder_reads_plain_text():
+    """Case, ё and punctuation do not change what a text means to the encoder."""
+    assert meaning.plain("  Ёлка — «ЗЕЛЁНАЯ»?!  ") == "елка зеленая"
+    one, other = meaning.encode(["Как поменять тариф?", "как поменять тариф"])
+    assert np.allclose(one, other)
+    assert not meaning.encode(["?!…"]).any()
