@@ -153,6 +153,32 @@ def test_a_stored_vector_of_the_wrong_size_is_left_out_not_a_crash(helpdesk, ses
     assert similar.suggest(session, probe, question=SLOW_ASKED)[0].ticket_id == made[SLOW[0]].id
 
 
+def test_vectors_made_before_the_encoder_read_plain_text_are_written_again(helpdesk, session):
+    """Migration 0034: the stored vectors (made from the text as it was) are dropped, and the job
+    writes each again from plain text; search by words works meanwhile."""
+    from alembic import command
+
+    from server.base.migrations import alembic_config
+
+    box = helpdesk.connect(MAILBOX, ["anna@example.com"])
+    made = _file(session, box.id)
+    assert meaning.fill_all(session) == len(made)
+    session.commit()
+    engine = get_engine()
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0033")
+        command.upgrade(config, "head")
+    session.expire_all()
+    assert session.scalars(select(KnowledgeVector)).all() == []
+    probe = _probe(session, box.id)
+    assert similar.suggest(session, probe, question=PLAN[0])[0].ticket_id == made[PLAN[0]].id  # words
+    assert meaning.fill_all(session) == len(made)
+    meaning._shelves.clear()
+    assert similar.suggest(session, probe, question=PLAN_ASKED)[0].ticket_id == made[PLAN[0]].id
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.text(max_size=3_000), min_size=1, max_size=4))
 def test_any_text_encodes_to_a_unit_vector_or_zeros(texts):
