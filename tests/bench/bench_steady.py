@@ -249,6 +249,7 @@ def fastest_of(
         folder = work / f"round-{len(list(work.iterdir()))}"
         folder.mkdir()
         runs.append(run(database(round_), folder, args))
+        print(f"  round {round_ + 1}: {runs[-1]['own_ms']:.2f} ms own per message", flush=True)
         args.profile = None  # a profile is of the first run only
     return min(runs, key=lambda figures: figures["own_ms"])
 

@@ -15,9 +15,11 @@ question on one core, about 100 MB of memory once loaded (on first use, about a 
   only what is newer than it knows: one query on an index at most every :data:`FRESH_SECONDS` per
   mailbox (none between). The nearest by cosine are one matrix product; the suggestion's candidates
   query reads them with the words' candidates (no statement of its own).
+- Every text is read plain (:func:`plain`: lower case, no punctuation) before it is encoded.
 - A question someone asks (:func:`ask`) also passes through the meaning adapter
-  (:mod:`server.services.knowledge.adapter`), a linear map learnt from support paraphrases that moves
-  a customer's wording toward the team's; entries, articles and FAQ examples keep the encoder's vector.
+  (:mod:`server.services.knowledge.adapter`), a linear map and a memory learnt from support
+  paraphrases that move a customer's wording toward the team's; entries, articles and FAQ examples
+  keep the encoder's vector.
 - The mailbox setting ``semantic_search`` (default on) switches it; without the package it is off.
 
 The knowledge engine (:mod:`server.services.knowledge.similar`, FAQ matching, help-centre search)
