@@ -21,7 +21,7 @@ team's question and answer):
 Both apply to the question only (:func:`meaning.ask`): stored vectors stay the encoder's, and the cost
 is a 512 × 512 product and one over the memory's rows per question (about 0.05 ms).
 
-The shipped adapter (``data/meaning_adapter.npz``, float16, about 1.5 MB) was learnt from the tuning
+The shipped adapter (``data/meaning_adapter.npz``, float16, about 1.4 MB) was learnt from the tuning
 paraphrase sets only (tests/fixtures/paraphrases/tuning_*.yaml; ``make adapter`` learns it again, and a
 test checks that the shipped file is what they give). The held-out sets never reach it. The constants
 were chosen by cross-validation on the tuning sets (docs/help-centre.md).
